@@ -1,0 +1,12 @@
+// One init function per concept; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace tinyvit {
+namespace py = pybind11;
+
+void init_build_info(py::module_& m);
+void init_rng(py::module_& m);
+
+}  // namespace tinyvit

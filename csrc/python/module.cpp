@@ -1,0 +1,10 @@
+// The tinyvit._C extension module. Each concept binds itself in its own file.
+#include <pybind11/pybind11.h>
+
+#include "bindings.h"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "tinyvit compiled core";
+  tinyvit::init_build_info(m);
+  tinyvit::init_rng(m);
+}

@@ -1,0 +1,11 @@
+"""tinyvit: fast pretraining distillation (TinyViT, ECCV 2022).
+
+Data path: record (store) -> plan (seed -> augmentation parameters, C++) -> pixels
+-> uint8 batch -> device ops -> sparse soft cross-entropy.
+"""
+from ._ext import _C, build_info
+from .rng import PCG32, pcg32_u32
+
+__version__ = "0.1.0"
+
+__all__ = ["PCG32", "build_info", "pcg32_u32", "__version__"]
