@@ -98,11 +98,12 @@ def generated_config_dir(with_cuda):
 
 
 def extension():
-    with_cuda = want_cuda()
+    cuda_sources = sorted(glob.glob("csrc/ops/*.cu"))
+    with_cuda = bool(cuda_sources) and want_cuda()
     sources = sorted(glob.glob("csrc/python/*.cpp") + glob.glob("csrc/ops/*.cpp")
                      + glob.glob("csrc/core/*.cpp"))
     if with_cuda:
-        sources += sorted(glob.glob("csrc/ops/*.cu"))
+        sources += cuda_sources
     # -ffp-contract=off: the augmentation decoder must not be FMA-fused differently by
     # different compilers (see csrc/core/detmath.h).
     cxx = ["-O3", "-ffp-contract=off", "-fvisibility=hidden"]

@@ -10,6 +10,7 @@
 
 #ifdef TINYVIT_WITH_JPEG
 #include <cstddef>
+#include <csetjmp>
 #include <cstdio>
 #include <jpeglib.h>
 #endif
@@ -18,6 +19,32 @@
 #define TINYVIT_STR(x) TINYVIT_STR2(x)
 
 namespace tinyvit {
+
+#ifdef TINYVIT_WITH_JPEG
+namespace {
+// Creating a decompressor exercises the library actually loaded at run time:
+// jpeg_CreateDecompress rejects a library whose JPEG_LIB_VERSION differs from the headers.
+// Errors leave libjpeg (C code) by longjmp, never by a C++ exception.
+struct ProbeError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+};
+void jpeg_probe_error(j_common_ptr cinfo) {
+  std::longjmp(reinterpret_cast<ProbeError*>(cinfo->err)->jump, 1);
+}
+
+bool jpeg_runtime_ok() {
+  jpeg_decompress_struct cinfo;
+  ProbeError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_probe_error;
+  if (setjmp(err.jump)) return false;
+  jpeg_create_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+}  // namespace
+#endif
 
 void init_build_info(py::module_& m) {
   m.def("_build_info", []() {
@@ -33,7 +60,7 @@ void init_build_info(py::module_& m) {
                              std::to_string(TORCH_VERSION_MINOR) + "." +
                              std::to_string(TORCH_VERSION_PATCH);
 #ifdef TINYVIT_WITH_JPEG
-    info["jpeg"] = true;
+    info["jpeg"] = jpeg_runtime_ok();
     info["jpeg_lib_version"] = JPEG_LIB_VERSION;
 #ifdef LIBJPEG_TURBO_VERSION
     info["libjpeg_turbo"] = true;

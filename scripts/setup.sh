@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up of everything tinyvit needs, into ./.venv:
+#   system packages (libjpeg-turbo headers, Fashion-MNIST data, build tools),
+#   CUDA torch 2.13.0 + torchvision 0.28.0 + timm, pillow-simd, and tinyvit itself
+#   (compiled extension; CUDA kernels when nvcc is found).
+# Re-running only redoes what is missing. Environment:
+#   TINYVIT_VENV           venv path (default: ./.venv)
+#   TINYVIT_CUDA           auto|0|1, passed to setup.py (default auto)
+#   TORCH_CUDA_ARCH_LIST   archs to compile; default: the local GPU, or "9.0" when none
+#   TINYVIT_SKIP_APT=1     do not touch system packages
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${TINYVIT_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="torch==2.13.0"
+TORCHVISION_SPEC="torchvision==0.28.0"
+PILLOW_SIMD_SPEC="pillow-simd==12.1.1.post0"
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------
+APT_PKGS=(libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist binutils cmake g++)
+if [[ "${TINYVIT_SKIP_APT:-0}" != 1 ]] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${APT_PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    log "apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+# --- Python environment --------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+# Some machines pin a CPU-only torch wheel through a machine-wide pip find-links; that
+# wheel breaks torchvision (so timm). Ignore machine pip config for the torch install.
+pip_clean() { env PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= "$PY" -m pip "$@"; }
+
+if ! "$PY" - <<'PYEOF' 2>/dev/null
+import torch, torchvision
+assert torch.__version__.startswith("2.13.0") and torchvision.__version__.startswith("0.28.0")
+assert torch.version.cuda is not None
+PYEOF
+then
+  log "installing $TORCH_SPEC $TORCHVISION_SPEC (CUDA build; runs on CPU too)"
+  pip_clean install -q --upgrade pip
+  pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC"
+fi
+log "installing timm and build/test dependencies"
+pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" timm numpy ninja pybind11 setuptools wheel \
+  pytest tqdm matplotlib scikit-image
+
+# pillow-simd replaces pillow's PIL; it must come after torchvision (which pulls pillow).
+if ! "$PY" -c "import PIL; assert 'post' in PIL.__version__" 2>/dev/null; then
+  log "building $PILLOW_SIMD_SPEC from source (AVX2)"
+  pip_clean uninstall -y -q pillow pillow-simd >/dev/null 2>&1 || true
+  CC="${CC:-cc} -mavx2" pip_clean install -q --no-binary pillow-simd "$PILLOW_SIMD_SPEC"
+fi
+
+# --- tinyvit ---------------------------------------------------------------------------
+if [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]] && ! command -v nvidia-smi >/dev/null; then
+  export TORCH_CUDA_ARCH_LIST="9.0"  # no GPU to detect: compile one arch (a compile check)
+fi
+if [[ -z "${CUDA_HOME:-}" ]] && ! command -v nvcc >/dev/null; then
+  for d in /usr/local/cuda /usr/local/cuda-13.0 /usr/local/cuda-12; do
+    [[ -x "$d/bin/nvcc" ]] && export CUDA_HOME="$d" && break
+  done
+fi
+export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+log "building tinyvit (TINYVIT_CUDA=${TINYVIT_CUDA:-auto}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-auto})"
+(cd "$ROOT" && "$PY" -m pip install -q --no-build-isolation --no-deps -e .)
+"$PY" -c "import tinyvit, json; print(json.dumps(tinyvit.build_info()))"
