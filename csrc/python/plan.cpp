@@ -453,6 +453,12 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
         "The epoch's pairing permutation at the given positions: pairs are positions (2k, 2k+1).");
 
   m.attr("PLAN_FORMAT_VERSION") = kPlanFormatVersion;
+  py::dict streams;
+  streams["plan"] = kStreamPlan;
+  streams["erase_noise"] = kStreamEraseNoise;
+  streams["pairing"] = kStreamPairing;
+  streams["seeds"] = kStreamSeeds;
+  m.attr("PCG32_STREAMS") = streams;
   py::list ops;
   for (int i = 0; i < static_cast<int>(RaOp::Count); ++i) ops.append(ra_op_name(static_cast<RaOp>(i)));
   m.attr("RA_OPS") = py::tuple(ops);
