@@ -103,32 +103,41 @@ def mix(x: torch.Tensor, params: Dict[str, np.ndarray],
     area-corrected value), for mixing targets with ``mix_targets``.
     """
     n, _, h, w = x.shape
-    mode = _as_tensor(params["mix"]).to(torch.int64)
-    if mode.numel() != n:
-        raise ValueError(f"params describe {mode.numel()} samples but the batch has {n}")
-    partner = _as_tensor(partner).to(device=x.device, dtype=torch.int64)
-    if partner.shape != (n,) or (n and (partner.min() < 0 or partner.max() >= n)):
-        raise ValueError(f"partner must be {n} positions in [0, {n}), got {partner.tolist()}")
-    lam = _as_tensor(params["lam"]).to(device=x.device, dtype=x.dtype)
-    mode = mode.to(x.device)
-    if not bool((mode != 0).any()):
-        return x, torch.ones(n, dtype=x.dtype, device=x.device)
-    src = x[partner]  # gathers a copy: the partners' pre-mix images
-    is_mixup = mode == 1
-    if bool(is_mixup.any()):
-        lam4 = lam.view(n, 1, 1, 1)
-        mixed = x * lam4 + src * (1 - lam4)  # two rounded products and a rounded sum
-        x.copy_(torch.where(is_mixup.view(n, 1, 1, 1), mixed, x))
-    is_cut = mode == 2
-    if bool(is_cut.any()):
-        box = _as_tensor(params["cut_box"]).to(device=x.device, dtype=torch.int64)
-        ys = torch.arange(h, device=x.device).view(1, h, 1)
-        xs = torch.arange(w, device=x.device).view(1, 1, w)
-        inside = ((ys >= box[:, 1].view(n, 1, 1)) & (ys < box[:, 3].view(n, 1, 1))
-                  & (xs >= box[:, 0].view(n, 1, 1)) & (xs < box[:, 2].view(n, 1, 1)))
-        inside = (inside & is_cut.view(n, 1, 1)).unsqueeze(1)
-        x.copy_(torch.where(inside, src, x))
-    eff = torch.where(mode != 0, lam, torch.ones_like(lam))
+    mode = np.asarray(params["mix"]).astype(np.int64).reshape(-1)
+    if mode.size != n:
+        raise ValueError(f"params describe {mode.size} samples but the batch has {n}")
+    part = np.asarray(partner.cpu() if isinstance(partner, torch.Tensor) else partner,
+                      dtype=np.int64).reshape(-1)
+    if part.shape != (n,) or (n and (part.min() < 0 or part.max() >= n)):
+        raise ValueError(f"partner must be {n} positions in [0, {n}), got {part.tolist()}")
+    lam_np = np.asarray(params["lam"], dtype=np.float32).reshape(-1)
+    eff = torch.from_numpy(np.where(mode != 0, lam_np, np.float32(1))).to(
+        device=x.device, dtype=x.dtype)
+    rows_m = np.nonzero(mode == 1)[0]
+    rows_c = np.nonzero(mode == 2)[0]
+    if rows_m.size == 0 and rows_c.size == 0:
+        return x, eff
+    dev = x.device
+
+    def index(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+    # gather every partner image BEFORE writing anything: partners mix from pre-mix images
+    src_m = x[index(part[rows_m])] if rows_m.size else None
+    src_c = x[index(part[rows_c])] if rows_c.size else None
+    if rows_m.size:
+        im = index(rows_m)
+        lam4 = eff[im].view(-1, 1, 1, 1)
+        x[im] = x[im] * lam4 + src_m * (1 - lam4)  # two rounded products and a rounded sum
+    if rows_c.size:
+        ic = index(rows_c)
+        box = index(np.asarray(params["cut_box"], dtype=np.int64).reshape(n, 4)[rows_c])
+        k = rows_c.size
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        inside = ((ys >= box[:, 1].view(k, 1, 1)) & (ys < box[:, 3].view(k, 1, 1))
+                  & (xs >= box[:, 0].view(k, 1, 1)) & (xs < box[:, 2].view(k, 1, 1)))
+        x[ic] = torch.where(inside.unsqueeze(1), src_c, x[ic])
     return x, eff
 
 
