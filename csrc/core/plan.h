@@ -2,9 +2,11 @@
 // its 4-byte seed by make_plan() (plan.cpp). Applying a plan draws nothing, so the
 // student replays exactly the pixels the teacher saw.
 //
-// Pipeline order (as timm's ImageNet train transform, then timm's batch Mixup):
-//   RandomResizedCrop -> horizontal flip -> [colour jitter] -> RandAugment  (uint8, C++/PIL)
+// Pipeline order (as timm's create_transform(is_training=True), then timm's Mixup 'elem'):
+//   RandomResizedCrop -> horizontal flip -> RandAugment -> [colour jitter]  (uint8, C++/PIL)
 //   -> normalize -> RandomErasing -> Mixup/CutMix with the pair partner      (torch device ops)
+// (timm appends ColorJitter after RandAugment in its secondary transforms, so we do too.)
+// make_plan draws in exactly this order; the full draw list is documented in plan.cpp.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +47,8 @@ struct AugConfig {
   double ra_magnitude = 9.0, ra_mstd = 0.5, ra_mmax = 10.0, ra_prob = 0.5;
   Interp ra_interpolation = Interp::Random;  // resample filter for geometric RA ops
   uint8_t fill[3] = {124, 116, 104};         // fill for geometric RA ops (timm's img_mean)
-  // Colour jitter factors (0 disables one); applied before RandAugment when enabled.
+  // Colour jitter ranges as torchvision's ColorJitter(b, c, s, h) (0 disables one); applied
+  // after RandAugment (timm's order).
   double cj_brightness = 0, cj_contrast = 0, cj_saturation = 0, cj_hue = 0;
   // RandomErasing on the normalized tensor.
   double re_prob = 0.0;
@@ -56,10 +59,19 @@ struct AugConfig {
   double mixup_alpha = 0.0, cutmix_alpha = 0.0, mix_prob = 1.0, switch_prob = 0.5;
 };
 
+// One RandAugment op that applies, with its argument resolved exactly as timm's level
+// functions do (sign already drawn):
+//   Rotate: degrees (counter-clockwise, PIL's Image.rotate convention), |arg| = m/10*30
+//   ShearX/ShearY: shear factor of PIL's affine (1, arg, 0, 0, 1, 0) / (1, 0, 0, arg, 1, 0)
+//   TranslateXRel/TranslateYRel: OUTPUT pixels, = +-m/10*0.45 * out_w (resp. out_h), as
+//     timm's translate_x_rel(pct * img.size[0]); not rounded (PIL affine takes a float)
+//   Posterize*: bits to keep (0..4; >= 8 would be identity), Solarize*: threshold (0..256),
+//   SolarizeAdd: value added below threshold 128, Color/Contrast/Brightness/Sharpness*:
+//   enhance factor (1 = identity). AutoContrast/Equalize/Invert: arg 0 (unused).
 struct RaStep {
   RaOp op;
-  float arg;       // resolved argument: degrees, shear factor, pixels, bits, threshold, add, factor
-  Interp resample; // for geometric ops (Rotate, Shear*, Translate*)
+  float arg;
+  Interp resample; // Bilinear/Bicubic/Nearest for geometric ops; Nearest (unused) otherwise
 };
 
 struct EraseBox {
@@ -90,7 +102,19 @@ constexpr uint64_t kStreamPairing = 0x7469'6e79'7669'7403ULL;     // mix partner
 constexpr uint64_t kStreamSeeds = 0x7469'6e79'7669'7404ULL;       // per-(sample, epoch) seed generation
 
 // Decode one seed into a plan for a source of (src_w, src_h) pixels. Throws
-// std::invalid_argument on a non-positive source size.
+// std::invalid_argument on a non-positive source size or an invalid config.
 Plan make_plan(uint32_t seed, int src_w, int src_h, const AugConfig& cfg);
+
+// Throws std::invalid_argument naming the field when cfg is out of range.
+void validate_config(const AugConfig& cfg);
+
+// timm's op names ("AutoContrast", ..., "TranslateYRel", "PosterizeIncreasing", ...).
+const char* ra_op_name(RaOp op);
+bool ra_op_from_name(const std::string& name, RaOp* op);  // false when unknown
+const char* interp_name(Interp i);  // "nearest", "bilinear", "bicubic", "random"
+inline bool ra_op_is_geometric(RaOp op) {
+  return op == RaOp::Rotate || op == RaOp::ShearX || op == RaOp::ShearY ||
+         op == RaOp::TranslateXRel || op == RaOp::TranslateYRel;
+}
 
 }  // namespace tinyvit
