@@ -177,6 +177,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     N = args.records or (40_000 if args.quick else 200_000)
+    N = max(B, N // B * B)  # whole batches
     repeats = args.repeats or (3 if args.quick else 5)
     tmp = tempfile.mkdtemp(dir=args.dir)
     results = {"machine": machine(), "C": C, "B": B, "N": N, "repeats": repeats, "rows": [],

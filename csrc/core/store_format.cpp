@@ -103,6 +103,36 @@ const CompactTable& compact_table() {
   return table;
 }
 
+// For the vectorised compact decoder: for each byte value, (position - rank) of its set bits,
+// padded to 8 lanes, and their count.
+struct BitPosTable {
+  alignas(32) int32_t pos[256][8];
+  uint8_t count[256];
+  BitPosTable() {
+    for (int b = 0; b < 256; ++b) {
+      int n = 0;
+      for (int i = 0; i < 8; ++i) pos[b][i] = 0;
+      for (int i = 0; i < 8; ++i)
+        if (b & (1 << i)) {
+          pos[b][n] = i - n;  // position minus rank within the byte
+          ++n;
+        }
+      count[b] = static_cast<uint8_t>(n);
+    }
+  }
+};
+const BitPosTable& bit_pos_table() {
+  static const BitPosTable table;
+  return table;
+}
+
+// Per-thread scratch for decoded compact levels (K + 8 ints; grows once).
+int32_t* level_scratch(size_t n) {
+  thread_local std::vector<int32_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
 }  // namespace
 
 // ---- fp16 (portable; RNE like F16C) --------------------------------------------------
