@@ -131,9 +131,10 @@ def fidelity(tmp, n, K, quick):
     g = torch.Generator().manual_seed(123)
     chunks = []
     # Synthetic teachers: logits ~ N(0, sigma^2) over C classes plus one boosted class
-    # (confident / medium / flat teachers) -- top-1 probabilities span ~0.05 .. 0.99.
-    for sigma, boost in ((2.0, 10.0), (2.5, 6.0), (3.0, 2.0), (1.5, 12.0)):
-        m = n // 4
+    # (flat / medium / confident / very confident teachers; per-kind stats in the JSON).
+    kinds = ((2.0, 10.0), (2.5, 6.0), (3.0, 2.0), (1.5, 12.0), (1.0, 16.0))
+    for sigma, boost in kinds:
+        m = n // len(kinds)
         logits = torch.randn(m, C, generator=g) * sigma
         logits[torch.arange(m), torch.randint(0, C, (m,), generator=g)] += boost
         v, i = logits.softmax(-1).topk(K)
@@ -154,6 +155,20 @@ def fidelity(tmp, n, K, quick):
         kl = eq2_kl(i, a, b, C)
         out[name] = {"mean": float(kl.mean()), "p99": float(kl.quantile(0.99)),
                      "max": float(kl.max())}
+    kl = eq2_kl(i, dec["fp16"], dec["compact"], C)
+    kl16 = eq2_kl(i, v, dec["fp16"], C)
+    klc = eq2_kl(i, v, dec["compact"], C)
+    m = n // len(kinds)
+    out["per_teacher"] = [
+        {"sigma": sg, "boost": bo, "top1_prob_mean": float(v[j * m:(j + 1) * m, 0].mean()),
+         "topk_mass_mean": float(v[j * m:(j + 1) * m].sum(1).mean()),
+         "kl_fp16_vs_compact_mean": float(kl[j * m:(j + 1) * m].mean()),
+         "kl_fp16_vs_compact_max": float(kl[j * m:(j + 1) * m].max()),
+         "kl_fp32_vs_fp16_mean": float(kl16[j * m:(j + 1) * m].mean()),
+         "kl_fp32_vs_fp16_max": float(kl16[j * m:(j + 1) * m].max()),
+         "kl_fp32_vs_compact_mean": float(klc[j * m:(j + 1) * m].mean()),
+         "kl_fp32_vs_compact_max": float(klc[j * m:(j + 1) * m].max())}
+        for j, (sg, bo) in enumerate(kinds)]
     rel = (dec["compact"].double() / v.double())[v >= 4.2e-7]
     out["compact_rel_error_max"] = float((rel - 1).abs().max())
     out["compact_abs_error_max"] = float((dec["compact"] - v).abs().max())
