@@ -337,6 +337,9 @@ def test_errors_files_and_records(small):
     os.unlink(small / "epoch_00001.bin")
     with pytest.raises(st.EpochMissingError, match="epoch_00001.bin"):
         LogitStore.open(small).missing(1)
+    os.mkdir(small / "epoch_00001.bin")  # not a regular file: an OS-level failure
+    with pytest.raises(st.StoreIOError, match="epoch_00001.bin"):
+        LogitStore.open(small).missing(1)
 
 
 def test_errors_write(small):
