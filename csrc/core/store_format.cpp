@@ -352,6 +352,45 @@ size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64
 
 // ---- encode ----------------------------------------------------------------------------
 namespace {
+// Duplicate-class detection. For C up to 2^22 a stamp array (stamp[c] == current mark when c
+// was seen in the current record; never cleared) costs O(K) per record; beyond that the array
+// would be too large to allocate per call, so the K indices are sorted instead.
+constexpr uint32_t kStampMaxClasses = 1u << 22;
+class DupFinder {
+ public:
+  DupFinder(uint32_t num_classes, size_t K)
+      : use_stamp_(num_classes <= kStampMaxClasses),
+        stamp_(use_stamp_ ? num_classes : 0, 0) {
+    if (!use_stamp_) sorted_.reserve(K);
+  }
+  // Returns a repeated class of ix[0..K) or -1. Indices must already be in [0, C).
+  int64_t find(const int64_t* ix, size_t K) {
+    if (use_stamp_) {
+      if (++mark_ == 0) {  // wrap-around after 2^32 records
+        std::fill(stamp_.begin(), stamp_.end(), 0);
+        mark_ = 1;
+      }
+      for (size_t k = 0; k < K; ++k) {
+        uint32_t& st = stamp_[static_cast<size_t>(ix[k])];
+        if (st == mark_) return ix[k];
+        st = mark_;
+      }
+      return -1;
+    }
+    sorted_.assign(ix, ix + K);
+    std::sort(sorted_.begin(), sorted_.end());
+    for (size_t k = 1; k < K; ++k)
+      if (sorted_[k] == sorted_[k - 1]) return sorted_[k];
+    return -1;
+  }
+
+ private:
+  bool use_stamp_;
+  std::vector<uint32_t> stamp_;
+  std::vector<int64_t> sorted_;
+  uint32_t mark_ = 0;
+};
+
 BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
   BatchStatus st;
   st.kind = static_cast<int>(kind);
@@ -366,9 +405,7 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
                          uint8_t* out) {
   const size_t K = L.topk, R = L.record_size, w = static_cast<size_t>(L.index_type);
   const Kernels& kern = ::tinyvit::store::K();
-  // Duplicate detection without clearing: stamp[c] == record number + 1 when class c was seen
-  // in the current record.
-  std::vector<uint32_t> stamp(L.num_classes, 0);
+  DupFinder dups(L.num_classes, K);
   std::vector<std::pair<float, int64_t>> pairs(K);
   std::vector<float> sorted_p(K);
   std::vector<int> levels(K);
@@ -380,7 +417,6 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
                   "seed " + std::to_string(seed) + " outside [0, 2^32)");
     const int64_t* ix = indices + b * K;
     const float* pr = probs + b * K;
-    const uint32_t mark = static_cast<uint32_t>(b + 1);
     double sum = 0.0;
     bool sorted = true;
     for (size_t k = 0; k < K; ++k) {
@@ -389,10 +425,6 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
         return fail(ErrorKind::kShapeMismatch, b,
                     "topk_indices value " + std::to_string(c) + " outside [0, num_classes=" +
                         std::to_string(L.num_classes) + ") (C mismatch)");
-      if (stamp[static_cast<size_t>(c)] == mark)
-        return fail(ErrorKind::kInvalidRecord, b,
-                    "topk_indices value " + std::to_string(c) + " repeated");
-      stamp[static_cast<size_t>(c)] = mark;
       const float p = pr[k];
       if (!(p >= 0.0f && p <= 1.0f))
         return fail(ErrorKind::kInvalidRecord, b,
@@ -400,6 +432,10 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
       sum += p;
       if (k && p > pr[k - 1]) sorted = false;
     }
+    const int64_t dup = dups.find(ix, K);
+    if (dup >= 0)
+      return fail(ErrorKind::kInvalidRecord, b,
+                  "topk_indices value " + std::to_string(dup) + " repeated");
     if (sum > 1.0 + kSumTolerance)
       return fail(ErrorKind::kInvalidRecord, b,
                   "topk_probs sum " + std::to_string(sum) + " > 1 + " +
@@ -470,8 +506,7 @@ void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t 
   const size_t K = L.topk, R = L.record_size;
   std::vector<int64_t> idx(K);
   std::vector<float> prob(K);
-  std::vector<uint32_t> stamp(L.num_classes, 0);
-  uint32_t mark = 0;
+  DupFinder dups(L.num_classes, K);
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t s = first + i;
     const uint8_t* rec = base + s * R;
@@ -504,16 +539,10 @@ void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t 
       note(detail ? detail : "corrupt record");
       continue;
     }
-    bool dup = false, range = false;
+    const bool dup = dups.find(idx.data(), K) >= 0;
+    bool range = false;
     double sum = 0.0;
-    if (++mark == 0) {  // stamp wrap-around (after 2^32 records): reset
-      std::fill(stamp.begin(), stamp.end(), 0);
-      mark = 1;
-    }
     for (size_t k = 0; k < K; ++k) {
-      uint32_t& st = stamp[static_cast<size_t>(idx[k])];
-      if (st == mark) dup = true;
-      st = mark;
       if (!(prob[k] >= 0.0f && prob[k] <= 1.0f)) range = true;
       sum += prob[k];
     }

@@ -198,6 +198,16 @@ void test_encode_rejects() {
         static_cast<int>(ErrorKind::kInvalidRecord));
   CHECK(encode_batch(L, 0, &s, 1, &seed, idx_ok, p_nan, out.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
+  // Huge C takes the sort-based duplicate check (no C-sized stamp array).
+  const Layout H = make_layout(ValueEncoding::kFp16, 2, 5000000, 1);
+  std::vector<uint8_t> hout(H.record_size);
+  int64_t hdup[2] = {4999999, 4999999}, hok[2] = {4999999, 7};
+  CHECK(encode_batch(H, 0, &s, 1, &seed, hdup, p_ok, hout.data()).kind ==
+        static_cast<int>(ErrorKind::kInvalidRecord));
+  CHECK(encode_batch(H, 0, &s, 1, &seed, hok, p_ok, hout.data()).ok());
+  AuditCounts hc;
+  audit_range(H, hout.data(), 0, 0, 1, &hc);
+  CHECK(hc.ok == 1 && hc.duplicate_index == 0);
   int64_t bad_seed = int64_t{1} << 32;
   CHECK(encode_batch(L, 0, &s, 1, &bad_seed, idx_ok, p_ok, out.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
