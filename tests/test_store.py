@@ -429,6 +429,8 @@ def test_cli(small, tmp_path, capsys):
     assert code == 0 and "all records verified" in out
     code, out = cli("inspect", small, capsys=capsys)
     assert code == 0 and "complete" in out
+    code, out = cli("inspect", small, "--epoch", "1", "--records", "0", capsys=capsys)
+    assert code == 0 and "100.00%" in out and "\n    0 " not in out
     # A corrupted record: nonzero exit, the sample named.
     f0 = small / "epoch_00001.bin"
     data = bytearray(f0.read_bytes())

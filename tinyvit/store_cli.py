@@ -94,7 +94,7 @@ def cmd_inspect(args) -> int:
     print(f"size         {_human(store.nbytes)} logical, {_human(store.disk_usage())} on disk")
     print("epoch  complete        missing  state")
     sample_epoch = None
-    for e in range(store.epochs):
+    for e in (args.epoch if args.epoch else range(store.epochs)):
         try:
             miss, first = _scan_missing(store, e, args.chunk, not args.no_progress)
         except (EpochMissingError, FileSizeError, StoreError) as ex:
@@ -187,11 +187,13 @@ def add_store_parsers(subparsers) -> None:
         help="show a logit store's manifest, size, per-epoch completeness and a few records",
         description="Show the manifest of a logit store (N, C, K, encodings, fingerprints), its "
                     "logical and on-disk size, how complete every epoch is (a record counts "
-                    "when its checksum verifies), and a few decoded records.",
+                    "when its checksum verifies: this reads every record of the epochs shown, "
+                    "limit them with --epoch), and a few decoded records.",
         epilog=_EXIT_HELP,
     )
     p.add_argument("store", help="store directory (holding manifest.json)")
     p.add_argument("--records", type=int, default=3, help="decoded records to show (default 3)")
+    p.add_argument("--epoch", type=int, action="append", help="only this epoch (repeatable)")
     p.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_inspect)
