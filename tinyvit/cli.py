@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show how the compiled core was built (CUDA, archs, libjpeg)")
     p.set_defaults(func=_cmd_info)
 
+    from .store_cli import add_store_parsers
+
+    add_store_parsers(sub)
+
     p = sub.add_parser(
         "demo",
         help="run the main job end to end on the embedded default data",
