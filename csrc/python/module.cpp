@@ -7,4 +7,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "tinyvit compiled core";
   tinyvit::init_build_info(m);
   tinyvit::init_rng(m);
+  tinyvit::init_plan(m);
 }

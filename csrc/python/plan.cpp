@@ -1,0 +1,461 @@
+// Python bindings for the augmentation plan (core/plan.h) and pairing/seeds
+// (core/pairing.h). Thin: conversion and argument checks only.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../core/pairing.h"
+#include "../core/plan.h"
+#include "args.h"
+#include "bindings.h"
+
+namespace tinyvit {
+
+namespace {
+
+constexpr uint64_t kMaxSeed = UINT32_MAX;
+constexpr uint64_t kMaxSide = INT32_MAX;
+
+Interp interp_from(const std::string& s, const char* field) {
+  if (s == "nearest") return Interp::Nearest;
+  if (s == "bilinear") return Interp::Bilinear;
+  if (s == "bicubic") return Interp::Bicubic;
+  if (s == "random") return Interp::Random;
+  throw py::value_error(std::string(field) +
+                        " must be 'nearest', 'bilinear', 'bicubic' or 'random', got '" + s + "'");
+}
+
+EraseMode erase_mode_from(const std::string& s) {
+  if (s == "const") return EraseMode::Const;
+  if (s == "rand") return EraseMode::Rand;
+  if (s == "pixel") return EraseMode::Pixel;
+  throw py::value_error("re_mode must be 'const', 'rand' or 'pixel', got '" + s + "'");
+}
+
+const char* erase_mode_name(EraseMode m) {
+  switch (m) {
+    case EraseMode::Const: return "const";
+    case EraseMode::Rand: return "rand";
+    case EraseMode::Pixel: return "pixel";
+  }
+  return "?";
+}
+
+const char* mix_name(MixMode m) {
+  switch (m) {
+    case MixMode::None: return "none";
+    case MixMode::Mixup: return "mixup";
+    case MixMode::CutMix: return "cutmix";
+  }
+  return "?";
+}
+
+const std::vector<std::string>& config_keys() {
+  static const std::vector<std::string> keys = {
+      "out_h", "out_w", "interpolation", "scale_min", "scale_max", "ratio_min", "ratio_max",
+      "hflip", "ra_enabled", "ra_ops", "ra_num_ops", "ra_magnitude", "ra_mstd", "ra_mmax",
+      "ra_prob", "ra_interpolation", "fill", "cj_brightness", "cj_contrast", "cj_saturation",
+      "cj_hue", "re_prob", "re_mode", "re_min_count", "re_max_count", "re_min_area",
+      "re_max_area", "re_min_aspect", "mixup_alpha", "cutmix_alpha", "mix_prob", "switch_prob"};
+  return keys;
+}
+
+py::dict config_to_dict(const AugConfig& c) {
+  py::dict d;
+  d["out_h"] = c.out_h;
+  d["out_w"] = c.out_w;
+  d["interpolation"] = interp_name(c.interpolation);
+  d["scale_min"] = c.scale_min;
+  d["scale_max"] = c.scale_max;
+  d["ratio_min"] = c.ratio_min;
+  d["ratio_max"] = c.ratio_max;
+  d["hflip"] = c.hflip;
+  d["ra_enabled"] = c.ra_enabled;
+  py::list ops;
+  for (RaOp op : c.ra_ops) ops.append(ra_op_name(op));
+  d["ra_ops"] = ops;
+  d["ra_num_ops"] = c.ra_num_ops;
+  d["ra_magnitude"] = c.ra_magnitude;
+  d["ra_mstd"] = c.ra_mstd;
+  d["ra_mmax"] = c.ra_mmax;
+  d["ra_prob"] = c.ra_prob;
+  d["ra_interpolation"] = interp_name(c.ra_interpolation);
+  d["fill"] = py::make_tuple(int(c.fill[0]), int(c.fill[1]), int(c.fill[2]));
+  d["cj_brightness"] = c.cj_brightness;
+  d["cj_contrast"] = c.cj_contrast;
+  d["cj_saturation"] = c.cj_saturation;
+  d["cj_hue"] = c.cj_hue;
+  d["re_prob"] = c.re_prob;
+  d["re_mode"] = erase_mode_name(c.re_mode);
+  d["re_min_count"] = c.re_min_count;
+  d["re_max_count"] = c.re_max_count;
+  d["re_min_area"] = c.re_min_area;
+  d["re_max_area"] = c.re_max_area;
+  d["re_min_aspect"] = c.re_min_aspect;
+  d["mixup_alpha"] = c.mixup_alpha;
+  d["cutmix_alpha"] = c.cutmix_alpha;
+  d["mix_prob"] = c.mix_prob;
+  d["switch_prob"] = c.switch_prob;
+  return d;
+}
+
+// The C++ AugConfig from the flat dict built by tinyvit.AugConfig._cpp_fields(): every key
+// required, no unknown key (a typo must not silently fall back to a default).
+AugConfig config_from_dict(const py::dict& d) {
+  for (auto item : d) {
+    const auto key = py::cast<std::string>(item.first);
+    bool known = false;
+    for (const auto& k : config_keys()) known = known || k == key;
+    if (!known) throw py::key_error("unknown AugConfig field: " + key);
+  }
+  auto get = [&](const char* key) -> py::object {
+    if (!d.contains(key)) throw py::key_error(std::string("AugConfig field missing: ") + key);
+    return d[key];
+  };
+  auto dbl = [&](const char* key) { return py::cast<double>(get(key)); };
+  auto integer = [&](const char* key) { return py::cast<int>(get(key)); };
+  AugConfig c;
+  c.out_h = integer("out_h");
+  c.out_w = integer("out_w");
+  c.interpolation = interp_from(py::cast<std::string>(get("interpolation")), "interpolation");
+  c.scale_min = dbl("scale_min");
+  c.scale_max = dbl("scale_max");
+  c.ratio_min = dbl("ratio_min");
+  c.ratio_max = dbl("ratio_max");
+  c.hflip = dbl("hflip");
+  c.ra_enabled = py::cast<bool>(get("ra_enabled"));
+  c.ra_ops.clear();
+  for (const auto& name : py::cast<std::vector<std::string>>(get("ra_ops"))) {
+    RaOp op;
+    if (!ra_op_from_name(name, &op)) throw py::value_error("unknown RandAugment op '" + name + "'");
+    c.ra_ops.push_back(op);
+  }
+  c.ra_num_ops = integer("ra_num_ops");
+  c.ra_magnitude = dbl("ra_magnitude");
+  c.ra_mstd = dbl("ra_mstd");
+  c.ra_mmax = dbl("ra_mmax");
+  c.ra_prob = dbl("ra_prob");
+  c.ra_interpolation =
+      interp_from(py::cast<std::string>(get("ra_interpolation")), "ra_interpolation");
+  const auto fill = py::cast<std::vector<int>>(get("fill"));
+  if (fill.size() != 3) throw py::value_error("fill must have 3 values");
+  for (int k = 0; k < 3; ++k) {
+    if (fill[k] < 0 || fill[k] > 255) throw py::value_error("fill values must be in [0, 255]");
+    c.fill[k] = static_cast<uint8_t>(fill[k]);
+  }
+  c.cj_brightness = dbl("cj_brightness");
+  c.cj_contrast = dbl("cj_contrast");
+  c.cj_saturation = dbl("cj_saturation");
+  c.cj_hue = dbl("cj_hue");
+  c.re_prob = dbl("re_prob");
+  c.re_mode = erase_mode_from(py::cast<std::string>(get("re_mode")));
+  c.re_min_count = integer("re_min_count");
+  c.re_max_count = integer("re_max_count");
+  c.re_min_area = dbl("re_min_area");
+  c.re_max_area = dbl("re_max_area");
+  c.re_min_aspect = dbl("re_min_aspect");
+  c.mixup_alpha = dbl("mixup_alpha");
+  c.cutmix_alpha = dbl("cutmix_alpha");
+  c.mix_prob = dbl("mix_prob");
+  c.switch_prob = dbl("switch_prob");
+  try {
+    validate_config(c);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+  return c;
+}
+
+std::pair<int, int> checked_size(py::handle size) {
+  const Py_ssize_t len = PySequence_Check(size.ptr()) ? PySequence_Size(size.ptr()) : -1;
+  if (len != 2) {
+    PyErr_Clear();
+    throw py::type_error("size must be a (width, height) pair");
+  }
+  auto seq = py::reinterpret_borrow<py::sequence>(size);
+  const auto w = static_cast<int>(checked_u64(seq[0], "width", 1, kMaxSide));
+  const auto h = static_cast<int>(checked_u64(seq[1], "height", 1, kMaxSide));
+  return {w, h};
+}
+
+py::dict plan_to_dict(const Plan& p) {
+  py::dict d;
+  d["src_size"] = py::make_tuple(p.src_w, p.src_h);
+  d["crop"] = py::make_tuple(p.crop_x, p.crop_y, p.crop_w, p.crop_h);
+  d["interpolation"] = interp_name(p.resize);
+  d["flip"] = p.flip;
+  if (p.jitter) {
+    static const char* const kJitterNames[4] = {"brightness", "contrast", "saturation", "hue"};
+    py::dict j;
+    for (int k = 0; k < 4; ++k) j[kJitterNames[k]] = p.jitter_factors[k];
+    py::list order;
+    for (int k = 0; k < 4; ++k) order.append(kJitterNames[p.jitter_order[k]]);
+    j["order"] = order;
+    d["jitter"] = j;
+  } else {
+    d["jitter"] = py::none();
+  }
+  py::list ra;
+  for (const RaStep& s : p.ra) {
+    py::dict step;
+    step["op"] = ra_op_name(s.op);
+    step["arg"] = s.arg;
+    step["resample"] = ra_op_is_geometric(s.op) ? py::object(py::str(interp_name(s.resample)))
+                                                : py::object(py::none());
+    ra.append(step);
+  }
+  d["ra"] = ra;
+  py::list erase;
+  for (const EraseBox& b : p.erase) {
+    py::dict box;
+    box["x"] = b.x;
+    box["y"] = b.y;
+    box["w"] = b.w;
+    box["h"] = b.h;
+    box["noise_seed"] = b.noise_seed;
+    erase.append(box);
+  }
+  d["erase"] = erase;
+  d["mix"] = mix_name(p.mix);
+  d["lam"] = p.lam;
+  d["cut_box"] = p.mix == MixMode::CutMix
+                     ? py::object(py::make_tuple(p.cut_x0, p.cut_y0, p.cut_x1, p.cut_y1))
+                     : py::object(py::none());
+  return d;
+}
+
+// seeds/indices from Python: any integer array-like, range-checked here (numpy's
+// forcecast would wrap negatives silently).
+std::vector<uint64_t> checked_u64_array(py::handle obj, const char* name, uint64_t max_value) {
+  py::array arr = py::array::ensure(obj);
+  if (!arr) throw py::type_error(std::string(name) + " must be an integer array");
+  if (arr.ndim() != 1) throw py::value_error(std::string(name) + " must be 1-D");
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(std::string(name) + " must hold integers, got dtype " +
+                         std::string(py::str(arr.dtype())));
+  std::vector<uint64_t> out(static_cast<size_t>(arr.size()));
+  if (kind == 'i') {
+    auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+    for (size_t i = 0; i < out.size(); ++i) {
+      const int64_t v = a.data()[i];
+      if (v < 0)
+        throw py::value_error(std::string(name) + "[" + std::to_string(i) + "] must be >= 0, got " +
+                              std::to_string(v));
+      out[i] = static_cast<uint64_t>(v);
+    }
+  } else {
+    auto a = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+    std::copy(a.data(), a.data() + out.size(), out.begin());
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] > max_value)
+      raise_overflow(std::string(name) + "[" + std::to_string(i) + "] must be <= " +
+                     std::to_string(max_value) + ", got " + std::to_string(out[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+void init_plan(py::module_& m) {
+  py::class_<AugConfig>(m, "AugConfig", R"doc(
+The C++ augmentation config (csrc/core/plan.h). Build it with tinyvit.AugConfig(...)._cpp();
+constructing it here from a dict requires every field (see to_dict()) and validates ranges.
+C++ bindings take it as `const tinyvit::AugConfig&`.
+)doc")
+      .def(py::init([](const py::dict& d) { return config_from_dict(d); }), py::arg("fields"))
+      .def("to_dict", &config_to_dict, "All fields as a dict (enum values as names).")
+      .def(py::pickle([](const AugConfig& c) { return config_to_dict(c); },
+                      [](const py::dict& d) { return config_from_dict(d); }))
+      .def("__repr__", [](const AugConfig& c) {
+        return "_C.AugConfig(" + std::string(py::repr(config_to_dict(c))) + ")";
+      });
+
+  m.def(
+      "make_plan",
+      [](py::handle seed, py::handle size, const AugConfig& cfg) {
+        const auto s = static_cast<uint32_t>(checked_u64(seed, "seed", 0, kMaxSeed));
+        const auto wh = checked_size(size);
+        Plan p;
+        try {
+          p = make_plan(s, wh.first, wh.second, cfg);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+        return plan_to_dict(p);
+      },
+      py::arg("seed"), py::arg("size"), py::arg("cfg"),
+      "Decode seed into the augmentation plan for a source of size (width, height), as a dict.");
+
+  m.def(
+      "plan_device_params",
+      [](py::handle seeds_obj, py::handle widths_obj, py::handle heights_obj,
+         const AugConfig& cfg) {
+        const auto seeds = checked_u64_array(seeds_obj, "seeds", kMaxSeed);
+        const auto widths = checked_u64_array(widths_obj, "widths", kMaxSide);
+        const auto heights = checked_u64_array(heights_obj, "heights", kMaxSide);
+        const size_t n = seeds.size();
+        if (widths.size() != n || heights.size() != n)
+          throw py::value_error("seeds, widths and heights must have the same length");
+        std::vector<Plan> plans(n);
+        {
+          py::gil_scoped_release release;
+          for (size_t i = 0; i < n; ++i) {
+            try {
+              plans[i] = make_plan(static_cast<uint32_t>(seeds[i]), static_cast<int>(widths[i]),
+                                   static_cast<int>(heights[i]), cfg);
+            } catch (const std::invalid_argument& e) {
+              py::gil_scoped_acquire acquire;
+              throw py::value_error("sample " + std::to_string(i) + ": " + e.what());
+            }
+          }
+        }
+        size_t max_boxes = 0;
+        for (const auto& p : plans) max_boxes = std::max(max_boxes, p.erase.size());
+        py::array_t<int32_t> erase_boxes({n, max_boxes, size_t{4}});
+        py::array_t<int64_t> erase_seeds({n, max_boxes});
+        py::array_t<int32_t> erase_count(n);
+        py::array_t<int8_t> mix(n);
+        py::array_t<float> lam(n);
+        py::array_t<int32_t> cut_box({n, size_t{4}});
+        auto eb = erase_boxes.mutable_unchecked<3>();
+        auto es = erase_seeds.mutable_unchecked<2>();
+        auto ec = erase_count.mutable_unchecked<1>();
+        auto mx = mix.mutable_unchecked<1>();
+        auto lm = lam.mutable_unchecked<1>();
+        auto cb = cut_box.mutable_unchecked<2>();
+        for (size_t i = 0; i < n; ++i) {
+          const Plan& p = plans[i];
+          ec(i) = static_cast<int32_t>(p.erase.size());
+          for (size_t b = 0; b < max_boxes; ++b) {
+            const bool has = b < p.erase.size();
+            eb(i, b, 0) = has ? p.erase[b].x : 0;
+            eb(i, b, 1) = has ? p.erase[b].y : 0;
+            eb(i, b, 2) = has ? p.erase[b].w : 0;
+            eb(i, b, 3) = has ? p.erase[b].h : 0;
+            es(i, b) = has ? p.erase[b].noise_seed : 0;
+          }
+          mx(i) = static_cast<int8_t>(p.mix);
+          lm(i) = p.lam;
+          cb(i, 0) = p.cut_x0;
+          cb(i, 1) = p.cut_y0;
+          cb(i, 2) = p.cut_x1;
+          cb(i, 3) = p.cut_y1;
+        }
+        py::dict d;
+        d["erase_boxes"] = erase_boxes;
+        d["erase_seeds"] = erase_seeds;
+        d["erase_count"] = erase_count;
+        d["mix"] = mix;
+        d["lam"] = lam;
+        d["cut_box"] = cut_box;
+        return d;
+      },
+      py::arg("seeds"), py::arg("widths"), py::arg("heights"), py::arg("cfg"),
+      "The device-op part (erase boxes, mix mode, lam, cut box) of many plans, packed as numpy "
+      "arrays: erase_boxes (N, B, 4) [x, y, w, h], erase_seeds (N, B), erase_count (N,), mix "
+      "(N,) 0 none / 1 mixup / 2 cutmix, lam (N,), cut_box (N, 4) [x0, y0, x1, y1].");
+
+  m.def(
+      "erase_noise",
+      [](py::handle seed, py::handle n) {
+        const auto s = static_cast<uint32_t>(checked_u64(seed, "seed", 0, kMaxSeed));
+        const auto count = static_cast<py::ssize_t>(checked_u64(n, "n", 0, uint64_t{1} << 32));
+        py::array_t<float> out(count);
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          erase_noise(s, dst, static_cast<size_t>(count));
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("n"),
+      "n standard normals (float32) of an erase box, from PCG32(seed, kStreamEraseNoise).");
+
+  m.def(
+      "erase_noise_batch",
+      [](py::handle seeds_obj, py::handle counts_obj) {
+        const auto seeds = checked_u64_array(seeds_obj, "seeds", kMaxSeed);
+        const auto counts = checked_u64_array(counts_obj, "counts", uint64_t{1} << 32);
+        if (seeds.size() != counts.size())
+          throw py::value_error("seeds and counts must have the same length");
+        uint64_t total = 0;
+        for (auto c : counts) total += c;
+        py::array_t<float> out(static_cast<py::ssize_t>(total));
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          for (size_t i = 0; i < seeds.size(); ++i) {
+            erase_noise(static_cast<uint32_t>(seeds[i]), dst, counts[i]);
+            dst += counts[i];
+          }
+        }
+        return out;
+      },
+      py::arg("seeds"), py::arg("counts"),
+      "Concatenated erase_noise(seeds[i], counts[i]) for all i (one float32 array).");
+
+  m.def(
+      "sample_seeds",
+      [](py::handle base_seed, py::handle epoch, py::handle indices_obj) {
+        const auto b = static_cast<uint32_t>(checked_u64(base_seed, "base_seed", 0, kMaxSeed));
+        const auto e = static_cast<uint32_t>(checked_u64(epoch, "epoch", 0, kMaxSeed));
+        const auto idx = checked_u64_array(indices_obj, "indices", UINT64_MAX);
+        py::array_t<uint32_t> out(static_cast<py::ssize_t>(idx.size()));
+        {
+          py::gil_scoped_release release;
+          sample_seed_batch(idx.data(), out.mutable_data(), idx.size(), b, e);
+        }
+        return out;
+      },
+      py::arg("base_seed"), py::arg("epoch"), py::arg("indices"),
+      "Per-sample augmentation seeds (uint32) of dataset indices in an epoch.");
+
+  auto pairing_call = [](bool partner) {
+    return [partner](py::handle epoch, py::handle values_obj, py::handle n_obj,
+                     py::handle base_seed) {
+      const auto e = static_cast<uint32_t>(checked_u64(epoch, "epoch", 0, kMaxSeed));
+      const auto n = checked_u64(n_obj, "num_samples", 1, uint64_t{1} << 62);
+      const auto b = static_cast<uint32_t>(checked_u64(base_seed, "base_seed", 0, kMaxSeed));
+      const char* what = partner ? "indices" : "positions";
+      const auto v = checked_u64_array(values_obj, what, UINT64_MAX);
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i] >= n)
+          throw py::index_error(std::string(what) + "[" + std::to_string(i) + "] = " +
+                                std::to_string(v[i]) + " is out of range for num_samples " +
+                                std::to_string(n));
+      }
+      py::array_t<int64_t> out(static_cast<py::ssize_t>(v.size()));
+      std::vector<uint64_t> tmp(v.size());
+      {
+        py::gil_scoped_release release;
+        if (partner) {
+          mix_partner_batch(v.data(), tmp.data(), v.size(), n, b, e);
+        } else {
+          pair_perm_batch(v.data(), tmp.data(), v.size(), n, b, e);
+        }
+      }
+      std::copy(tmp.begin(), tmp.end(), out.mutable_data());
+      return out;
+    };
+  };
+  m.def("mix_partners", pairing_call(true), py::arg("epoch"), py::arg("indices"),
+        py::arg("num_samples"), py::arg("base_seed"),
+        "Mix partner (int64) of each dataset index in the epoch's pairing.");
+  m.def("pair_permutation", pairing_call(false), py::arg("epoch"), py::arg("positions"),
+        py::arg("num_samples"), py::arg("base_seed"),
+        "The epoch's pairing permutation at the given positions: pairs are positions (2k, 2k+1).");
+
+  m.attr("PLAN_FORMAT_VERSION") = kPlanFormatVersion;
+  py::list ops;
+  for (int i = 0; i < static_cast<int>(RaOp::Count); ++i) ops.append(ra_op_name(static_cast<RaOp>(i)));
+  m.attr("RA_OPS") = py::tuple(ops);
+}
+
+}  // namespace tinyvit
