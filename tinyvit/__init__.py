@@ -7,6 +7,7 @@ from ._ext import _C, build_info
 from .rng import PCG32, pcg32_u32
 from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
+from .replay import ImageDecodeError, replay, replay_batch
 from .pairing import PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
 
 __version__ = "0.1.0"
@@ -15,3 +16,4 @@ __all__ = ["PCG32", "build_info", "pcg32_u32", "__version__"]
 __all__ += ["AugConfig", "PLAN_FORMAT_VERSION", "parse_rand_augment", "make_plan", "pack_plans",
             "plan_device_params", "PairedSampler", "mix_partner", "mix_partners",
             "pair_permutation", "sample_seed", "sample_seeds"]
+__all__ += ["ImageDecodeError", "replay", "replay_batch"]

@@ -52,10 +52,20 @@ inline uint8_t blend1(int deg, int v, float alpha) {
   return static_cast<uint8_t>(t);
 }
 
-// Blend with a per-sample degenerate image.
+// Blend with a per-sample degenerate image (branch on alpha hoisted out of the loop).
 void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate, float alpha) {
-  for (size_t i = 0; i < img.data.size(); ++i)
-    img.data[i] = blend1(degenerate[i], img.data[i], alpha);
+  uint8_t* p = img.data.data();
+  const uint8_t* d = degenerate.data();
+  const size_t n = img.data.size();
+  if (alpha >= 0.0f && alpha <= 1.0f) {
+    for (size_t i = 0; i < n; ++i)
+      p[i] = static_cast<uint8_t>(static_cast<float>(d[i]) + alpha * static_cast<float>(p[i] - d[i]));
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      const float t = static_cast<float>(d[i]) + alpha * static_cast<float>(p[i] - d[i]);
+      p[i] = t <= 0.0f ? 0 : (t >= 255.0f ? 255 : static_cast<uint8_t>(t));
+    }
+  }
 }
 
 // Blend with a constant degenerate value: a LUT.
@@ -66,75 +76,12 @@ void blend_const(ImageU8& img, int deg, float alpha) {
 }
 
 inline int coord(double v) { return v < 0.0 ? -1 : static_cast<int>(v); }
-inline int floor_int(double v) { return static_cast<int>(std::floor(v)); }
-
-// Pillow's ImagingTransformAffine/GenericTransform sampling (fill test on the sample
-// point, edge pixels clamped for the filter taps).
-struct Sampler {
-  const ImageU8& in;
-  int xclip(int x) const { return x < 0 ? 0 : (x < in.w ? x : in.w - 1); }
-  int yclip(int y) const { return y < 0 ? 0 : (y < in.h ? y : in.h - 1); }
-  const uint8_t* px(int x, int y) const { return in.row(y) + 3 * x; }
-
-  bool nearest(double xin, double yin, uint8_t* out) const {
-    const int x = coord(xin), y = coord(yin);
-    if (x < 0 || x >= in.w || y < 0 || y >= in.h) return false;
-    std::memcpy(out, px(x, y), 3);
-    return true;
-  }
-
-  bool bilinear(double xin, double yin, uint8_t* out) const {
-    if (xin < 0.0 || xin >= in.w || yin < 0.0 || yin >= in.h) return false;
-    xin -= 0.5;
-    yin -= 0.5;
-    const int x = floor_int(xin), y = floor_int(yin);
-    const double dx = xin - x, dy = yin - y;
-    const int x0 = xclip(x), x1 = xclip(x + 1);
-    for (int b = 0; b < 3; ++b) {
-      const uint8_t* r0 = in.row(yclip(y));
-      double v1 = r0[3 * x0 + b] + (r0[3 * x1 + b] - r0[3 * x0 + b]) * dx;
-      double v2 = v1;
-      if (y + 1 >= 0 && y + 1 < in.h) {
-        const uint8_t* r1 = in.row(y + 1);
-        v2 = r1[3 * x0 + b] + (r1[3 * x1 + b] - r1[3 * x0 + b]) * dx;
-      }
-      v1 = v1 + (v2 - v1) * dy;
-      out[b] = static_cast<uint8_t>(v1);
-    }
-    return true;
-  }
-
-  static double cubic(double v1, double v2, double v3, double v4, double d) {
-    const double p1 = v2, p2 = -v1 + v3, p3 = 2 * (v1 - v2) + v3 - v4, p4 = -v1 + v2 - v3 + v4;
-    return p1 + d * (p2 + d * (p3 + d * p4));
-  }
-
-  bool bicubic(double xin, double yin, uint8_t* out) const {
-    if (xin < 0.0 || xin >= in.w || yin < 0.0 || yin >= in.h) return false;
-    xin -= 0.5;
-    yin -= 0.5;
-    int x = floor_int(xin), y = floor_int(yin);
-    const double dx = xin - x, dy = yin - y;
-    --x;
-    --y;
-    const int xs[4] = {xclip(x), xclip(x + 1), xclip(x + 2), xclip(x + 3)};
-    for (int b = 0; b < 3; ++b) {
-      double v[4];
-      for (int j = 0; j < 4; ++j) {
-        const int yy = y + j;
-        if (j > 0 && !(yy >= 0 && yy < in.h)) {
-          v[j] = v[j - 1];
-          continue;
-        }
-        const uint8_t* r = in.row(j == 0 ? yclip(yy) : yy);
-        v[j] = cubic(r[3 * xs[0] + b], r[3 * xs[1] + b], r[3 * xs[2] + b], r[3 * xs[3] + b], dx);
-      }
-      const double t = cubic(v[0], v[1], v[2], v[3], dy);
-      out[b] = t <= 0.0 ? 0 : (t >= 255.0 ? 255 : static_cast<uint8_t>(t));
-    }
-    return true;
-  }
-};
+// floor without a libm call (std::floor is not inlined without SSE4.1); exact for
+// the |v| < 2^31 coordinates used here.
+inline int floor_int(double v) {
+  const int i = static_cast<int>(v);
+  return v < i ? i - 1 : i;
+}
 
 // Python's round(v, 15), which PIL applies to the rotation matrix (so cos 90 is 0).
 inline double round15(double v) { return std::nearbyint(v * 1e15) / 1e15; }
@@ -324,47 +271,118 @@ void ra_contrast(ImageU8& img, float factor) {
 void ra_brightness(ImageU8& img, float factor) { blend_const(img, 0, factor); }
 
 void ra_sharpness(ImageU8& img, float factor) {
-  // ImageFilter.SMOOTH: 3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, borders copied.
+  // ImageFilter.SMOOTH: 3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded, borders copied.
+  // Integer sum then round(s / 13) = (2 s + 13) / 26: equal to Pillow's float kernel
+  // with +0.5 rounding, since s / 13 is never within float error of a .5 tie.
   std::vector<uint8_t> deg(img.data);
-  const float k_side = 1.0f / 13.0f, k_mid = 5.0f / 13.0f;
-  const int W = img.w;
+  const int W = img.w, rowlen = 3 * W;
   for (int y = 1; y + 1 < img.h; ++y) {
     const uint8_t* a = img.row(y - 1);
     const uint8_t* m = img.row(y);
     const uint8_t* b = img.row(y + 1);
-    uint8_t* o = deg.data() + static_cast<size_t>(y) * W * 3;
-    for (int x = 1; x + 1 < W; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const int i = 3 * x + c;
-        float s = 0.5f;  // rounds on conversion
-        s += (b[i - 3] * k_side + b[i] * k_side + b[i + 3] * k_side);
-        s += (m[i - 3] * k_side + m[i] * k_mid + m[i + 3] * k_side);
-        s += (a[i - 3] * k_side + a[i] * k_side + a[i + 3] * k_side);
-        o[i] = s <= 0.0f ? 0 : (s >= 255.0f ? 255 : static_cast<uint8_t>(s));
-      }
+    uint8_t* o = deg.data() + static_cast<size_t>(y) * rowlen;
+    for (int i = 3; i < rowlen - 3; ++i) {
+      const int s = a[i - 3] + a[i] + a[i + 3] + m[i - 3] + 5 * m[i] + m[i + 3] + b[i - 3] + b[i] +
+                    b[i + 3];
+      o[i] = static_cast<uint8_t>((2 * s + 13) / 26);
+    }
   }
   blend_with(img, deg, factor);
 }
 
-void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
-  ImageU8 out(img.h, img.w);
-  const Sampler s{img};
-  for (int y = 0; y < img.h; ++y) {
+namespace {
+
+// Inverse-mapped warp, one template instance per filter so the inner loop has no
+// per-pixel dispatch. The geometry is Pillow's (sample point = matrix * pixel centre,
+// fill when the sample point is outside [0, w) x [0, h), taps clamped to the edge).
+// Bilinear/bicubic use Q14 fixed-point weights (integer arithmetic: fast and identical
+// everywhere), so values can differ from Pillow's double evaluation by one level.
+template <Interp F>
+void warp_impl(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t fill[3]) {
+  const int W = in.w, H = in.h;
+  for (int y = 0; y < H; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
-    for (int x = 0; x < img.w; ++x) {
+    for (int x = 0; x < W; ++x, o += 3) {
       const double X = x + 0.5;
       const double xin = a[0] * X + a[1] * Y + a[2];
       const double yin = a[3] * X + a[4] * Y + a[5];
-      bool ok;
-      switch (resample) {
-        case Interp::Nearest: ok = s.nearest(xin, yin, o + 3 * x); break;
-        case Interp::Bilinear: ok = s.bilinear(xin, yin, o + 3 * x); break;
-        case Interp::Bicubic: ok = s.bicubic(xin, yin, o + 3 * x); break;
-        default: throw std::invalid_argument("affine_warp: resample must be resolved");
+      if (F == Interp::Nearest) {
+        const int xi = coord(xin), yi = coord(yin);
+        if (xi < 0 || xi >= W || yi < 0 || yi >= H) {
+          o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        } else {
+          const uint8_t* p = in.row(yi) + 3 * xi;
+          o[0] = p[0]; o[1] = p[1]; o[2] = p[2];
+        }
+        continue;
       }
-      if (!ok) std::memcpy(o + 3 * x, fill, 3);
+      if (xin < 0.0 || xin >= W || yin < 0.0 || yin >= H) {
+        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        continue;
+      }
+      const double xs = xin - 0.5, ys = yin - 0.5;
+      const int x0 = floor_int(xs), y0 = floor_int(ys);
+      const double dx = xs - x0, dy = ys - y0;
+      // Weights in Q14 fixed point, shared by the channels; rows summed in int32, the
+      // column in int64; truncated like Pillow's (UINT8) cast, clamped for bicubic.
+      if (F == Interp::Bilinear) {
+        const int32_t wx1 = static_cast<int32_t>(dx * 16384.0 + 0.5), wx0 = 16384 - wx1;
+        const int64_t wy1 = static_cast<int64_t>(dy * 16384.0 + 0.5), wy0 = 16384 - wy1;
+        const int xa = 3 * (x0 < 0 ? 0 : x0), xb = 3 * (x0 + 1 >= W ? W - 1 : x0 + 1);
+        const uint8_t* r0 = in.row(y0 < 0 ? 0 : y0);
+        const uint8_t* r1 = in.row(y0 + 1 >= H ? H - 1 : y0 + 1);
+        for (int b = 0; b < 3; ++b) {
+          const int32_t v1 = r0[xa + b] * wx0 + r0[xb + b] * wx1;
+          const int32_t v2 = r1[xa + b] * wx0 + r1[xb + b] * wx1;
+          o[b] = static_cast<uint8_t>((v1 * wy0 + v2 * wy1) >> 28);
+        }
+        continue;
+      }
+      // Bicubic with Pillow's transform kernel (cubic convolution, a = -1).
+      int32_t wx[4];
+      int64_t wy[4];
+      {
+        const double d = dx, d2 = d * d, d3 = d2 * d;
+        const double fx[4] = {-d + 2 * d2 - d3, 1 - 2 * d2 + d3, d + d2 - d3, d3 - d2};
+        const double e = dy, e2 = e * e, e3 = e2 * e;
+        const double fy[4] = {-e + 2 * e2 - e3, 1 - 2 * e2 + e3, e + e2 - e3, e3 - e2};
+        for (int k = 0; k < 4; ++k) {
+          const double vx = fx[k] * 16384.0, vy = fy[k] * 16384.0;
+          wx[k] = static_cast<int32_t>(vx < 0 ? vx - 0.5 : vx + 0.5);
+          wy[k] = static_cast<int64_t>(vy < 0 ? vy - 0.5 : vy + 0.5);
+        }
+      }
+      int xs4[4];
+      const uint8_t* rows[4];
+      for (int k = 0; k < 4; ++k) {
+        const int xx = x0 - 1 + k, yy = y0 - 1 + k;
+        xs4[k] = 3 * (xx < 0 ? 0 : (xx >= W ? W - 1 : xx));
+        rows[k] = in.row(yy < 0 ? 0 : (yy >= H ? H - 1 : yy));
+      }
+      for (int b = 0; b < 3; ++b) {
+        int64_t acc = 0;
+        for (int j = 0; j < 4; ++j) {
+          const uint8_t* r = rows[j] + b;
+          const int32_t v = r[xs4[0]] * wx[0] + r[xs4[1]] * wx[1] + r[xs4[2]] * wx[2] + r[xs4[3]] * wx[3];
+          acc += v * wy[j];
+        }
+        const int64_t t = acc >> 28;  // floor; negatives clamp to 0 below
+        o[b] = static_cast<uint8_t>(t < 0 ? 0 : (t > 255 ? 255 : t));
+      }
     }
+  }
+}
+
+}  // namespace
+
+void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
+  ImageU8 out(img.h, img.w);
+  switch (resample) {
+    case Interp::Nearest: warp_impl<Interp::Nearest>(img, out, a, fill); break;
+    case Interp::Bilinear: warp_impl<Interp::Bilinear>(img, out, a, fill); break;
+    case Interp::Bicubic: warp_impl<Interp::Bicubic>(img, out, a, fill); break;
+    default: throw std::invalid_argument("affine_warp: resample must be resolved");
   }
   img = std::move(out);
 }

@@ -79,9 +79,50 @@ inline uint8_t clip_fixed(int32_t acc) {
 }
 
 // Horizontal pass over rows [row0, row1) of src into dst (row1 - row0 rows, out_w wide).
+// Taps are padded to exactly K per output pixel (zero weights, start shifted inside the
+// row) so the inner loop has a compile-time trip count and unrolls; sums are unchanged.
+template <int K>
+void pass_horizontal_k(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                       const std::vector<int32_t>& w, int out_w, ImageU8& dst) {
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* wk = &w[static_cast<size_t>(x) * K];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
+      int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+      for (int k = 0; k < K; ++k) {
+        r += p[3 * k] * wk[k];
+        g += p[3 * k + 1] * wk[k];
+        b += p[3 * k + 2] * wk[k];
+      }
+      out[3 * x] = clip_fixed(r);
+      out[3 * x + 1] = clip_fixed(g);
+      out[3 * x + 2] = clip_fixed(b);
+    }
+  }
+}
+
 void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, int out_w,
                      ImageU8& dst) {
   dst.reset(row1 - row0, out_w);
+  int K = 1;
+  for (int n : c.count) K = std::max(K, n);
+  K = std::min(K <= 4 ? 4 : (K <= 6 ? 6 : (K <= 8 ? 8 : K)), std::max(src.w, 1));
+  if (K == 4 || K == 6 || K == 8) {
+    std::vector<int> start(out_w);
+    std::vector<int32_t> w(static_cast<size_t>(out_w) * K, 0);
+    for (int x = 0; x < out_w; ++x) {
+      int s = c.start[x];
+      if (s + K > src.w) s = src.w - K;  // shift left; leading taps get weight 0
+      start[x] = s;
+      for (int k = 0; k < c.count[x]; ++k)
+        w[static_cast<size_t>(x) * K + (c.start[x] - s) + k] = c.w[static_cast<size_t>(x) * c.ksize + k];
+    }
+    if (K == 4) return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
+    if (K == 6) return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
+    return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+  }
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
     uint8_t* out = dst.row(y - row0);
