@@ -211,7 +211,7 @@ void ra_equalize(ImageU8& img) {
         last = hist[c][i];
         ++nonzero;
       }
-    const uint64_t step = nonzero <= 1 ? 0 : (total - last) / 256;
+    const uint64_t step = nonzero <= 1 ? 0 : (total - last) / 255;  // as ImageOps.equalize
     if (step == 0) {
       for (int i = 0; i < 256; ++i) lut[c][i] = static_cast<uint8_t>(i);
       continue;
