@@ -95,9 +95,30 @@ class _TinyvitPil:
         return torch.from_numpy(tinyvit.replay(path, i, self.cfg, path="pil"))
 
 
+def _patch_timm_posterize():
+    """timm's PosterizeIncreasing yields bits = 0 at magnitude 10, which Pillow >= 11's
+    ImageOps.posterize rejects (ValueError); give it the old all-bits-cleared meaning."""
+    from PIL import ImageOps
+    from timm.data import auto_augment as aa
+
+    def posterize(img, bits_to_keep, **__):
+        if bits_to_keep >= 8:
+            return img
+        if bits_to_keep <= 0:
+            return img.point([0] * 256 * len(img.getbands()))
+        return ImageOps.posterize(img, bits_to_keep)
+
+    aa.posterize = posterize
+    for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        if name in aa.NAME_TO_OP:
+            aa.NAME_TO_OP[name] = posterize
+
+
 class _Timm:
     def __init__(self, full: bool):
         from timm.data import create_transform
+
+        _patch_timm_posterize()
 
         if full:
             self.t = create_transform(224, is_training=True, auto_augment=RA, re_prob=0.25,

@@ -257,6 +257,7 @@ def test_enhance_ops_limits(square):
 
 @pytest.mark.parametrize("name,arg", [
     ("AutoContrast", 0), ("Equalize", 0), ("Invert", 0), ("PosterizeIncreasing", 3),
+    ("PosterizeIncreasing", 0),
     ("SolarizeIncreasing", 100), ("SolarizeAdd", 60), ("ColorIncreasing", 1.6),
     ("ColorIncreasing", 0.3), ("ContrastIncreasing", 1.7), ("ContrastIncreasing", 0.4),
     ("BrightnessIncreasing", 1.5), ("BrightnessIncreasing", 0.5), ("SharpnessIncreasing", 1.8),

@@ -79,7 +79,12 @@ def _solarize_add(img, add, thresh=128):
 
 
 def _posterize(img, bits):
-    return img if bits >= 8 else ImageOps.posterize(img, max(0, bits))
+    # A LUT rather than ImageOps.posterize: Pillow >= 11 rejects bits = 0, which timm's
+    # PosterizeIncreasing produces at magnitude 10 (older Pillow cleared every bit).
+    if bits >= 8:
+        return img
+    mask = 0xFF & ~((1 << (8 - max(0, bits))) - 1)
+    return img.point([i & mask for i in range(256)] * 3)
 
 
 def apply_ra_step(img: Image.Image, op: str, arg: float, resample: str | None, fill) -> Image.Image:

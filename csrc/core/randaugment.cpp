@@ -1,5 +1,7 @@
 #include "randaugment.h"
 
+#include "cpu_dispatch.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,7 +55,7 @@ inline uint8_t blend1(int deg, int v, float alpha) {
 }
 
 // Blend with a per-sample degenerate image (branch on alpha hoisted out of the loop).
-void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate, float alpha) {
+TINYVIT_HOT void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate, float alpha) {
   uint8_t* p = img.data.data();
   const uint8_t* d = degenerate.data();
   const size_t n = img.data.size();
@@ -298,7 +300,7 @@ namespace {
 // Bilinear/bicubic use Q14 fixed-point weights (integer arithmetic: fast and identical
 // everywhere), so values can differ from Pillow's double evaluation by one level.
 template <Interp F>
-void warp_impl(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t fill[3]) {
+TINYVIT_INLINE void warp_impl(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t fill[3]) {
   const int W = in.w, H = in.h;
   for (int y = 0; y < H; ++y) {
     uint8_t* o = out.row(y);
@@ -343,22 +345,32 @@ void warp_impl(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t
       int32_t wx[4];
       int64_t wy[4];
       {
+        // Round-half-up to Q14 without branches: every weight is > -1, so v + 16384.5 > 0
+        // and truncation is floor.
         const double d = dx, d2 = d * d, d3 = d2 * d;
-        const double fx[4] = {-d + 2 * d2 - d3, 1 - 2 * d2 + d3, d + d2 - d3, d3 - d2};
         const double e = dy, e2 = e * e, e3 = e2 * e;
-        const double fy[4] = {-e + 2 * e2 - e3, 1 - 2 * e2 + e3, e + e2 - e3, e3 - e2};
-        for (int k = 0; k < 4; ++k) {
-          const double vx = fx[k] * 16384.0, vy = fy[k] * 16384.0;
-          wx[k] = static_cast<int32_t>(vx < 0 ? vx - 0.5 : vx + 0.5);
-          wy[k] = static_cast<int64_t>(vy < 0 ? vy - 0.5 : vy + 0.5);
-        }
+        wx[0] = static_cast<int32_t>((-d + 2 * d2 - d3) * 16384.0 + 16384.5) - 16384;
+        wx[1] = static_cast<int32_t>((1 - 2 * d2 + d3) * 16384.0 + 16384.5) - 16384;
+        wx[2] = static_cast<int32_t>((d + d2 - d3) * 16384.0 + 16384.5) - 16384;
+        wx[3] = static_cast<int32_t>((d3 - d2) * 16384.0 + 16384.5) - 16384;
+        wy[0] = static_cast<int32_t>((-e + 2 * e2 - e3) * 16384.0 + 16384.5) - 16384;
+        wy[1] = static_cast<int32_t>((1 - 2 * e2 + e3) * 16384.0 + 16384.5) - 16384;
+        wy[2] = static_cast<int32_t>((e + e2 - e3) * 16384.0 + 16384.5) - 16384;
+        wy[3] = static_cast<int32_t>((e3 - e2) * 16384.0 + 16384.5) - 16384;
       }
       int xs4[4];
       const uint8_t* rows[4];
-      for (int k = 0; k < 4; ++k) {
-        const int xx = x0 - 1 + k, yy = y0 - 1 + k;
-        xs4[k] = 3 * (xx < 0 ? 0 : (xx >= W ? W - 1 : xx));
-        rows[k] = in.row(yy < 0 ? 0 : (yy >= H ? H - 1 : yy));
+      if (x0 >= 1 && x0 + 2 < W && y0 >= 1 && y0 + 2 < H) {  // interior: no clamping
+        for (int k = 0; k < 4; ++k) {
+          xs4[k] = 3 * (x0 - 1 + k);
+          rows[k] = in.row(y0 - 1 + k);
+        }
+      } else {
+        for (int k = 0; k < 4; ++k) {
+          const int xx = x0 - 1 + k, yy = y0 - 1 + k;
+          xs4[k] = 3 * (xx < 0 ? 0 : (xx >= W ? W - 1 : xx));
+          rows[k] = in.row(yy < 0 ? 0 : (yy >= H ? H - 1 : yy));
+        }
       }
       for (int b = 0; b < 3; ++b) {
         int64_t acc = 0;
@@ -376,14 +388,18 @@ void warp_impl(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t
 
 }  // namespace
 
+static TINYVIT_HOT void warp_dispatch(const ImageU8& in, ImageU8& out, const double a[6], Interp resample,
+                               const uint8_t fill[3]) {
+  if (resample == Interp::Nearest) return warp_impl<Interp::Nearest>(in, out, a, fill);
+  if (resample == Interp::Bilinear) return warp_impl<Interp::Bilinear>(in, out, a, fill);
+  return warp_impl<Interp::Bicubic>(in, out, a, fill);
+}
+
 void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
+  if (resample != Interp::Nearest && resample != Interp::Bilinear && resample != Interp::Bicubic)
+    throw std::invalid_argument("affine_warp: resample must be resolved");
   ImageU8 out(img.h, img.w);
-  switch (resample) {
-    case Interp::Nearest: warp_impl<Interp::Nearest>(img, out, a, fill); break;
-    case Interp::Bilinear: warp_impl<Interp::Bilinear>(img, out, a, fill); break;
-    case Interp::Bicubic: warp_impl<Interp::Bicubic>(img, out, a, fill); break;
-    default: throw std::invalid_argument("affine_warp: resample must be resolved");
-  }
+  warp_dispatch(img, out, a, resample, fill);
   img = std::move(out);
 }
 

@@ -1,5 +1,7 @@
 #include "resize.h"
 
+#include "cpu_dispatch.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -82,7 +84,7 @@ inline uint8_t clip_fixed(int32_t acc) {
 // Taps are padded to exactly K per output pixel (zero weights, start shifted inside the
 // row) so the inner loop has a compile-time trip count and unrolls; sums are unchanged.
 template <int K>
-void pass_horizontal_k(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+TINYVIT_INLINE void pass_horizontal_k(const ImageView& src, int row0, int row1, const std::vector<int>& start,
                        const std::vector<int32_t>& w, int out_w, ImageU8& dst) {
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
@@ -103,6 +105,14 @@ void pass_horizontal_k(const ImageView& src, int row0, int row1, const std::vect
   }
 }
 
+// Runs the K-tap kernel (always inlined, so it is compiled inside each clone).
+TINYVIT_HOT void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                                const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
+  if (K == 4) return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
+  if (K == 6) return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
+  return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+}
+
 void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, int out_w,
                      ImageU8& dst) {
   dst.reset(row1 - row0, out_w);
@@ -119,9 +129,7 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
       for (int k = 0; k < c.count[x]; ++k)
         w[static_cast<size_t>(x) * K + (c.start[x] - s) + k] = c.w[static_cast<size_t>(x) * c.ksize + k];
     }
-    if (K == 4) return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
-    if (K == 6) return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
-    return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+    return run_horizontal(src, row0, row1, start, w, K, out_w, dst);
   }
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
@@ -145,7 +153,7 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
 
 // Vertical pass: src row index = coefficient start - row_offset. The inner loop runs
 // over a contiguous row of w*3 bytes, which compilers vectorise.
-void pass_vertical(const ImageView& src, int row_offset, const Coeffs& c, int out_h,
+TINYVIT_HOT void pass_vertical(const ImageView& src, int row_offset, const Coeffs& c, int out_h,
                    ImageU8& dst) {
   const int n_bytes = src.w * 3;
   dst.reset(out_h, src.w);
