@@ -7,6 +7,7 @@ from ._ext import _C, build_info
 from .rng import PCG32, pcg32_u32
 from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
+from .device_ops import DeviceAugment, batch_partners, mix, mix_targets, normalize, random_erase
 from .replay import ImageDecodeError, replay, replay_batch
 from .pairing import PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
 
@@ -15,5 +16,6 @@ __version__ = "0.1.0"
 __all__ = ["PCG32", "build_info", "pcg32_u32", "__version__"]
 __all__ += ["AugConfig", "PLAN_FORMAT_VERSION", "parse_rand_augment", "make_plan", "pack_plans",
             "plan_device_params", "PairedSampler", "mix_partner", "mix_partners",
-            "pair_permutation", "sample_seed", "sample_seeds"]
+            "pair_permutation", "sample_seed", "sample_seeds", "DeviceAugment", "batch_partners",
+            "mix", "mix_targets", "normalize", "random_erase"]
 __all__ += ["ImageDecodeError", "replay", "replay_batch"]

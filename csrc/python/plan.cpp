@@ -304,18 +304,19 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
         if (widths.size() != n || heights.size() != n)
           throw py::value_error("seeds, widths and heights must have the same length");
         std::vector<Plan> plans(n);
+        std::string error;
         {
           py::gil_scoped_release release;
-          for (size_t i = 0; i < n; ++i) {
+          for (size_t i = 0; i < n && error.empty(); ++i) {
             try {
               plans[i] = make_plan(static_cast<uint32_t>(seeds[i]), static_cast<int>(widths[i]),
                                    static_cast<int>(heights[i]), cfg);
             } catch (const std::invalid_argument& e) {
-              py::gil_scoped_acquire acquire;
-              throw py::value_error("sample " + std::to_string(i) + ": " + e.what());
+              error = "sample " + std::to_string(i) + ": " + e.what();
             }
           }
         }
+        if (!error.empty()) throw py::value_error(error);
         size_t max_boxes = 0;
         for (const auto& p : plans) max_boxes = std::max(max_boxes, p.erase.size());
         py::array_t<int32_t> erase_boxes({n, max_boxes, size_t{4}});
@@ -453,6 +454,12 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
         "The epoch's pairing permutation at the given positions: pairs are positions (2k, 2k+1).");
 
   m.attr("PLAN_FORMAT_VERSION") = kPlanFormatVersion;
+  py::dict streams;
+  streams["plan"] = kStreamPlan;
+  streams["erase_noise"] = kStreamEraseNoise;
+  streams["pairing"] = kStreamPairing;
+  streams["seeds"] = kStreamSeeds;
+  m.attr("PCG32_STREAMS") = streams;
   py::list ops;
   for (int i = 0; i < static_cast<int>(RaOp::Count); ++i) ops.append(ra_op_name(static_cast<RaOp>(i)));
   m.attr("RA_OPS") = py::tuple(ops);
