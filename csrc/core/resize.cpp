@@ -2,6 +2,11 @@
 
 #include "cpu_dispatch.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TINYVIT_NO_DISPATCH)
+#include <immintrin.h>
+#define TINYVIT_HPASS_SIMD 1
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -105,12 +110,81 @@ TINYVIT_INLINE void pass_horizontal_k(const ImageView& src, int row0, int row1, 
   }
 }
 
+#ifdef TINYVIT_HPASS_SIMD
+// SSE4.1 form of the same integer sums: one pixel's R, G, B (+ one spare byte) sit in
+// four int32 lanes, so each tap is one multiply-add for all channels. Reads 4 bytes per
+// tap, i.e. one byte past the pixel; the last row is therefore left to the scalar loop.
+template <int K>
+__attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src, int row0, int row1,
+                                                          const std::vector<int>& start,
+                                                          const std::vector<int32_t>& w, int out_w,
+                                                          ImageU8& dst) {
+  const __m128i half = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  const __m128i zero = _mm_setzero_si128(), maxv = _mm_set1_epi32(255);
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* wk = &w[static_cast<size_t>(x) * K];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
+      __m128i acc = half;
+      for (int k = 0; k < K; ++k) {
+        int32_t four;
+        std::memcpy(&four, p + 3 * k, 4);
+        const __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
+        acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(wk[k])));
+      }
+      acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, kPrecisionBits), zero), maxv);
+      out[3 * x] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
+      out[3 * x + 1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
+      out[3 * x + 2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+    }
+  }
+}
+
+bool cpu_has_sse41() {
+  static const bool has = __builtin_cpu_supports("sse4.1");
+  return has;
+}
+#endif
+
 // Runs the K-tap kernel (always inlined, so it is compiled inside each clone).
-TINYVIT_HOT void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+TINYVIT_HOT void run_horizontal_scalar(const ImageView& src, int row0, int row1, const std::vector<int>& start,
                                 const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
-  if (K == 4) return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
-  if (K == 6) return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
-  return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+  switch (K) {
+    case 4: return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
+    case 6: return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
+    case 8: return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+    case 10: return pass_horizontal_k<10>(src, row0, row1, start, w, out_w, dst);
+    case 12: return pass_horizontal_k<12>(src, row0, row1, start, w, out_w, dst);
+    default: return pass_horizontal_k<16>(src, row0, row1, start, w, out_w, dst);
+  }
+}
+
+void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                    const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
+#ifdef TINYVIT_HPASS_SIMD
+  if (cpu_has_sse41()) {
+    const int last = std::min(row1, src.h - 1);  // rows with a readable byte after them
+    if (last > row0) {
+      switch (K) {
+        case 4: pass_horizontal_sse<4>(src, row0, last, start, w, out_w, dst); break;
+        case 6: pass_horizontal_sse<6>(src, row0, last, start, w, out_w, dst); break;
+        case 8: pass_horizontal_sse<8>(src, row0, last, start, w, out_w, dst); break;
+        case 10: pass_horizontal_sse<10>(src, row0, last, start, w, out_w, dst); break;
+        case 12: pass_horizontal_sse<12>(src, row0, last, start, w, out_w, dst); break;
+        default: pass_horizontal_sse<16>(src, row0, last, start, w, out_w, dst); break;
+      }
+      if (last < row1) {
+        ImageU8 tail(row1 - last, out_w);
+        run_horizontal_scalar(src, last, row1, start, w, K, out_w, tail);
+        std::memcpy(dst.row(last - row0), tail.data.data(), tail.data.size());
+      }
+      return;
+    }
+  }
+#endif
+  run_horizontal_scalar(src, row0, row1, start, w, K, out_w, dst);
 }
 
 void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, int out_w,
@@ -118,8 +192,12 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
   dst.reset(row1 - row0, out_w);
   int K = 1;
   for (int n : c.count) K = std::max(K, n);
-  K = std::min(K <= 4 ? 4 : (K <= 6 ? 6 : (K <= 8 ? 8 : K)), std::max(src.w, 1));
-  if (K == 4 || K == 6 || K == 8) {
+  static const int kSizes[] = {4, 6, 8, 10, 12, 16};
+  int padded = 0;
+  for (int k : kSizes)
+    if (!padded && K <= k) padded = k;
+  if (padded && padded <= src.w) {
+    K = padded;
     std::vector<int> start(out_w);
     std::vector<int32_t> w(static_cast<size_t>(out_w) * K, 0);
     for (int x = 0; x < out_w; ++x) {
