@@ -309,6 +309,9 @@ struct Taps {
   int xs[4];               // byte offsets of the tap columns
   const uint8_t* rows[4];  // tap rows
   int32_t wx[4], wy[4];
+  // Weights depend only on the fractional offsets; translate and shear keep them constant
+  // along a row, so they are recomputed only when an offset changes (same values).
+  double last_d = -1.0, last_e = -1.0;
 };
 
 // Q14 weight, round half up, without branches (all weights are > -1).
@@ -323,10 +326,16 @@ TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t
   const int x0 = floor_int(xs), y0 = floor_int(ys);
   const double d = xs - x0, e = ys - y0;
   if (F == Interp::Bilinear) {
-    t.wx[1] = q14(d);
-    t.wx[0] = 16384 - t.wx[1];
-    t.wy[1] = q14(e);
-    t.wy[0] = 16384 - t.wy[1];
+    if (d != t.last_d) {
+      t.wx[1] = q14(d);
+      t.wx[0] = 16384 - t.wx[1];
+      t.last_d = d;
+    }
+    if (e != t.last_e) {
+      t.wy[1] = q14(e);
+      t.wy[0] = 16384 - t.wy[1];
+      t.last_e = e;
+    }
     t.xs[0] = 3 * (x0 < 0 ? 0 : x0);
     t.xs[1] = 3 * (x0 + 1 >= W ? W - 1 : x0 + 1);
     t.rows[0] = in.row(y0 < 0 ? 0 : y0);
@@ -334,15 +343,22 @@ TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t
     return true;
   }
   // Pillow's transform bicubic: cubic convolution with a = -1.
-  const double d2 = d * d, d3 = d2 * d, e2 = e * e, e3 = e2 * e;
-  t.wx[0] = q14(-d + 2 * d2 - d3);
-  t.wx[1] = q14(1 - 2 * d2 + d3);
-  t.wx[2] = q14(d + d2 - d3);
-  t.wx[3] = q14(d3 - d2);
-  t.wy[0] = q14(-e + 2 * e2 - e3);
-  t.wy[1] = q14(1 - 2 * e2 + e3);
-  t.wy[2] = q14(e + e2 - e3);
-  t.wy[3] = q14(e3 - e2);
+  if (d != t.last_d) {
+    const double d2 = d * d, d3 = d2 * d;
+    t.wx[0] = q14(-d + 2 * d2 - d3);
+    t.wx[1] = q14(1 - 2 * d2 + d3);
+    t.wx[2] = q14(d + d2 - d3);
+    t.wx[3] = q14(d3 - d2);
+    t.last_d = d;
+  }
+  if (e != t.last_e) {
+    const double e2 = e * e, e3 = e2 * e;
+    t.wy[0] = q14(-e + 2 * e2 - e3);
+    t.wy[1] = q14(1 - 2 * e2 + e3);
+    t.wy[2] = q14(e + e2 - e3);
+    t.wy[3] = q14(e3 - e2);
+    t.last_e = e;
+  }
   for (int k = 0; k < 4; ++k) {
     const int xx = x0 - 1 + k, yy = y0 - 1 + k;
     t.xs[k] = 3 * (xx < 0 ? 0 : (xx >= W ? W - 1 : xx));
@@ -357,6 +373,7 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
+    Taps t;
     for (int x = 0; x < in.w; ++x, o += 3) {
       const double X = x + 0.5;
       const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
@@ -366,7 +383,6 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
         o[0] = p[0]; o[1] = p[1]; o[2] = p[2];
         continue;
       }
-      Taps t;
       if (!warp_taps<F>(in, xin, yin, t)) {
         o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
         continue;
@@ -396,10 +412,10 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
+    Taps t;
     for (int x = 0; x < in.w; ++x, o += 3) {
       const double X = x + 0.5;
       const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      Taps t;
       if (!warp_taps<F>(in, xin, yin, t)) {
         o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
         continue;
