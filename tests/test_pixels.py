@@ -120,6 +120,28 @@ def test_dataloader_workers_0_vs_2(jpeg, cfg):
     assert torch.equal(a, b)
 
 
+class _BatchSet(torch.utils.data.Dataset):
+    def __init__(self, data, cfg):
+        self.data, self.cfg = data, cfg
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return tinyvit.replay_batch([self.data] * 3, [i, i + 1, i + 2], self.cfg, num_threads=2)
+
+
+@needs_jpeg
+def test_batch_pool_survives_fork_into_dataloader_workers(jpeg, cfg):
+    """The parent's pool threads do not exist in forked workers: they must not hang."""
+    parent = tinyvit.replay_batch([jpeg] * 3, [0, 1, 2], cfg, num_threads=2)  # pool exists now
+    dl = torch.utils.data.DataLoader(_BatchSet(jpeg, cfg), batch_size=None, num_workers=2,
+                                     timeout=120)
+    got = list(dl)
+    assert torch.equal(got[0], parent)
+    assert torch.equal(got[3][0], torch.from_numpy(tinyvit.replay(jpeg, 3, cfg)))
+
+
 @needs_jpeg
 def test_batch_equals_single_for_any_thread_count(jpeg, photo, cfg, tmp_path):
     png = _encode(photo.resize((300, 200)), "PNG")
