@@ -463,3 +463,10 @@ def test_colour_jitter_cpp_close_to_pillow(photo, cj):
         assert d.mean() < 0.05 and d.max() <= 10, (s, d.mean(), d.max())
     plain = tinyvit.AugConfig(auto_augment=None)
     assert not np.array_equal(tinyvit.replay(data, 0, cfg), tinyvit.replay(data, 0, plain))
+
+
+def test_non_finite_op_arguments_rejected(square):
+    for name in ("Rotate", "ShearX", "Brightness", "PosterizeIncreasing"):
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="finite"):
+                op(square, name, bad, "bicubic")

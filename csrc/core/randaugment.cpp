@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace tinyvit {
@@ -82,7 +83,9 @@ void blend_const(ImageU8& img, int deg, float alpha) {
   apply_lut1(img, lut);
 }
 
-inline int coord(double v) { return v < 0.0 ? -1 : static_cast<int>(v); }
+// Pillow's COORD: -1 below 0. NaN and values beyond int range map to -1 too (both are
+// outside the image), so the int conversion is always defined.
+inline int coord(double v) { return (v >= 0.0 && v < 2147483647.0) ? static_cast<int>(v) : -1; }
 // floor without a libm call (std::floor is not inlined without SSE4.1); exact for
 // the |v| < 2^31 coordinates used here.
 inline int floor_int(double v) {
@@ -308,7 +311,7 @@ namespace {
 struct Taps {
   int xs[4];               // byte offsets of the tap columns
   const uint8_t* rows[4];  // tap rows
-  int32_t wx[4], wy[4];
+  int32_t wx[4] = {0, 0, 0, 0}, wy[4] = {0, 0, 0, 0};
   // Weights depend only on the fractional offsets; translate and shear keep them constant
   // along a row, so they are recomputed only when an offset changes (same values).
   double last_d = -1.0, last_e = -1.0;
@@ -321,7 +324,7 @@ inline int32_t q14(double v) { return static_cast<int32_t>(v * 16384.0 + 16384.5
 template <Interp F>
 TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t) {
   const int W = in.w, H = in.h;
-  if (xin < 0.0 || xin >= W || yin < 0.0 || yin >= H) return false;
+  if (!(xin >= 0.0 && xin < W && yin >= 0.0 && yin < H)) return false;  // NaN too
   const double xs = xin - 0.5, ys = yin - 0.5;
   const int x0 = floor_int(xs), y0 = floor_int(ys);
   const double d = xs - x0, e = ys - y0;
@@ -535,6 +538,9 @@ void ra_translate_y(ImageU8& img, double px, Interp r, const uint8_t fill[3]) {
 }
 
 void color_jitter(ImageU8& img, const float factors[4], const uint8_t order[4]) {
+  for (int k = 0; k < 4; ++k)
+    if (!std::isfinite(factors[k]) || std::fabs(factors[k]) > 1e9)
+      throw std::invalid_argument("colour jitter factors must be finite");
   for (int k = 0; k < 4; ++k) {
     switch (order[k]) {
       case 0: if (factors[0] != 1.0f) ra_brightness(img, factors[0]); break;
@@ -548,6 +554,9 @@ void color_jitter(ImageU8& img, const float factors[4], const uint8_t order[4]) 
 
 void apply_ra_step(ImageU8& img, const RaStep& st, const uint8_t fill[3]) {
   const double arg = st.arg;
+  // Float-to-int conversions below are undefined for NaN/inf: refuse them up front.
+  if (!std::isfinite(arg) || std::fabs(arg) > 1e9)
+    throw std::invalid_argument("RandAugment argument must be finite, got " + std::to_string(arg));
   switch (st.op) {
     case RaOp::AutoContrast: return ra_autocontrast(img);
     case RaOp::Equalize: return ra_equalize(img);
