@@ -393,6 +393,7 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
       for (int c = 0; c < 3; ++c) {
         int32_t acc = 0;
         for (int j = 0; j < N; ++j) {
+          if (t.wy[j] == 0) continue;  // zero terms: skipping them changes nothing
           int32_t r = 0;
           for (int k = 0; k < N; ++k) r += t.rows[j][t.xs[k] + c] * t.wx[k];
           acc += ((r + 64) >> 7) * t.wy[j];
@@ -423,10 +424,14 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
         o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
         continue;
       }
+      // Zero weights are skipped (their terms are exactly 0): shear and translate have
+      // an integer offset along one axis, leaving 4 of the 16 bicubic taps.
       __m128i acc = zero;
       for (int j = 0; j < N; ++j) {
+        if (t.wy[j] == 0) continue;
         __m128i r = zero;
         for (int k = 0; k < N; ++k) {
+          if (t.wx[k] == 0) continue;
           int32_t four;
           std::memcpy(&four, t.rows[j] + t.xs[k], 4);
           r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
