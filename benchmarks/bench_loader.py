@@ -9,7 +9,7 @@ op on the batch), so it is outside the uint8 stage measured here; the extra row
 
 1 worker = the calling process only (C++: replay_batch(num_threads=1); others:
 DataLoader(num_workers=0)); 2 workers = replay_batch(num_threads=2) / DataLoader(
-num_workers=2). img/s are medians over repeats of full passes over the set.
+num_workers=2). img/s are medians over repeats of full passes over the set; the 1-worker repeats are interleaved across methods.
 
     python benchmarks/bench_loader.py            # 200 images, 3 repeats
     python benchmarks/bench_loader.py --quick    # 48 images, 2 repeats
@@ -148,10 +148,41 @@ def _decode_only(path, i):
 LOADER_CPU = {}  # fn id -> process CPU seconds per image with num_workers=0
 
 
+def _collate(xs):
+    return torch.stack(xs) if xs[0].dim() else xs
+
+
+def loader_pass(paths, fn, batch):
+    """One in-process pass (DataLoader num_workers=0) -> (wall s, process CPU s)."""
+    dl = torch.utils.data.DataLoader(_PathSet(paths, fn), batch_size=batch, num_workers=0,
+                                     collate_fn=_collate)
+
+    def one():
+        t, c = time.perf_counter(), time.process_time()
+        for _ in dl:
+            pass
+        return time.perf_counter() - t, time.process_time() - c
+    return one
+
+
+def cpp_pass(paths, cfg, threads, batch):
+    """One pass of replay_batch over the set -> (wall s, process CPU s incl. pool threads)."""
+    out = torch.empty((batch, 224, 224, 3), dtype=torch.uint8)
+
+    def one():
+        t, c = time.perf_counter(), time.process_time()
+        for s in range(0, len(paths), batch):
+            chunk = paths[s:s + batch]
+            tinyvit.replay_batch(chunk, list(range(s, s + len(chunk))), cfg,
+                                 out=out if len(chunk) == batch else None, num_threads=threads)
+        return time.perf_counter() - t, time.process_time() - c
+    return one
+
+
 def time_loader(paths, fn, workers, batch, repeats):
     dl = torch.utils.data.DataLoader(_PathSet(paths, fn), batch_size=batch, num_workers=workers,
                                      persistent_workers=workers > 0,
-                                     collate_fn=lambda xs: torch.stack(xs) if xs[0].dim() else xs)
+                                     collate_fn=_collate)
     rates, cpu = [], []
     for r in range(repeats + 1):  # first pass warms up workers and the page cache
         t = time.perf_counter()
@@ -239,39 +270,46 @@ def main(argv=None):
     sizes = [Image.open(p).size for p in paths]
     cfg = tinyvit.AugConfig(img_size=224, interpolation="bicubic", auto_augment=RA, re_prob=0.25)
 
-    methods = [
-        ("tinyvit C++ (replay_batch)", lambda w: time_cpp(paths, cfg, w, args.batch, args.repeats)),
-        ("tinyvit Pillow path", lambda w: time_loader(paths, _TinyvitPil(cfg), 0 if w == 1 else w,
-                                                      args.batch, args.repeats)),
-        ("timm create_transform (uint8)", lambda w: time_loader(paths, _Timm(False), 0 if w == 1 else w,
-                                                                args.batch, args.repeats)),
-        ("timm full (+ToTensor/Normalize/RE)", lambda w: time_loader(paths, _Timm(True), 0 if w == 1 else w,
-                                                                    args.batch, args.repeats)),
-        ("PIL full decode only", lambda w: time_loader(paths, _decode_only, 0 if w == 1 else w,
-                                                       args.batch, args.repeats)),
-    ]
+    names = ["tinyvit C++ (replay_batch)", "tinyvit Pillow path", "timm create_transform (uint8)",
+             "timm full (+ToTensor/Normalize/RE)", "PIL full decode only"]
+    fns = {names[1]: _TinyvitPil(cfg), names[2]: _Timm(False), names[3]: _Timm(True),
+           names[4]: _decode_only}
     facts = machine_facts()
-    results = {}
     print(f"{len(paths)} images, mean size {np.mean([s[0] for s in sizes]):.0f}x"
           f"{np.mean([s[1] for s in sizes]):.0f}, PIL {facts['PIL']}, load {facts['load_average_at_start']}")
+    # 1 worker: repeats interleaved round-robin across the methods, so a burst of load
+    # from other jobs on the machine hits them all alike.
+    singles = {names[0]: cpp_pass(paths, cfg, 1, args.batch)}
+    singles.update({n: loader_pass(paths, fns[n], args.batch) for n in names[1:]})
+    rate1 = {n: [] for n in names}
+    cpu1 = {n: [] for n in names}
+    for r in range(args.repeats + 1):  # pass 0 warms up caches
+        for n in names:
+            wall, cpu = singles[n]()
+            if r:
+                rate1[n].append(len(paths) / wall)
+                cpu1[n].append(cpu / len(paths))
     print(f"{'method':38s} {'1 worker img/s':>15s} {'2 workers img/s':>16s} {'scaling':>8s} "
           f"{'img/CPU-s':>12s}")
-    cpp_cpu = {}
-    for name, run in methods:
-        LOADER_CPU.clear()
-        CPP_CPU.clear()
-        r1 = run(1)
-        cpu1 = CPP_CPU[1][0] if CPP_CPU else next(iter(LOADER_CPU.values()))
-        r2 = run(2)
-        m1, m2 = statistics.median(r1), statistics.median(r2)
-        results[name] = {"img_per_s_1": m1, "img_per_s_2": m2, "scaling_2_over_1": m2 / m1,
-                         "cpu_ms_per_image_1": cpu1 * 1e3, "img_per_cpu_s_1": 1.0 / cpu1,
-                         "repeats_1": r1, "repeats_2": r2}
-        if CPP_CPU:
-            results[name]["cpp_cpu_ms_per_image"] = {str(n): v[0] * 1e3 for n, v in CPP_CPU.items()}
-            results[name]["achieved_parallelism"] = {str(n): v[1] for n, v in CPP_CPU.items()}
-            cpp_cpu = dict(CPP_CPU)
-        print(f"{name:38s} {m1:15.1f} {m2:16.1f} {m2 / m1:8.2f} {1.0 / cpu1:12.1f}")
+    results = {}
+    cpp_cpu = {1: (statistics.median(cpu1[names[0]]),
+                   statistics.median(c * r for c, r in zip(cpu1[names[0]], rate1[names[0]])))}
+    for n in names:
+        if n == names[0]:
+            CPP_CPU.clear()
+            r2 = time_cpp(paths, cfg, 2, args.batch, args.repeats)
+            cpp_cpu[2] = CPP_CPU[2]
+        else:
+            r2 = time_loader(paths, fns[n], 2, args.batch, args.repeats)
+        m1, m2 = statistics.median(rate1[n]), statistics.median(r2)
+        c1 = statistics.median(cpu1[n])
+        results[n] = {"img_per_s_1": m1, "img_per_s_2": m2, "scaling_2_over_1": m2 / m1,
+                      "cpu_ms_per_image_1": c1 * 1e3, "img_per_cpu_s_1": 1.0 / c1,
+                      "repeats_1": rate1[n], "repeats_2": r2}
+        if n == names[0]:
+            results[n]["cpp_cpu_ms_per_image"] = {str(k): v[0] * 1e3 for k, v in cpp_cpu.items()}
+            results[n]["achieved_parallelism"] = {str(k): v[1] for k, v in cpp_cpu.items()}
+        print(f"{n:38s} {m1:15.1f} {m2:16.1f} {m2 / m1:8.2f} {1.0 / c1:12.1f}")
     cpp = results["tinyvit C++ (replay_batch)"]
     timm_ = results["timm create_transform (uint8)"]
     dec = results["PIL full decode only"]
