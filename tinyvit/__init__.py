@@ -8,6 +8,7 @@ from .rng import PCG32, pcg32_u32
 from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
 from .device_ops import DeviceAugment, batch_partners, mix, mix_targets, normalize, random_erase
+from .replay import ImageDecodeError, replay, replay_batch
 from .pairing import PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
 from .store import (
     ChecksumError,
@@ -42,3 +43,4 @@ __all__ += [
     "ManifestError", "ReadOnlyError", "RecordMissingError", "SampleIndexError",
     "ShapeMismatchError", "StoreError", "StoreExistsError", "StoreIOError", "TruncatedFileError",
 ]
+__all__ += ["ImageDecodeError", "replay", "replay_batch"]
