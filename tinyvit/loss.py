@@ -6,8 +6,11 @@ when rounding makes ``sum_k v_k > 1``). The official code materialises that dens
 target and calls a soft-target CE (:func:`dense_soft_cross_entropy` here); the fused op
 (:func:`sparse_soft_cross_entropy`) never builds it::
 
-    loss_i   = LSE(z) - sum_k (v_k - u) z_{I(k)} - u sum_c z_c
-    dloss/dz = softmax(z) - u - sum_k (v_k - u) [c = I(k)]
+    loss_i   = S LSE(z) - sum_k (v_k - u) z_{I(k)} - u sum_c z_c
+    dloss/dz = S softmax(z) - u - sum_k (v_k - u) [c = I(k)]
+
+where ``S = sum_c p_c`` is 1, except when ``sum_k v_k > 1`` (u clamped to 0, ``S = sum_k v_k``):
+both functions then compute the same soft CE against the stored ``v``.
 """
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
 // Fused sparse label-smoothed soft cross-entropy (TinyViT Eq. 2) without the dense B x C target.
 //
 // Row i has logits z (C classes), top-K teacher classes I(k) with probabilities v_k, and
-// u = max(0, (1 - sum_k v_k) / (C - K)) for every other class. With LSE = logsumexp(z):
-//   loss_i   = LSE - sum_k (v_k - u) z_{I(k)} - u sum_c z_c
-//   dloss/dz = softmax(z)_c - u - sum_k (v_k - u) [c = I(k)]
+// u = max(0, (1 - sum_k v_k) / (C - K)) for every other class. With LSE = logsumexp(z) and the
+// target mass S = sum_c p_c (1, or sum_k v_k when rounding made it exceed 1 and u is clamped):
+//   loss_i   = S LSE - sum_k (v_k - u) z_{I(k)} - u sum_c z_c
+//   dloss/dz = S softmax(z)_c - u - sum_k (v_k - u) [c = I(k)]
+// (S = 1 gives the formulas of the issue; S != 1 keeps the op equal to the dense soft CE.)
 //
 // Ops (schemas in sparse_ce_registration.cpp):
 //   sparse_soft_ce_fwd(logits[B,C], topk_indices[B,K], topk_probs[B,K], compute_grad, validate)
-//       -> (loss[B], lse[B], u[B], grad)   grad = dloss_i/dz ([B,C], logits dtype) when
+//       -> (loss[B], lse[B], u[B], grad)   lse = LSE - log S, so dloss/dz_c = exp(z_c - lse) - p_c;
+//                                           grad = dloss_i/dz ([B,C], logits dtype) when
 //                                           compute_grad, else an empty [0] tensor
 //   sparse_soft_ce_bwd(grad_loss[B], logits, topk_indices, topk_probs, lse, u) -> grad[B,C]
 // loss/lse/u are float64 for float64 logits, float32 otherwise (fp32 accumulation).

@@ -22,17 +22,21 @@ namespace tinyvit {
 namespace sparse_ce {
 namespace {
 
+#define TINYVIT_VEC_BYTES 16
 namespace base {
 #include "ops/sparse_ce_cpu_rows.inc"
 }  // namespace base
+#undef TINYVIT_VEC_BYTES
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define TINYVIT_SPARSE_CE_AVX2 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#define TINYVIT_VEC_BYTES 32
 namespace avx2 {
 #include "ops/sparse_ce_cpu_rows.inc"
 }  // namespace avx2
+#undef TINYVIT_VEC_BYTES
 #pragma GCC pop_options
 #endif
 
@@ -229,9 +233,15 @@ void forward_impl(const at::Tensor& logits, const at::Tensor& indices, const at:
         svz += sc.v[k] * z[c];
         szi += z[c];
       }
-      const acc_t u = std::max<acc_t>(0, (1 - sv) / static_cast<acc_t>(C - K));
-      const acc_t lse = m + std::log(s);
-      loss_p[row] = lse - (svz - u * szi) - u * sz;
+      const acc_t u_raw = (1 - sv) / static_cast<acc_t>(C - K);
+      const acc_t u = std::max<acc_t>(0, u_raw);
+      // Target mass sum_c p_c: 1, unless rounding pushed sum v above 1 (then u = 0 and the
+      // target is v as stored, exactly what the dense path computes).
+      const acc_t mass = u_raw > 0 ? acc_t(1) : sv;
+      const acc_t lse_z = m + std::log(s);
+      loss_p[row] = mass * lse_z - (svz - u * szi) - u * sz;
+      // dloss/dz_c = mass * softmax_c - p_c = exp(z_c - lse) - p_c with this shifted lse.
+      const acc_t lse = lse_z - std::log(mass);
       lse_p[row] = lse;
       u_p[row] = u;
       if (gbase == nullptr) continue;
@@ -239,7 +249,7 @@ void forward_impl(const at::Tensor& logits, const at::Tensor& indices, const at:
       acc_t* g;
       if constexpr (std::is_same<scalar_t, acc_t>::value) g = out; else g = gbuf.data();
       if constexpr (is_f32_acc) {
-        prims().grad_from_exp(e, C, 1.0f / s, u, g);
+        prims().grad_from_exp(e, C, mass / s, u, g);
       } else {
         for (int64_t c = 0; c < C; ++c) g[c] = exp_d(z[c] - lse) - u;
       }
