@@ -27,12 +27,21 @@ _PROB_DTYPES = (torch.float16, torch.float32, torch.float64)
 _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 # Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
-# only scales it by grad_output), instead of re-reading the logits in a separate backward
-# kernel. Decided by measurement on CPU (benchmarks/bench_loss.py --grad-mode, see README):
-# the separate backward was faster for every configuration measured, because the fused
-# variant's extra B x C read+write for the scaling costs more than the exp it saves. On CUDA
-# the byte count decides the same way (3 passes over B x C instead of 4); not measured yet.
-GRAD_IN_FORWARD = {"cpu": False, "cuda": False}
+# only scales it by grad_output), instead of a separate backward kernel that re-reads the
+# logits. Decided by measurement on CPU (README "api-loss", one core, B=256, C=21841, K=100,
+# fwd+bwd): fp32 separate 7.0 ms vs in-forward 10.1 ms, because the extra B x C read+write of
+# the scaling costs more than the exp it saves; bf16 separate 10.0 ms vs in-forward 8.0 ms,
+# because the separate kernel also pays the bf16<->fp32 row conversions a second time.
+# float16 follows bfloat16 (same conversion argument, not measured separately). On CUDA the
+# byte count decides (3 passes over B x C separate, 4 in-forward); not measured yet.
+GRAD_IN_FORWARD = {
+    "cpu": {torch.float32: False, torch.float64: False, torch.bfloat16: True, torch.float16: True},
+    "cuda": {},
+}
+
+
+def _grad_in_forward_default(logits: torch.Tensor) -> bool:
+    return GRAD_IN_FORWARD.get(logits.device.type, {}).get(logits.dtype, False)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -63,7 +72,9 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
             duplicate, naming the first bad row. On CUDA this costs one device-to-host sync per
             call; with ``validate=False`` bad indices are skipped (never read out of bounds) and
             duplicates are not detected.
-        grad_in_forward: override :data:`GRAD_IN_FORWARD` (benchmarking).
+        grad_in_forward: compute the gradient during the forward pass (True) or in a separate
+            backward kernel (False); default per device and dtype from :data:`GRAD_IN_FORWARD`.
+            Only matters when ``logits`` requires grad.
 
     Returns the loss in float32 (float64 for float64 logits); the gradient w.r.t. ``logits``
     has the logits' dtype. ``topk_probs`` is treated as a constant (no gradient).
@@ -71,7 +82,7 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
     _check_reduction(reduction)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     if grad_in_forward is None:
-        grad_in_forward = GRAD_IN_FORWARD.get(logits.device.type, False)
+        grad_in_forward = _grad_in_forward_default(logits)
     loss, _, _, _ = torch.ops.tinyvit.sparse_soft_ce_fwd(
         logits, topk_indices, topk_probs, bool(need_grad and grad_in_forward), bool(validate))
     return _reduce(loss, reduction)
