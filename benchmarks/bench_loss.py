@@ -7,9 +7,8 @@ fp32 top-k probabilities):
                   sum(-target * log_softmax(z)) (tinyvit.dense_soft_cross_entropy)
   naive_sparse    the sparse formula in plain PyTorch ops (logsumexp, gather, sum), autograd
   compiled_dense  torch.compile of the dense path (dynamic shapes, one compile per dtype)
-  ours            tinyvit.sparse_soft_cross_entropy with its default gradient policy
-                  (tinyvit.loss.GRAD_IN_FORWARD, per device and dtype)
-  ours_sep        the same op, gradient in a separate backward kernel (grad_in_forward=False)
+  ours            tinyvit.sparse_soft_cross_entropy (default: gradient in a separate backward
+                  kernel, see tinyvit.loss.GRAD_IN_FORWARD)
   ours_gif        the same op, gradient computed in the forward pass (grad_in_forward=True)
 
 Time: median over repeats of one full step (z.grad = None; loss = f(...); loss.backward()).
@@ -52,10 +51,6 @@ def naive_sparse(logits, idx, probs, reduction="mean"):
     zi = logits.gather(1, idx)
     loss = torch.logsumexp(logits, 1) - ((v - u[:, None]) * zi).sum(1) - u * logits.sum(1)
     return loss.mean()
-
-
-def ours_sep(logits, idx, probs):
-    return sparse_soft_cross_entropy(logits, idx, probs, grad_in_forward=False)
 
 
 def ours_gif(logits, idx, probs):
@@ -182,7 +177,7 @@ def main(argv=None):
         configs = [(b, c, k) for b in (128, 256, 1024) for c in (1000, 21841) for k in (10, 100)]
         dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     methods = {"dense": dense_soft_cross_entropy, "naive_sparse": naive_sparse,
-               "ours": sparse_soft_cross_entropy, "ours_sep": ours_sep, "ours_gif": ours_gif}
+               "ours": sparse_soft_cross_entropy, "ours_gif": ours_gif}
     compiled, compile_notes = None, {}
     if not args.no_compile:
         try:

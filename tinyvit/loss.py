@@ -28,16 +28,13 @@ _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 # Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
 # only scales it by grad_output), instead of a separate backward kernel that re-reads the
-# logits. Decided by measurement on CPU (README "api-loss", one core, B=256, C=21841, K=100,
-# fwd+bwd): fp32 separate 7.0 ms vs in-forward 10.1 ms, because the extra B x C read+write of
-# the scaling costs more than the exp it saves; bf16 separate 10.0 ms vs in-forward 8.0 ms,
-# because the separate kernel also pays the bf16<->fp32 row conversions a second time.
-# float16 follows bfloat16 (same conversion argument, not measured separately). On CUDA the
-# byte count decides (3 passes over B x C separate, 4 in-forward); not measured yet.
-GRAD_IN_FORWARD = {
-    "cpu": {torch.float32: False, torch.float64: False, torch.bfloat16: True, torch.float16: True},
-    "cuda": {},
-}
+# logits. Decided by measurement on CPU (benchmarks/results/loss_cpu.json, methods ours vs
+# ours_gif; README "api-loss"): separate is as fast or faster for fp32 everywhere and clearly
+# faster at large B x C for fp32 and bf16 (B=1024, C=21841: 1.5-2x), in-forward is at most
+# ~1.3x faster only for small bf16 problems; in-forward also holds a second B x C gradient
+# (3x the peak extra memory) and rounds a bf16 gradient twice. So: separate everywhere.
+# On CUDA the byte count agrees (3 passes over B x C separate, 4 in-forward); not measured yet.
+GRAD_IN_FORWARD = {"cpu": {}, "cuda": {}}  # {device type: {dtype: True}} to opt in
 
 
 def _grad_in_forward_default(logits: torch.Tensor) -> bool:
