@@ -11,7 +11,9 @@ fp32 top-k probabilities):
                   kernel, see tinyvit.loss.GRAD_IN_FORWARD)
   ours_gif        the same op, gradient computed in the forward pass (grad_in_forward=True)
 
-Time: median over repeats of one full step (z.grad = None; loss = f(...); loss.backward()).
+Time: median over repeats of one full step (z.grad = None; loss = f(...); loss.backward());
+the methods take turns within each repeat (round-robin), so load from other processes on a
+shared machine affects them alike.
 Peak extra memory: CUDA: torch.cuda.max_memory_allocated() minus the allocation before the step.
 CPU: torch.profiler(profile_memory=True) allocation events of one step, accumulated in time
 order (op granularity); the peak of that running sum. Both include the B x C gradient itself.
@@ -82,19 +84,6 @@ def machine_facts(device):
 def sync(device):
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def time_step(step, device, repeats, warmup):
-    for _ in range(warmup):
-        step()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
 
 
 def peak_extra_bytes(logits, step, device):
@@ -200,6 +189,7 @@ def main(argv=None):
         for b, c, k in configs:
             logits, idx, probs = make_inputs(b, c, k, dtype, device)
             row = {"dtype": dname, "B": b, "C": c, "K": k, "methods": {}}
+            steps = {}
             for name, fn in methods.items():
                 def run(fn=fn):
                     fn(logits, idx, probs).backward()
@@ -209,27 +199,41 @@ def main(argv=None):
                     run()
                 entry = {}
                 try:
+                    t0 = time.perf_counter()
+                    for _ in range(1 + args.warmup):  # compiled_dense: the first call compiles
+                        step()
+                    sync(device)
                     if name == "compiled_dense":
-                        t0 = time.perf_counter()
-                        step()  # first call compiles (or recompiles for a new dtype / shape class)
-                        sync(device)
-                        entry["first_call_s"] = time.perf_counter() - t0
-                    med, times = time_step(step, device, repeats, args.warmup)
-                    entry.update(median_ms=med * 1e3, min_ms=min(times) * 1e3, times_ms=[t * 1e3 for t in times],
-                                 peak_extra_bytes=int(peak_extra_bytes(logits, run, device)))
-                    if bw is not None:
-                        elt = logits.element_size()
-                        nbytes = 2 * b * c * elt + b * k * (idx.element_size() + probs.element_size())
-                        entry["roofline_bytes"] = nbytes
-                        entry["achieved_gbs"] = nbytes / med / 1e9
-                        entry["roofline_pct_copy"] = 100 * entry["achieved_gbs"] / bw["copy_gbs"]
-                        if bw["table_gbs"]:
-                            entry["roofline_pct_table"] = 100 * entry["achieved_gbs"] / bw["table_gbs"]
+                        entry["first_calls_s"] = time.perf_counter() - t0
+                    entry["peak_extra_bytes"] = int(peak_extra_bytes(logits, run, device))
+                    steps[name] = step
                 except Exception as exc:
                     entry["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                     if os.environ.get("BENCH_DEBUG"):
                         traceback.print_exc()
                 row["methods"][name] = entry
+            # Round-robin over the methods inside each repeat, so that load from other processes
+            # on a shared machine hits all methods alike; medians per method.
+            times = {name: [] for name in steps}
+            for _ in range(repeats):
+                for name, step in steps.items():
+                    sync(device)
+                    t0 = time.perf_counter()
+                    step()
+                    sync(device)
+                    times[name].append(time.perf_counter() - t0)
+            for name, ts in times.items():
+                entry = row["methods"][name]
+                med = statistics.median(ts)
+                entry.update(median_ms=med * 1e3, min_ms=min(ts) * 1e3, times_ms=[t * 1e3 for t in ts])
+                if bw is not None:
+                    elt = logits.element_size()
+                    nbytes = 2 * b * c * elt + b * k * (idx.element_size() + probs.element_size())
+                    entry["roofline_bytes"] = nbytes
+                    entry["achieved_gbs"] = nbytes / med / 1e9
+                    entry["roofline_pct_copy"] = 100 * entry["achieved_gbs"] / bw["copy_gbs"]
+                    if bw["table_gbs"]:
+                        entry["roofline_pct_table"] = 100 * entry["achieved_gbs"] / bw["table_gbs"]
             dense_ms = row["methods"]["dense"].get("median_ms")
             for name, e in row["methods"].items():
                 if dense_ms and "median_ms" in e:
