@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .store_cli import add_store_parsers
 
     add_store_parsers(sub)
+    from .models.contract import add_contract_parser
+
+    add_contract_parser(sub)
     return parser
 
 

@@ -182,6 +182,14 @@ class ContractionFactors:
         return (f"D{j(self.embed_dims)}_N{j(self.depths)}_W{j(self.window_sizes)}"
                 f"_R{self.mbconv_ratio}_M{self.mlp_ratio}_E{self.head_dim}")
 
+    def fit_windows(self, img_size: int) -> "ContractionFactors":
+        """Copy whose each window is the largest divisor of its stage's feature-map side that
+        is <= the current window (e.g. a 224-px preset's {7, 14, 7} -> {4, 2, 1} at 32 px)."""
+        res = stage_resolutions(img_size)
+        ws = tuple(max(d for d in _divisors(res[i + 1]) if d <= w)
+                   for i, w in enumerate(self.window_sizes))
+        return self.replace(window_sizes=ws)
+
     def replace(self, **changes) -> "ContractionFactors":
         return dataclasses.replace(self, **changes)
 
