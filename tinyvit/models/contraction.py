@@ -23,6 +23,7 @@ __all__ = [
     "preset",
     "stage_resolutions",
     "count_params",
+    "analytic_params",
     "throughput",
 ]
 
@@ -222,6 +223,27 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
         seen.add(id(p))
         total += p.numel()
     return total
+
+
+def analytic_params(f: ContractionFactors, num_classes: int = 1000, in_chans: int = 3) -> int:
+    """Parameter count of ``f.build(num_classes, in_chans=in_chans)`` from closed-form layer
+    sizes (no model built; the search's line search calls this often). ConvNorm = conv
+    without bias + BatchNorm (2 per channel); LayerNorm = 2 per channel."""
+    D, N, W = f.embed_dims, f.depths, f.window_sizes
+    E, R, M = f.head_dim, f.mbconv_ratio, f.mlp_ratio
+    h = D[0] // 2
+    total = in_chans * h * 9 + 2 * h + h * D[0] * 9 + 2 * D[0]  # patch embed
+    mid = int(D[0] * R)
+    total += N[0] * (D[0] * mid + 2 * mid + 9 * mid + 2 * mid + mid * D[0] + 2 * D[0])  # MBConv
+    for i in range(1, 4):
+        c, prev, w = D[i], D[i - 1], W[i - 1]
+        total += prev * c + 2 * c + 9 * c + 2 * c + c * c + 2 * c  # PatchMerging
+        hid = int(c * M)
+        block = (2 * c + 3 * c * c + 3 * c + c * c + c + (c // E) * w * w  # attention
+                 + 9 * c + 2 * c  # local depthwise conv
+                 + 2 * c + c * hid + hid + hid * c + c)  # norm + MLP
+        total += N[i] * block
+    return total + 2 * D[3] + D[3] * num_classes + num_classes  # head: norm + fc
 
 
 def throughput(model: torch.nn.Module, img_size: int = 224, batch: int = 64,

@@ -42,7 +42,8 @@ import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from .contraction import ContractionFactors, count_params, stage_resolutions, throughput
+from .contraction import (ContractionFactors, analytic_params, count_params, stage_resolutions,
+                          throughput)
 
 LOG_FORMAT = "tinyvit-contract-log/1"
 
@@ -97,12 +98,6 @@ def contraction_moves(f: ContractionFactors, img_size: int) -> Dict[str, Contrac
     return out
 
 
-def meta_params(f: ContractionFactors, num_classes: int, in_chans: int, img_size: int) -> int:
-    """Parameter count without allocating weights (model built on the meta device)."""
-    return count_params(f.build(num_classes=num_classes, img_size=img_size, in_chans=in_chans,
-                                device="meta"))
-
-
 class Measurer:
     """Default ``measure(factors) -> (params, images/s)``: params at ``num_classes`` /
     ``in_chans``; throughput by :func:`throughput` at ``img_size`` on ``device``."""
@@ -119,7 +114,7 @@ class Measurer:
                 "warmup": self.warmup, "repeats": self.repeats, "amp": self.amp}
 
     def params(self, f: ContractionFactors) -> int:
-        return meta_params(f, self.num_classes, self.in_chans, self.img_size)
+        return analytic_params(f, self.num_classes, self.in_chans)
 
     def __call__(self, f: ContractionFactors) -> Tuple[int, float]:
         import torch
@@ -237,6 +232,13 @@ def contract_search(
         raise ValueError("measure is required (e.g. Measurer(...))")
     if param_counter is None:
         param_counter = getattr(measure, "params", None) or (lambda f: measure(f)[0])
+    _pc, _pcache = param_counter, {}
+
+    def param_counter(f):  # noqa: F811  (memoised: line searches revisit the same points)
+        k = f.key()
+        if k not in _pcache:
+            _pcache[k] = _pc(f)
+        return _pcache[k]
     say = print if verbose else (lambda *a, **k: None)
 
     log = SearchLog(log_path)
