@@ -75,7 +75,8 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
                    help="allowed throughput loss per step for timing noise (default 0.05)")
     g.add_argument("--max-steps", type=int, default=20, help="stop after this many steps (default 20)")
     g.add_argument("--moves", default=None,
-                   help="comma-separated subset of moves (default all: D1-..D4-,N1-..N4-,W2-..W4-,R-,M-,E/2)")
+                   help="comma-separated subset of moves "
+                   "(default all: D1-..D4-,N1-..N4-,W2-..W4-,R-,M-,E/2)")
     g.add_argument("--no-fit-windows", action="store_true",
                    help="do not shrink the seed's windows to divisors of the feature maps at --img-size")
     g.add_argument("--log", required=True, help="JSON-lines log (appended; rerun to resume)")
@@ -150,7 +151,8 @@ def run_contract(args) -> int:
     else:
         scorer = LabelsProxy(*tr, **kw)
     measure = Measurer(num_classes, 1, args.img_size, batch=args.tput_batch,
-                       device=args.tput_device, warmup=args.tput_warmup, repeats=args.tput_repeats, amp=args.amp)
+                       device=args.tput_device, warmup=args.tput_warmup,
+                       repeats=args.tput_repeats, amp=args.amp)
     moves = tuple(m.strip() for m in args.moves.split(",")) if args.moves else MOVES
     summary = contract_search(
         seed, scorer, args.log, img_size=args.img_size, max_params=args.max_params,
