@@ -105,6 +105,9 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tput-repeats", type=int, default=5, help="timed repeats, median (default 5)")
     g.add_argument("--tput-warmup", type=int, default=2, help="untimed warm-up passes (default 2)")
     g.add_argument("--tput-device", default="cpu", help="throughput device (default cpu)")
+    g.add_argument("--tput-threads", type=int, default=1,
+                   help="CPU intra-op threads while timing (default 1: stable on shared CPUs; "
+                        "0 = torch's default)")
     g.add_argument("--amp", action="store_true", help="autocast fp16 throughput (CUDA only)")
 
 
@@ -152,7 +155,7 @@ def run_contract(args) -> int:
         scorer = LabelsProxy(*tr, **kw)
     measure = Measurer(num_classes, 1, args.img_size, batch=args.tput_batch,
                        device=args.tput_device, warmup=args.tput_warmup,
-                       repeats=args.tput_repeats, amp=args.amp)
+                       repeats=args.tput_repeats, amp=args.amp, threads=args.tput_threads or None)
     moves = tuple(m.strip() for m in args.moves.split(",")) if args.moves else MOVES
     summary = contract_search(
         seed, scorer, args.log, img_size=args.img_size, max_params=args.max_params,

@@ -172,7 +172,8 @@ class DistillProxy(_TrainEvalProxy):
     def config(self) -> Dict:
         c = super().config()
         m = self.store.manifest
-        c["store"] = {"path": self.store.path, "store_id": m.get("store_id"),
+        # Identity by store_id (not path): a moved store still resumes the same search.
+        c["store"] = {"store_id": m.get("store_id"),
                       "topk": m["topk"], "epochs": m["epochs"]}
         return c
 

@@ -103,15 +103,18 @@ class Measurer:
     ``in_chans``; throughput by :func:`throughput` at ``img_size`` on ``device``."""
 
     def __init__(self, num_classes: int, in_chans: int, img_size: int, batch: int = 32,
-                 device: str = "cpu", warmup: int = 2, repeats: int = 5, amp: bool = False):
+                 device: str = "cpu", warmup: int = 2, repeats: int = 5, amp: bool = False,
+                 threads: Optional[int] = None):
         self.num_classes, self.in_chans, self.img_size = num_classes, in_chans, img_size
+        self.threads = threads
         self.batch, self.device, self.warmup, self.repeats, self.amp = (
             batch, device, warmup, repeats, amp)
 
     def config(self) -> Dict:
         return {"num_classes": self.num_classes, "in_chans": self.in_chans,
                 "img_size": self.img_size, "batch": self.batch, "device": str(self.device),
-                "warmup": self.warmup, "repeats": self.repeats, "amp": self.amp}
+                "warmup": self.warmup, "repeats": self.repeats, "amp": self.amp,
+                "threads": self.threads}
 
     def params(self, f: ContractionFactors) -> int:
         return analytic_params(f, self.num_classes, self.in_chans)
@@ -121,9 +124,17 @@ class Measurer:
 
         torch.manual_seed(0)
         m = f.build(num_classes=self.num_classes, img_size=self.img_size, in_chans=self.in_chans)
-        return count_params(m), throughput(m, self.img_size, self.batch, self.device,
-                                           warmup=self.warmup, repeats=self.repeats,
-                                           amp=self.amp, in_chans=self.in_chans)
+        old = torch.get_num_threads()
+        if self.threads:
+            # Fewer intra-op threads: on a shared CPU, OpenMP barriers of 2+ threads stall
+            # whenever another process holds a core, which makes timings erratic.
+            torch.set_num_threads(self.threads)
+        try:
+            return count_params(m), throughput(m, self.img_size, self.batch, self.device,
+                                               warmup=self.warmup, repeats=self.repeats,
+                                               amp=self.amp, in_chans=self.in_chans)
+        finally:
+            torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------- log
