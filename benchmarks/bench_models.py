@@ -52,15 +52,19 @@ def machine(device: str) -> dict:
     return d
 
 
-def bench(device: str, batch: int, img_size: int, warmup: int, repeats: int, amp_modes):
+def bench(device: str, batch: int, img_size: int, warmup: int, repeats: int, amp_modes,
+          threads=None):
     rows = []
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     for name, f in PRESETS.items():
         torch.manual_seed(0)
         model = f.build(num_classes=1000, img_size=img_size)
         row = {"model": name, "factors": f.to_dict(), "params": count_params(model),
                "paper_params_m": PAPER_PARAMS_M[name],
                "paper_v100_img_s": PAPER_THROUGHPUT_V100[name], "batch": batch,
-               "img_size": img_size, "device": device}
+               "img_size": img_size, "device": device, "threads": torch.get_num_threads()}
         for amp in amp_modes:
             t0 = time.perf_counter()
             ips = throughput(model, img_size, batch, device, warmup=warmup, repeats=repeats, amp=amp)
@@ -68,20 +72,21 @@ def bench(device: str, batch: int, img_size: int, warmup: int, repeats: int, amp
             row["seconds_amp" if amp else "seconds"] = time.perf_counter() - t0
         rows.append(row)
         del model
+    torch.set_num_threads(old)
     return rows
 
 
 def table(rows, title):
     print(f"\n{title}")
     amp = any("img_s_amp" in r for r in rows)
-    hdr = f"{'model':<13}{'params':>11}{'paper':>8}{'batch':>7}{'img/s':>10}"
+    hdr = f"{'model':<13}{'params':>11}{'paper':>8}{'batch':>7}{'threads':>8}{'img/s':>10}"
     hdr += f"{'img/s amp':>11}" if amp else ""
     hdr += f"{'V100 paper':>12}{'ratio':>8}"
     print(hdr)
     for r in rows:
         best = r.get("img_s_amp", r["img_s"])
         line = (f"{r['model']:<13}{r['params'] / 1e6:>10.3f}M{r['paper_params_m']:>7}M"
-                f"{r['batch']:>7}{r['img_s']:>10.1f}")
+                f"{r['batch']:>7}{r['threads']:>8}{r['img_s']:>10.1f}")
         line += f"{r['img_s_amp']:>11.1f}" if amp else ""
         line += f"{r['paper_v100_img_s']:>12}{best / r['paper_v100_img_s']:>8.3f}"
         print(line)
@@ -95,6 +100,10 @@ def main(argv=None) -> int:
     ap.add_argument("--img-size", type=int, default=224, help="input side (default 224)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed passes (default 2)")
     ap.add_argument("--repeats", type=int, default=5, help="timed passes, median reported (default 5)")
+    ap.add_argument("--threads", default="1,0",
+                    help="comma-separated CPU intra-op thread counts to compare, 0 = torch default "
+                         "(default 1,0: on a shared CPU, multi-threaded timings suffer from "
+                         "OpenMP barrier stalls whenever another process holds a core)")
     ap.add_argument("--no-cuda", action="store_true", help="skip CUDA even when available")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                     help="output directory (default benchmarks/results)")
@@ -102,11 +111,14 @@ def main(argv=None) -> int:
     if a.quick:
         a.cpu_batch, a.warmup, a.repeats = 8, 1, 3
     os.makedirs(a.out, exist_ok=True)
-    rows = bench("cpu", a.cpu_batch, a.img_size, a.warmup, a.repeats, (False,))
-    table(rows, f"CPU ({cpu_model()}, {torch.get_num_threads()} threads), {a.img_size} px, "
+    rows = []
+    for th in (int(t) for t in a.threads.split(",")):
+        rows += bench("cpu", a.cpu_batch, a.img_size, a.warmup, a.repeats, (False,), th or None)
+    table(rows, f"CPU ({cpu_model()}, {os.cpu_count()} cores), {a.img_size} px, "
                 f"median of {a.repeats}")
     out = {"benchmark": "models", "quick": a.quick, "machine": machine("cpu"),
            "settings": {"batch": a.cpu_batch, "img_size": a.img_size, "warmup": a.warmup,
+                        "threads": a.threads,
                         "repeats": a.repeats, "num_classes": 1000},
            "paper": {"device": "V100", "batch": 256, "img_size": 224}, "results": rows}
     path = os.path.join(a.out, "models_cpu.json")

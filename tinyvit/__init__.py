@@ -30,6 +30,8 @@ from .store import (
     TruncatedFileError,
 )
 
+from . import models  # TinyViT family from contraction factors (timm imported lazily)
+
 __version__ = "0.1.0"
 
 __all__ = ["PCG32", "build_info", "pcg32_u32", "__version__"]
