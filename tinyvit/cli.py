@@ -45,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
-    from .store_cli import add_store_parsers
 
-    add_store_parsers(sub)
     from .models.contract import add_contract_parser
 
     add_contract_parser(sub)
