@@ -29,8 +29,8 @@ void validate_plan(const Plan& p, int src_w, int src_h, const ApplyParams& param
   }
 }
 
-void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img) {
-  if (plan.flip) flip_horizontal(img);
+void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img, bool flipped) {
+  if (plan.flip && !flipped) flip_horizontal(img);
   for (const RaStep& step : plan.ra) apply_ra_step(img, step, params.fill);
   // timm appends ColorJitter after RandAugment (plan.h).
   if (plan.jitter) color_jitter(img, plan.jitter_factors, plan.jitter_order);
@@ -42,8 +42,8 @@ void apply_plan(const Plan& plan, const ImageView& src, const ApplyParams& param
                          static_cast<double>(plan.crop_x) + plan.crop_w,
                          static_cast<double>(plan.crop_y) + plan.crop_h};
   ImageU8 img(params.out_h, params.out_w);
-  resize_box(src, box, plan.resize, img);
-  apply_after_resize(plan, params, img);
+  resize_box(src, box, plan.resize, img, plan.flip);
+  apply_after_resize(plan, params, img, true);
   std::memcpy(out, img.data.data(), img.data.size());
 }
 
@@ -74,9 +74,9 @@ void apply_plan_jpeg(const Plan& plan, const uint8_t* data, size_t size, const A
     if (box[k] < 0) box[k] = 0;
   }
   ImageU8 img(params.out_h, params.out_w);
-  resize_box(region, box, plan.resize, img);
+  resize_box(region, box, plan.resize, img, plan.flip);
   if (scratch.capacity() > (size_t{64} << 20)) std::vector<uint8_t>().swap(scratch);
-  apply_after_resize(plan, params, img);
+  apply_after_resize(plan, params, img, true);
   std::memcpy(out, img.data.data(), img.data.size());
 }
 

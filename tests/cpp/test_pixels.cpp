@@ -382,7 +382,13 @@ static void test_resize_reference() {
     for (bool cubic : {false, true}) {
       ImageU8 out(oh, ow);
       resize_box(v, box, cubic ? Interp::Bicubic : Interp::Bilinear, out);
-      mismatches += out.data != reference_resize(v, box, cubic, oh, ow).data;
+      ImageU8 ref = reference_resize(v, box, cubic, oh, ow);
+      mismatches += out.data != ref.data;
+      // The fused mirror equals resize + flip.
+      ImageU8 mirrored(oh, ow);
+      resize_box(v, box, cubic ? Interp::Bicubic : Interp::Bilinear, mirrored, true);
+      flip_horizontal(ref);
+      mismatches += mirrored.data != ref.data;
       ++cases;
     }
   }
