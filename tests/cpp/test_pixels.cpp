@@ -204,14 +204,23 @@ static ImageU8 reference_warp(const ImageU8& in, const double a[6], bool bicubic
 static void test_warp_formula() {
   const ImageU8 src = noise_image(29, 41, 9);
   const uint8_t fill[3] = {9, 8, 7};
-  const double mats[3][6] = {{1, 0.31, -2.2, 0, 1, 0}, {0.93, -0.37, 5.1, 0.37, 0.93, -3.3},
-                             {1, 0, 3.7, -0.2, 1, 1.25}};
-  for (const auto& m : mats)
-    for (bool cubic : {false, true}) {
-      ImageU8 got = src;
-      affine_warp(got, m, cubic ? Interp::Bicubic : Interp::Bilinear, fill);
-      CHECK(got.data == reference_warp(src, m, cubic, fill).data);
-    }
+  // General, plus the axis-aligned forms that take affine_warp's fast paths: row maps
+  // (translate_y) and column maps (translate_x, shear_x), with fill and clamped borders.
+  const double mats[12][6] = {{1, 0.31, -2.2, 0, 1, 0}, {0.93, -0.37, 5.1, 0.37, 0.93, -3.3},
+                              {1, 0, 3.7, -0.2, 1, 1.25}, {1, 0, 0, 0, 1, 2.37},
+                              {1, 0, 0, 0, 1, -4.6}, {1, 0, 0, 0, 1, 40}, {1, 0, -3.41, 0, 1, 0},
+                              {1, 0, 12.5, 0, 1, 0}, {1, 0, 0.013, 0, 1, 0}, {1, -0.27, 0, 0, 1, 0},
+                              {1, 0.3, 0, 0, 1, 0}, {1, 0, -60, 0, 1, 0}};
+  const ImageU8 thin = noise_image(9, 3, 4);
+  int bad = 0;
+  for (const ImageU8* im : {&src, &thin})
+    for (const auto& m : mats)
+      for (bool cubic : {false, true}) {
+        ImageU8 got = *im;
+        affine_warp(got, m, cubic ? Interp::Bicubic : Interp::Bilinear, fill);
+        bad += got.data != reference_warp(*im, m, cubic, fill).data;
+      }
+  CHECK(bad == 0);
 }
 
 static void test_resize_and_ops() {
