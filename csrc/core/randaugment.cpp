@@ -97,7 +97,9 @@ inline int floor_int(double v) {
 inline double round15(double v) { return std::nearbyint(v * 1e15) / 1e15; }
 
 void rotate90_square(ImageU8& img, int quarter_turns) {  // CCW quarter turns, square image
-  ImageU8 out(img.h, img.w);
+  thread_local ImageU8 spare;  // reused across calls (see affine_warp)
+  ImageU8& out = spare;
+  out.reset(img.h, img.w);
   const int n = img.w;
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
@@ -106,7 +108,7 @@ void rotate90_square(ImageU8& img, int quarter_turns) {  // CCW quarter turns, s
       else { sx = y; sy = n - 1 - x; }
       std::memcpy(out.row(y) + 3 * x, img.row(sy) + 3 * sx, 3);
     }
-  img = std::move(out);
+  std::swap(img, out);
 }
 
 void rotate180(ImageU8& img) {
@@ -263,7 +265,8 @@ void ra_solarize_add(ImageU8& img, int add, int threshold) {
 }
 
 void ra_color(ImageU8& img, float factor) {
-  std::vector<uint8_t> deg(img.data.size());
+  thread_local std::vector<uint8_t> deg;  // reused per thread
+  deg.resize(img.data.size());
   const size_t n = static_cast<size_t>(img.h) * img.w;
   for (size_t i = 0; i < n; ++i) deg[3 * i] = deg[3 * i + 1] = deg[3 * i + 2] = luma(&img.data[3 * i]);
   blend_with(img, deg, factor);
@@ -284,7 +287,8 @@ void ra_sharpness(ImageU8& img, float factor) {
   // ImageFilter.SMOOTH: 3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded, borders copied.
   // Integer sum then round(s / 13) = (2 s + 13) / 26: equal to Pillow's float kernel
   // with +0.5 rounding, since s / 13 is never within float error of a .5 tie.
-  std::vector<uint8_t> deg(img.data);
+  thread_local std::vector<uint8_t> deg;  // reused per thread
+  deg.assign(img.data.begin(), img.data.end());
   const int W = img.w, rowlen = 3 * W;
   for (int y = 1; y + 1 < img.h; ++y) {
     const uint8_t* a = img.row(y - 1);
@@ -606,9 +610,13 @@ bool warp_fast(ImageU8& img, ImageU8& out, const double a[6], Interp resample, c
 void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
   if (resample != Interp::Nearest && resample != Interp::Bilinear && resample != Interp::Bicubic)
     throw std::invalid_argument("affine_warp: resample must be resolved");
-  ImageU8 out(img.h, img.w);
+  // Output goes into a per-thread spare image that then swaps with img: no allocation
+  // (and no page faults) per warp once the spare has grown to the image size.
+  thread_local ImageU8 spare;
+  ImageU8& out = spare;
+  out.reset(img.h, img.w);
   if (warp_fast(img, out, a, resample, fill)) {
-    img = std::move(out);
+    std::swap(img, out);
     return;
   }
   if (resample == Interp::Nearest) {
@@ -622,14 +630,14 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
       if (resample == Interp::Bilinear) warp_sse<Interp::Bilinear>(img, out, a, fill);
       else warp_sse<Interp::Bicubic>(img, out, a, fill);
       img.data.resize(n);
-      img = std::move(out);
+      std::swap(img, out);
       return;
     }
 #endif
     if (resample == Interp::Bilinear) warp_scalar<Interp::Bilinear>(img, out, a, fill);
     else warp_scalar<Interp::Bicubic>(img, out, a, fill);
   }
-  img = std::move(out);
+  std::swap(img, out);
 }
 
 void det_sincos_deg(double degrees, double* s_out, double* c_out) {
