@@ -46,6 +46,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import tinyvit  # noqa: E402
+from machine import cpu_model, load_average  # noqa: E402  (benchmarks/machine.py)
 
 RA = "rand-m9-mstd0.5-inc1"
 
@@ -232,23 +233,12 @@ def time_cpp(paths, cfg, threads, batch, repeats):
 
 
 def machine_facts():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import PIL
     import timm
 
     info = tinyvit.build_info()
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
+    load = load_average()
     return {
         "cpu": cpu, "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

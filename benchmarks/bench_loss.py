@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -60,15 +61,7 @@ def ours_gif(logits, idx, probs):
 
 
 def machine_facts(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     facts = {"cpu_model": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
              "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
              "device": device, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -19,22 +19,12 @@ import sys
 import time
 
 import torch
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from tinyvit.models import (PAPER_PARAMS_M, PAPER_THROUGHPUT_V100, PRESETS, count_params,  # noqa: E402
                             throughput)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine(device: str) -> dict:

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402
@@ -39,15 +40,7 @@ B = 256
 
 
 def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "device": "cpu",
             "store_isa": _C._store_isa(), "threads": torch.get_num_threads(),
