@@ -9,6 +9,25 @@ from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
 from .device_ops import DeviceAugment, batch_partners, mix, mix_targets, normalize, random_erase
 from .pairing import PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
+from .store import (
+    ChecksumError,
+    CorruptRecordError,
+    EpochMissingError,
+    FileSizeError,
+    FingerprintMismatchError,
+    FormatVersionError,
+    InvalidRecordError,
+    LogitStore,
+    ManifestError,
+    ReadOnlyError,
+    RecordMissingError,
+    SampleIndexError,
+    ShapeMismatchError,
+    StoreError,
+    StoreExistsError,
+    StoreIOError,
+    TruncatedFileError,
+)
 
 __version__ = "0.1.0"
 
@@ -17,3 +36,9 @@ __all__ += ["AugConfig", "PLAN_FORMAT_VERSION", "parse_rand_augment", "make_plan
             "plan_device_params", "PairedSampler", "mix_partner", "mix_partners",
             "pair_permutation", "sample_seed", "sample_seeds", "DeviceAugment", "batch_partners",
             "mix", "mix_targets", "normalize", "random_erase"]
+__all__ += [
+    "ChecksumError", "CorruptRecordError", "EpochMissingError", "FileSizeError",
+    "FingerprintMismatchError", "FormatVersionError", "InvalidRecordError", "LogitStore",
+    "ManifestError", "ReadOnlyError", "RecordMissingError", "SampleIndexError",
+    "ShapeMismatchError", "StoreError", "StoreExistsError", "StoreIOError", "TruncatedFileError",
+]

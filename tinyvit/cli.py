@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
+
+    from .store_cli import add_store_parsers
+
+    add_store_parsers(sub)
     return parser
 
 

@@ -9,5 +9,6 @@ namespace py = pybind11;
 void init_build_info(py::module_& m);
 void init_rng(py::module_& m);
 void init_plan(py::module_& m);
+void init_store(py::module_& m);
 
 }  // namespace tinyvit

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_C, m) {
   tinyvit::init_build_info(m);
   tinyvit::init_rng(m);
   tinyvit::init_plan(m);
+  tinyvit::init_store(m);
 }
