@@ -4,6 +4,7 @@ Data path: record (store) -> plan (seed -> augmentation parameters, C++) -> pixe
 -> uint8 batch -> device ops -> sparse soft cross-entropy.
 """
 from ._ext import _C, build_info
+from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_cross_entropy
 from .rng import PCG32, pcg32_u32
 from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
@@ -41,4 +42,6 @@ __all__ += [
     "FingerprintMismatchError", "FormatVersionError", "InvalidRecordError", "LogitStore",
     "ManifestError", "ReadOnlyError", "RecordMissingError", "SampleIndexError",
     "ShapeMismatchError", "StoreError", "StoreExistsError", "StoreIOError", "TruncatedFileError",
+]
+__all__ += ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "sparse_soft_cross_entropy",
 ]

@@ -1,0 +1,179 @@
+"""Sparse label-smoothed soft cross-entropy for TinyViT distillation (paper Eq. 2).
+
+The teacher keeps only its top-K classes per sample: indices ``I`` and probabilities ``v``.
+Eq. 2 spreads the remaining mass uniformly, ``u = (1 - sum_k v_k) / (C - K)`` (clamped at 0
+when rounding makes ``sum_k v_k > 1``). The official code materialises that dense ``B x C``
+target and calls a soft-target CE (:func:`dense_soft_cross_entropy` here); the fused op
+(:func:`sparse_soft_cross_entropy`) never builds it::
+
+    loss_i   = S LSE(z) - sum_k (v_k - u) z_{I(k)} - u sum_c z_c
+    dloss/dz = S softmax(z) - u - sum_k (v_k - u) [c = I(k)]
+
+where ``S = sum_c p_c`` is 1, except when ``sum_k v_k > 1`` (u clamped to 0, ``S = sum_k v_k``):
+both functions then compute the same soft CE against the stored ``v``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._ext import _C  # noqa: F401  (registers the torch.ops.tinyvit ops)
+
+__all__ = ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "sparse_soft_cross_entropy"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+_INDEX_DTYPES = (torch.int16, torch.uint16, torch.int32, torch.int64)
+_PROB_DTYPES = (torch.float16, torch.float32, torch.float64)
+_LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+# Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
+# only scales it by grad_output), instead of re-reading the logits in a separate backward
+# kernel. Decided by measurement on CPU (benchmarks/bench_loss.py --grad-mode, see README):
+# the separate backward was faster for every configuration measured, because the fused
+# variant's extra B x C read+write for the scaling costs more than the exp it saves. On CUDA
+# the byte count decides the same way (3 passes over B x C instead of 4); not measured yet.
+GRAD_IN_FORWARD = {"cpu": False, "cuda": False}
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor,
+                              reduction: str = "mean", *, validate: bool = True,
+                              grad_in_forward: bool | None = None) -> torch.Tensor:
+    """Fused soft cross-entropy against the sparse top-K teacher target of Eq. 2.
+
+    Args:
+        logits: ``[B, C]`` float32 / float16 / bfloat16 (float64 also accepted), any strides.
+        topk_indices: ``[B, K]`` int16 / uint16 / int32 / int64 class indices, ``K < C``,
+            distinct within a row. Used as stored: no conversion copy.
+        topk_probs: ``[B, K]`` float16 / float32 (or float64) teacher probabilities.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-row ``[B]``).
+        validate: raise ``IndexError`` for an index outside ``[0, C)`` and ``ValueError`` for a
+            duplicate, naming the first bad row. On CUDA this costs one device-to-host sync per
+            call; with ``validate=False`` bad indices are skipped (never read out of bounds) and
+            duplicates are not detected.
+        grad_in_forward: override :data:`GRAD_IN_FORWARD` (benchmarking).
+
+    Returns the loss in float32 (float64 for float64 logits); the gradient w.r.t. ``logits``
+    has the logits' dtype. ``topk_probs`` is treated as a constant (no gradient).
+    """
+    _check_reduction(reduction)
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    if grad_in_forward is None:
+        grad_in_forward = GRAD_IN_FORWARD.get(logits.device.type, False)
+    loss, _, _, _ = torch.ops.tinyvit.sparse_soft_ce_fwd(
+        logits, topk_indices, topk_probs, bool(need_grad and grad_in_forward), bool(validate))
+    return _reduce(loss, reduction)
+
+
+def dense_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor,
+                             reduction: str = "mean") -> torch.Tensor:
+    """Reference: the official way. Materialises the dense Eq. 2 target ``p`` ([B, C], filled with
+    ``u`` and scattered with ``v`` at the top-K indices, in the logits' dtype) and computes
+    ``sum_c -p_c log_softmax(z)_c``. Same signature and semantics as the fused op
+    (``u`` clamped at 0); costs several ``B x C`` temporaries."""
+    _check_reduction(reduction)
+    if logits.dim() != 2 or topk_indices.shape != topk_probs.shape or topk_indices.dim() != 2:
+        raise ValueError(f"expected logits [B, C] and topk_indices/topk_probs [B, K], got "
+                         f"{tuple(logits.shape)}, {tuple(topk_indices.shape)}, {tuple(topk_probs.shape)}")
+    num_classes, k = logits.shape[1], topk_indices.shape[1]
+    if k >= num_classes:
+        raise ValueError(f"K (={k}) must be < C (={num_classes})")
+    probs = topk_probs.to(logits.dtype)
+    u = ((1 - probs.sum(-1, keepdim=True)) / (num_classes - k)).clamp_min(0)
+    target = u.expand(-1, num_classes).clone()
+    target.scatter_(1, topk_indices.long(), probs)
+    loss = torch.sum(-target * torch.log_softmax(logits, dim=-1), dim=-1)
+    return _reduce(loss, reduction)
+
+
+class SparseSoftCrossEntropy(nn.Module):
+    """``nn.Module`` wrapper of :func:`sparse_soft_cross_entropy`:
+    ``criterion(logits, topk_indices, topk_probs)``."""
+
+    def __init__(self, reduction: str = "mean", validate: bool = True):
+        super().__init__()
+        _check_reduction(reduction)
+        self.reduction = reduction
+        self.validate = validate
+
+    def forward(self, logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor) -> torch.Tensor:
+        return sparse_soft_cross_entropy(logits, topk_indices, topk_probs, self.reduction, validate=self.validate)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, validate={self.validate}"
+
+
+# ---- torch.library registration: fake (meta) kernels and autograd ---------------------------
+
+def _acc_dtype(logits: torch.Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _fake_check(logits, topk_indices, topk_probs):
+    if logits.dim() != 2:
+        raise ValueError(f"sparse_soft_cross_entropy: logits must be 2-D [B, C], got shape {tuple(logits.shape)}")
+    if logits.dtype not in _LOGIT_DTYPES:
+        raise TypeError(f"sparse_soft_cross_entropy: logits dtype {logits.dtype} not supported")
+    if topk_indices.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"sparse_soft_cross_entropy: topk_indices dtype {topk_indices.dtype} not supported")
+    if topk_probs.dtype not in _PROB_DTYPES:
+        raise TypeError(f"sparse_soft_cross_entropy: topk_probs dtype {topk_probs.dtype} not supported")
+    if topk_indices.dim() != 2 or topk_indices.shape != topk_probs.shape:
+        raise ValueError("sparse_soft_cross_entropy: topk_indices and topk_probs must be 2-D [B, K] "
+                         f"of the same shape, got {tuple(topk_indices.shape)} and {tuple(topk_probs.shape)}")
+    torch._check(topk_indices.shape[0] == logits.shape[0],
+                 lambda: "sparse_soft_cross_entropy: topk_indices and logits have different numbers of rows")
+    torch._check(topk_indices.shape[1] < logits.shape[1],
+                 lambda: "sparse_soft_cross_entropy: K must be < C")
+
+
+@torch.library.register_fake("tinyvit::sparse_soft_ce_fwd")
+def _fwd_fake(logits, topk_indices, topk_probs, compute_grad, validate):
+    _fake_check(logits, topk_indices, topk_probs)
+    b = logits.shape[0]
+    acc = _acc_dtype(logits)
+    grad = logits.new_empty(logits.shape) if compute_grad else logits.new_empty((0,))
+    return (logits.new_empty((b,), dtype=acc), logits.new_empty((b,), dtype=acc),
+            logits.new_empty((b,), dtype=acc), grad)
+
+
+@torch.library.register_fake("tinyvit::sparse_soft_ce_bwd")
+def _bwd_fake(grad_loss, logits, topk_indices, topk_probs, lse, u):
+    _fake_check(logits, topk_indices, topk_probs)
+    return logits.new_empty(logits.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, topk_indices, topk_probs, compute_grad, _validate = inputs
+    _loss, lse, u, grad = output
+    ctx.grad_in_forward = compute_grad
+    if compute_grad:
+        ctx.save_for_backward(grad)
+    else:
+        ctx.save_for_backward(logits, topk_indices, topk_probs, lse, u)
+    ctx.mark_non_differentiable(lse, u, grad)
+
+
+def _backward(ctx, grad_loss, _grad_lse, _grad_u, _grad_grad):
+    if ctx.grad_in_forward:
+        (grad,) = ctx.saved_tensors
+        grad_logits = grad * grad_loss.unsqueeze(1).to(grad.dtype)
+    else:
+        logits, topk_indices, topk_probs, lse, u = ctx.saved_tensors
+        grad_logits = torch.ops.tinyvit.sparse_soft_ce_bwd(grad_loss, logits, topk_indices, topk_probs, lse, u)
+    return grad_logits, None, None, None, None
+
+
+torch.library.register_autograd("tinyvit::sparse_soft_ce_fwd", _backward, setup_context=_setup_context)
