@@ -9,6 +9,7 @@ from .rng import PCG32, pcg32_u32
 from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .plan import make_plan, pack_plans, plan_device_params
 from .device_ops import DeviceAugment, batch_partners, mix, mix_targets, normalize, random_erase
+from .replay import ImageDecodeError, replay, replay_batch
 from .pairing import PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
 from .store import (
     ChecksumError,
@@ -45,3 +46,4 @@ __all__ += [
 ]
 __all__ += ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "sparse_soft_cross_entropy",
 ]
+__all__ += ["ImageDecodeError", "replay", "replay_batch"]

@@ -10,5 +10,6 @@ void init_build_info(py::module_& m);
 void init_rng(py::module_& m);
 void init_plan(py::module_& m);
 void init_store(py::module_& m);
+void init_pixels(py::module_& m);
 
 }  // namespace tinyvit

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_C, m) {
   tinyvit::init_rng(m);
   tinyvit::init_plan(m);
   tinyvit::init_store(m);
+  tinyvit::init_pixels(m);
 }

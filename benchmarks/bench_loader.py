@@ -1,0 +1,311 @@
+"""Throughput of the augmented-image loader: tinyvit C++ path vs tinyvit Pillow path vs
+timm's create_transform vs Pillow full decode only, on the same ImageNet-like JPEGs.
+
+Recipe (all paths): 224 px RandomResizedCrop(0.08-1, 3/4-4/3, bicubic) + flip(0.5) +
+RandAugment 'rand-m9-mstd0.5-inc1', output a uint8 batch [B, 224, 224, 3]. RandomErasing
+0.25 runs after normalisation on the float tensor in both pipelines (tinyvit: a device
+op on the batch), so it is outside the uint8 stage measured here; the extra row
+"timm full" adds timm's ToTensor + Normalize + RandomErasing for reference.
+
+1 worker = the calling process only (C++: replay_batch(num_threads=1); others:
+DataLoader(num_workers=0)); 2 workers = replay_batch(num_threads=2) / DataLoader(
+num_workers=2). img/s are medians over repeats of full passes over the set.
+
+    python benchmarks/bench_loader.py            # 200 images, 3 repeats
+    python benchmarks/bench_loader.py --quick    # 48 images, 2 repeats
+    python benchmarks/bench_loader.py --data DIR # use your own *.jpg folder
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import tinyvit  # noqa: E402
+
+RA = "rand-m9-mstd0.5-inc1"
+
+
+def make_dataset(out_dir: str, n: int, seed: int = 0) -> list[str]:
+    """ImageNet-like JPEGs (~500x375, q90) cut from the photos shipped with scikit-image."""
+    import skimage
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = sorted(glob.glob(os.path.join(out_dir, "*.jpg")))
+    if len(paths) >= n:
+        return paths[:n]
+    data_dir = os.path.join(os.path.dirname(skimage.__file__), "data")
+    photos = []
+    for name in sorted(os.listdir(data_dir)):
+        if name.endswith((".png", ".jpg")):
+            im = Image.open(os.path.join(data_dir, name))
+            if min(im.size) >= 256 and im.mode in ("RGB", "RGBA", "L"):
+                photos.append(im.convert("RGB"))
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        src = photos[i % len(photos)]
+        w, h = src.size
+        frac = rng.uniform(0.5, 1.0)
+        cw, ch = max(64, int(w * frac)), max(64, int(h * frac * rng.uniform(0.8, 1.2)))
+        ch = min(ch, h)
+        x, y = rng.integers(0, w - cw + 1), rng.integers(0, h - ch + 1)
+        size = (500, 375) if rng.random() < 0.75 else (375, 500)
+        size = (int(size[0] * rng.uniform(0.9, 1.1)), int(size[1] * rng.uniform(0.9, 1.1)))
+        img = src.crop((x, y, x + cw, y + ch)).resize(size, Image.BICUBIC)
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        p = os.path.join(out_dir, f"img_{i:05d}.jpg")
+        img.save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+class _PathSet(torch.utils.data.Dataset):
+    """Dataset over paths; fn(path, index) -> uint8 HWC tensor."""
+
+    def __init__(self, paths, fn):
+        self.paths, self.fn = paths, fn
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.fn(self.paths[i], i)
+
+
+class _TinyvitPil:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __call__(self, path, i):
+        return torch.from_numpy(tinyvit.replay(path, i, self.cfg, path="pil"))
+
+
+def _patch_timm_posterize():
+    """timm's PosterizeIncreasing yields bits = 0 at magnitude 10, which Pillow >= 11's
+    ImageOps.posterize rejects (ValueError); give it the old all-bits-cleared meaning."""
+    from PIL import ImageOps
+    from timm.data import auto_augment as aa
+
+    def posterize(img, bits_to_keep, **__):
+        if bits_to_keep >= 8:
+            return img
+        if bits_to_keep <= 0:
+            return img.point([0] * 256 * len(img.getbands()))
+        return ImageOps.posterize(img, bits_to_keep)
+
+    aa.posterize = posterize
+    for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        if name in aa.NAME_TO_OP:
+            aa.NAME_TO_OP[name] = posterize
+
+
+class _Timm:
+    def __init__(self, full: bool):
+        from timm.data import create_transform
+
+        _patch_timm_posterize()
+
+        if full:
+            self.t = create_transform(224, is_training=True, auto_augment=RA, re_prob=0.25,
+                                      interpolation="bicubic")
+        else:
+            primary, secondary, _ = create_transform(224, is_training=True, auto_augment=RA,
+                                                     re_prob=0.25, interpolation="bicubic",
+                                                     separate=True)
+            import torchvision.transforms as T
+
+            self.t = T.Compose(list(primary.transforms) + list(secondary.transforms))
+        self.full = full
+
+    def __call__(self, path, i):
+        with open(path, "rb") as f:
+            img = Image.open(f).convert("RGB")
+        out = self.t(img)
+        return out if self.full else torch.from_numpy(np.asarray(out, dtype=np.uint8).copy())
+
+
+def _decode_only(path, i):
+    with open(path, "rb") as f:
+        img = Image.open(f).convert("RGB")
+    return torch.from_numpy(np.asarray(img).copy()[:1, :1])  # same decode work, tiny collate
+
+
+def time_loader(paths, fn, workers, batch, repeats):
+    dl = torch.utils.data.DataLoader(_PathSet(paths, fn), batch_size=batch, num_workers=workers,
+                                     persistent_workers=workers > 0,
+                                     collate_fn=lambda xs: torch.stack(xs) if xs[0].dim() else xs)
+    rates = []
+    for r in range(repeats + 1):  # first pass warms up workers and the page cache
+        t = time.perf_counter()
+        for _ in dl:
+            pass
+        if r:
+            rates.append(len(paths) / (time.perf_counter() - t))
+    return rates
+
+
+CPP_CPU = {}  # threads -> (process CPU seconds per image, achieved parallelism cpu/wall)
+
+
+def time_cpp(paths, cfg, threads, batch, repeats):
+    out = torch.empty((batch, 224, 224, 3), dtype=torch.uint8)
+    rates, cpu, par = [], [], []
+    for r in range(repeats + 1):
+        t = time.perf_counter()
+        c = time.process_time()  # all threads of this process: the pool's work included
+        for s in range(0, len(paths), batch):
+            chunk = paths[s:s + batch]
+            o = out if len(chunk) == batch else None
+            tinyvit.replay_batch(chunk, list(range(s, s + len(chunk))), cfg, out=o,
+                                 num_threads=threads)
+        if r:
+            wall = time.perf_counter() - t
+            rates.append(len(paths) / wall)
+            cpu.append((time.process_time() - c) / len(paths))
+            par.append((time.process_time() - c) / wall)
+    CPP_CPU[threads] = (statistics.median(cpu), statistics.median(par))
+    return rates
+
+
+def machine_facts():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import PIL
+    import timm
+
+    info = tinyvit.build_info()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu, "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_at_start": load, "python": platform.python_version(),
+        "torch": torch.__version__, "timm": timm.__version__, "PIL": PIL.__version__,
+        "pillow_simd": ".post" in PIL.__version__,
+        "libjpeg_turbo": info.get("libjpeg_turbo_version"), "device": "cpu",
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="folder of *.jpg to use instead of the generated set")
+    ap.add_argument("--images", type=int, default=200, help="images to generate/use (default 200)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--quick", action="store_true", help="48 images, 2 repeats")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.images, args.repeats = 48, 2
+    torch.set_num_threads(1)
+    if args.data:
+        paths = sorted(glob.glob(os.path.join(args.data, "*.jpg")) +
+                       glob.glob(os.path.join(args.data, "*.jpeg")))[: args.images]
+        if not paths:
+            sys.exit(f"no *.jpg in {args.data}")
+    else:
+        paths = make_dataset(os.path.join(ROOT, "benchmarks", "data", "imagenet_like"), args.images)
+    sizes = [Image.open(p).size for p in paths]
+    cfg = tinyvit.AugConfig(img_size=224, interpolation="bicubic", auto_augment=RA, re_prob=0.25)
+
+    methods = [
+        ("tinyvit C++ (replay_batch)", lambda w: time_cpp(paths, cfg, w, args.batch, args.repeats)),
+        ("tinyvit Pillow path", lambda w: time_loader(paths, _TinyvitPil(cfg), 0 if w == 1 else w,
+                                                      args.batch, args.repeats)),
+        ("timm create_transform (uint8)", lambda w: time_loader(paths, _Timm(False), 0 if w == 1 else w,
+                                                                args.batch, args.repeats)),
+        ("timm full (+ToTensor/Normalize/RE)", lambda w: time_loader(paths, _Timm(True), 0 if w == 1 else w,
+                                                                    args.batch, args.repeats)),
+        ("PIL full decode only", lambda w: time_loader(paths, _decode_only, 0 if w == 1 else w,
+                                                       args.batch, args.repeats)),
+    ]
+    facts = machine_facts()
+    results = {}
+    print(f"{len(paths)} images, mean size {np.mean([s[0] for s in sizes]):.0f}x"
+          f"{np.mean([s[1] for s in sizes]):.0f}, PIL {facts['PIL']}, load {facts['load_average_at_start']}")
+    print(f"{'method':38s} {'1 worker img/s':>15s} {'2 workers img/s':>16s} {'scaling':>8s}")
+    for name, run in methods:
+        r1 = run(1)
+        r2 = run(2)
+        m1, m2 = statistics.median(r1), statistics.median(r2)
+        results[name] = {"img_per_s_1": m1, "img_per_s_2": m2, "scaling_2_over_1": m2 / m1,
+                         "repeats_1": r1, "repeats_2": r2}
+        print(f"{name:38s} {m1:15.1f} {m2:16.1f} {m2 / m1:8.2f}")
+    cpp = results["tinyvit C++ (replay_batch)"]
+    timm_ = results["timm create_transform (uint8)"]
+    dec = results["PIL full decode only"]
+    ratios = {
+        "cpp_over_timm_1": cpp["img_per_s_1"] / timm_["img_per_s_1"],
+        "cpp_over_timm_2": cpp["img_per_s_2"] / timm_["img_per_s_2"],
+        "cpp_over_decode_only_1": cpp["img_per_s_1"] / dec["img_per_s_1"],
+        "cpp_scaling_2_over_1": cpp["scaling_2_over_1"],
+    }
+    targets = {"cpp_over_timm_1 >= 3": ratios["cpp_over_timm_1"] >= 3,
+               "cpp_over_decode_only_1 >= 1": ratios["cpp_over_decode_only_1"] >= 1,
+               "cpp_scaling_2_over_1 >= 1.8": ratios["cpp_scaling_2_over_1"] >= 1.8}
+    for k, v in ratios.items():
+        print(f"{k:28s} {v:6.2f}")
+    for n, (cpu_img, par) in sorted(CPP_CPU.items()):
+        print(f"C++ {n} thread(s): {cpu_img * 1e3:.2f} ms CPU per image, achieved parallelism "
+              f"{par:.2f} cores (what the machine gave us)")
+    for k, v in targets.items():
+        print(f"target {k:32s} {'met' if v else 'NOT met'}")
+    os.makedirs(args.out, exist_ok=True)
+    payload = {"machine": facts, "images": len(paths), "repeats": args.repeats, "batch": args.batch,
+               "recipe": {"img_size": 224, "rrc": [0.08, 1.0], "interpolation": "bicubic",
+                          "hflip": 0.5, "auto_augment": RA, "re_prob": 0.25,
+                          "stage": "uint8 batch (RE runs after normalisation, outside this stage)"},
+               "results": results, "ratios": ratios, "targets_met": targets,
+               "cpp_cpu_ms_per_image": {str(n): v[0] * 1e3 for n, v in CPP_CPU.items()},
+               "cpp_achieved_parallelism": {str(n): v[1] for n, v in CPP_CPU.items()}}
+    with open(os.path.join(args.out, "loader.json"), "w") as f:
+        json.dump(payload, f, indent=2)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = list(results)
+        x = np.arange(len(names))
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        ax.bar(x - 0.2, [results[n]["img_per_s_1"] for n in names], 0.4, label="1 worker")
+        ax.bar(x + 0.2, [results[n]["img_per_s_2"] for n in names], 0.4, label="2 workers / threads")
+        ax.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=8)
+        ax.set_ylabel("images / s")
+        ax.set_title(f"224px RRC+flip+{RA}, uint8 batch; {facts['cpu']}, PIL {facts['PIL']}",
+                     fontsize=9)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, "loader.png"), dpi=110)
+    except ImportError:  # pragma: no cover
+        print("matplotlib missing: no chart")
+    print(f"wrote {os.path.join(args.out, 'loader.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+#include "resize.h"
+
+#include "cpu_dispatch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TINYVIT_NO_DISPATCH)
+#include <immintrin.h>
+#define TINYVIT_HPASS_SIMD 1
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace tinyvit {
+
+namespace {
+
+constexpr int kPrecisionBits = 22;  // weights * 255 * |sum w| stays below 2^31
+
+double bilinear_w(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+double bicubic_w(double x) {  // Keys cubic, a = -0.5 (PIL's BICUBIC resize filter)
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> start, count;  // per output pixel: first input index, number of taps
+  std::vector<int32_t> w;         // out * ksize fixed-point weights
+};
+
+Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filter) {
+  double (*fn)(double) = filter == Interp::Bilinear ? bilinear_w : bicubic_w;
+  const double fsupport = filter == Interp::Bilinear ? 1.0 : 2.0;
+  const double scale = (in1 - in0) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = fsupport * filterscale;
+  Coeffs c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.start.resize(out_size);
+  c.count.resize(out_size);
+  c.w.assign(static_cast<size_t>(out_size) * c.ksize, 0);
+  std::vector<double> tmp(c.ksize);
+  const double ss = 1.0 / filterscale;
+  for (int i = 0; i < out_size; ++i) {
+    const double center = in0 + (i + 0.5) * scale;
+    int lo = static_cast<int>(center - support + 0.5);  // truncation, as PIL
+    if (lo < 0) lo = 0;
+    int hi = static_cast<int>(center + support + 0.5);
+    if (hi > in_size) hi = in_size;
+    int n = hi - lo;
+    if (n > c.ksize) n = c.ksize;
+    double total = 0.0;
+    for (int k = 0; k < n; ++k) {
+      tmp[k] = fn((k + lo - center + 0.5) * ss);
+      total += tmp[k];
+    }
+    if (n <= 0 || total == 0.0) {  // degenerate box: take the nearest pixel
+      lo = std::min(std::max(static_cast<int>(center), 0), in_size - 1);
+      n = 1;
+      tmp[0] = total = 1.0;
+    }
+    c.start[i] = lo;
+    c.count[i] = n;
+    int32_t* wk = &c.w[static_cast<size_t>(i) * c.ksize];
+    for (int k = 0; k < n; ++k) {
+      const double v = tmp[k] / total * (1 << kPrecisionBits);
+      wk[k] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
+    }
+  }
+  return c;
+}
+
+inline uint8_t clip_fixed(int32_t acc) {
+  const int32_t v = acc >> kPrecisionBits;  // arithmetic shift: floor for negatives
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// Horizontal pass over rows [row0, row1) of src into dst (row1 - row0 rows, out_w wide).
+// Taps are padded to exactly K per output pixel (zero weights, start shifted inside the
+// row) so the inner loop has a compile-time trip count and unrolls; sums are unchanged.
+template <int K>
+TINYVIT_INLINE void pass_horizontal_k(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                       const std::vector<int32_t>& w, int out_w, ImageU8& dst) {
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* wk = &w[static_cast<size_t>(x) * K];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
+      int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+      for (int k = 0; k < K; ++k) {
+        r += p[3 * k] * wk[k];
+        g += p[3 * k + 1] * wk[k];
+        b += p[3 * k + 2] * wk[k];
+      }
+      out[3 * x] = clip_fixed(r);
+      out[3 * x + 1] = clip_fixed(g);
+      out[3 * x + 2] = clip_fixed(b);
+    }
+  }
+}
+
+#ifdef TINYVIT_HPASS_SIMD
+// SSE4.1 form of the same integer sums: one pixel's R, G, B (+ one spare byte) sit in
+// four int32 lanes, so each tap is one multiply-add for all channels. Reads 4 bytes per
+// tap, i.e. one byte past the pixel; the last row is therefore left to the scalar loop.
+template <int K>
+__attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src, int row0, int row1,
+                                                          const std::vector<int>& start,
+                                                          const std::vector<int32_t>& w, int out_w,
+                                                          ImageU8& dst) {
+  const __m128i half = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  const __m128i zero = _mm_setzero_si128(), maxv = _mm_set1_epi32(255);
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* wk = &w[static_cast<size_t>(x) * K];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
+      __m128i acc = half;
+      for (int k = 0; k < K; ++k) {
+        int32_t four;
+        std::memcpy(&four, p + 3 * k, 4);
+        const __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
+        acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(wk[k])));
+      }
+      acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, kPrecisionBits), zero), maxv);
+      out[3 * x] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
+      out[3 * x + 1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
+      out[3 * x + 2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+    }
+  }
+}
+
+bool cpu_has_sse41() {
+  static const bool has = __builtin_cpu_supports("sse4.1");
+  return has;
+}
+#endif
+
+// Runs the K-tap kernel (always inlined, so it is compiled inside each clone).
+TINYVIT_HOT void run_horizontal_scalar(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                                const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
+  switch (K) {
+    case 4: return pass_horizontal_k<4>(src, row0, row1, start, w, out_w, dst);
+    case 6: return pass_horizontal_k<6>(src, row0, row1, start, w, out_w, dst);
+    case 8: return pass_horizontal_k<8>(src, row0, row1, start, w, out_w, dst);
+    case 10: return pass_horizontal_k<10>(src, row0, row1, start, w, out_w, dst);
+    case 12: return pass_horizontal_k<12>(src, row0, row1, start, w, out_w, dst);
+    default: return pass_horizontal_k<16>(src, row0, row1, start, w, out_w, dst);
+  }
+}
+
+void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<int>& start,
+                    const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
+#ifdef TINYVIT_HPASS_SIMD
+  if (cpu_has_sse41()) {
+    const int last = std::min(row1, src.h - 1);  // rows with a readable byte after them
+    if (last > row0) {
+      switch (K) {
+        case 4: pass_horizontal_sse<4>(src, row0, last, start, w, out_w, dst); break;
+        case 6: pass_horizontal_sse<6>(src, row0, last, start, w, out_w, dst); break;
+        case 8: pass_horizontal_sse<8>(src, row0, last, start, w, out_w, dst); break;
+        case 10: pass_horizontal_sse<10>(src, row0, last, start, w, out_w, dst); break;
+        case 12: pass_horizontal_sse<12>(src, row0, last, start, w, out_w, dst); break;
+        default: pass_horizontal_sse<16>(src, row0, last, start, w, out_w, dst); break;
+      }
+      if (last < row1) {
+        ImageU8 tail(row1 - last, out_w);
+        run_horizontal_scalar(src, last, row1, start, w, K, out_w, tail);
+        std::memcpy(dst.row(last - row0), tail.data.data(), tail.data.size());
+      }
+      return;
+    }
+  }
+#endif
+  run_horizontal_scalar(src, row0, row1, start, w, K, out_w, dst);
+}
+
+void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, int out_w,
+                     ImageU8& dst) {
+  dst.reset(row1 - row0, out_w);
+  int K = 1;
+  for (int n : c.count) K = std::max(K, n);
+  static const int kSizes[] = {4, 6, 8, 10, 12, 16};
+  int padded = 0;
+  for (int k : kSizes)
+    if (!padded && K <= k) padded = k;
+  if (padded && padded <= src.w) {
+    K = padded;
+    std::vector<int> start(out_w);
+    std::vector<int32_t> w(static_cast<size_t>(out_w) * K, 0);
+    for (int x = 0; x < out_w; ++x) {
+      int s = c.start[x];
+      if (s + K > src.w) s = src.w - K;  // shift left; leading taps get weight 0
+      start[x] = s;
+      for (int k = 0; k < c.count[x]; ++k)
+        w[static_cast<size_t>(x) * K + (c.start[x] - s) + k] = c.w[static_cast<size_t>(x) * c.ksize + k];
+    }
+    return run_horizontal(src, row0, row1, start, w, K, out_w, dst);
+  }
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* wk = &c.w[static_cast<size_t>(x) * c.ksize];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(c.start[x]) * 3;
+      int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+      const int n = c.count[x];
+      for (int k = 0; k < n; ++k) {
+        r += p[3 * k] * wk[k];
+        g += p[3 * k + 1] * wk[k];
+        b += p[3 * k + 2] * wk[k];
+      }
+      out[3 * x] = clip_fixed(r);
+      out[3 * x + 1] = clip_fixed(g);
+      out[3 * x + 2] = clip_fixed(b);
+    }
+  }
+}
+
+// Vertical pass: src row index = coefficient start - row_offset. The inner loop runs
+// over a contiguous row of w*3 bytes, which compilers vectorise.
+TINYVIT_HOT void pass_vertical(const ImageView& src, int row_offset, const Coeffs& c, int out_h,
+                   ImageU8& dst) {
+  const int n_bytes = src.w * 3;
+  dst.reset(out_h, src.w);
+  std::vector<int32_t> acc(n_bytes);
+  for (int y = 0; y < out_h; ++y) {
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    const int32_t* wk = &c.w[static_cast<size_t>(y) * c.ksize];
+    int32_t* a = acc.data();
+    for (int k = 0; k < c.count[y]; ++k) {
+      const uint8_t* in = src.row(c.start[y] + k - row_offset);
+      const int32_t wv = wk[k];
+      for (int i = 0; i < n_bytes; ++i) a[i] += in[i] * wv;
+    }
+    uint8_t* out = dst.row(y);
+    for (int i = 0; i < n_bytes; ++i) out[i] = clip_fixed(a[i]);
+  }
+}
+
+// Pillow's nearest resize is an affine scale with an accumulated source position.
+void resize_nearest(const ImageView& src, const double box[4], ImageU8& out) {
+  const double ax = (box[2] - box[0]) / out.w, ay = (box[3] - box[1]) / out.h;
+  std::vector<int> xs(out.w);
+  double xo = box[0] + ax * 0.5;
+  for (int x = 0; x < out.w; ++x, xo += ax) {
+    const int xi = xo < 0.0 ? 0 : static_cast<int>(xo);
+    xs[x] = std::min(xi, src.w - 1);
+  }
+  double yo = box[1] + ay * 0.5;
+  for (int y = 0; y < out.h; ++y, yo += ay) {
+    const int yi = std::min(yo < 0.0 ? 0 : static_cast<int>(yo), src.h - 1);
+    const uint8_t* in = src.row(yi);
+    uint8_t* o = out.row(y);
+    for (int x = 0; x < out.w; ++x) {
+      o[3 * x] = in[3 * xs[x]];
+      o[3 * x + 1] = in[3 * xs[x] + 1];
+      o[3 * x + 2] = in[3 * xs[x] + 2];
+    }
+  }
+}
+
+}  // namespace
+
+double filter_support(Interp filter) {
+  switch (filter) {
+    case Interp::Nearest: return 0.0;
+    case Interp::Bilinear: return 1.0;
+    case Interp::Bicubic: return 2.0;
+    default: throw std::invalid_argument("resize: interpolation must be resolved (not random)");
+  }
+}
+
+void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU8& out) {
+  if (src.w <= 0 || src.h <= 0 || out.w <= 0 || out.h <= 0)
+    throw std::invalid_argument("resize_box: empty image");
+  if (!(box[0] >= 0 && box[1] >= 0 && box[2] <= src.w && box[3] <= src.h && box[2] > box[0] &&
+        box[3] > box[1]))
+    throw std::invalid_argument("resize_box: box outside the source image");
+  filter_support(filter);  // validates
+  if (filter == Interp::Nearest) {
+    resize_nearest(src, box, out);
+    return;
+  }
+  const int out_w = out.w, out_h = out.h;
+  const bool need_h = out_w != src.w || box[0] != 0.0 || box[2] != src.w;
+  const bool need_v = out_h != src.h || box[1] != 0.0 || box[3] != src.h;
+  Coeffs cv;
+  int row0 = 0, row1 = src.h;
+  if (need_v) {
+    cv = precompute(src.h, box[1], box[3], out_h, filter);
+    row0 = cv.start[0];
+    row1 = cv.start[out_h - 1] + cv.count[out_h - 1];
+  }
+  ImageU8 tmp;
+  ImageView mid = src;
+  int mid_offset = 0;
+  if (need_h) {
+    const Coeffs ch = precompute(src.w, box[0], box[2], out_w, filter);
+    pass_horizontal(src, row0, row1, ch, out_w, tmp);
+    mid = tmp.view();
+    mid_offset = row0;
+  }
+  if (need_v) {
+    pass_vertical(mid, mid_offset, cv, out_h, out);
+  } else if (need_h) {
+    out = std::move(tmp);
+  } else {
+    for (int y = 0; y < out_h; ++y) std::memcpy(out.row(y), src.row(y), static_cast<size_t>(out_w) * 3);
+  }
+}
+
+void flip_horizontal(ImageU8& img) {
+  for (int y = 0; y < img.h; ++y) {
+    uint8_t* r = img.row(y);
+    for (int a = 0, b = img.w - 1; a < b; ++a, --b) {
+      std::swap(r[3 * a], r[3 * b]);
+      std::swap(r[3 * a + 1], r[3 * b + 1]);
+      std::swap(r[3 * a + 2], r[3 * b + 2]);
+    }
+  }
+}
+
+}  // namespace tinyvit

@@ -1,0 +1,314 @@
+// Pure-core tests of the pixel pipeline: resize identities, RandAugment ops against
+// direct computations, JPEG region decode vs full decode, and a decoder fuzz (run it
+// under -DTINYVIT_SANITIZE=ON to check memory safety).
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "check.h"
+#include "core/jpeg_decode.h"
+#include "core/pcg32.h"
+#include "core/pixels.h"
+#include "core/randaugment.h"
+#include "core/resize.h"
+#include "core/thread_pool.h"
+
+#ifdef TINYVIT_WITH_JPEG
+#include <jpeglib.h>
+#endif
+
+using namespace tinyvit;
+
+static ImageU8 noise_image(int h, int w, uint64_t seed) {
+  ImageU8 img(h, w);
+  PCG32 g(seed, 7);
+  // Smooth-ish content (JPEG-friendly) plus noise.
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.row(y)[3 * x + c] =
+            static_cast<uint8_t>((x * (c + 1) * 3 + y * 2 + static_cast<int>(g.bounded(24))) & 255);
+  return img;
+}
+
+#ifdef TINYVIT_WITH_JPEG
+static std::vector<uint8_t> encode_jpeg(const ImageU8& img, int quality, bool progressive,
+                                        bool gray = false) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr jerr;
+  cinfo.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buf, &size);
+  cinfo.image_width = img.w;
+  cinfo.image_height = img.h;
+  cinfo.input_components = gray ? 1 : 3;
+  cinfo.in_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  if (progressive) jpeg_simple_progression(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<uint8_t> row(img.w * 3);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    const uint8_t* src = img.row(cinfo.next_scanline);
+    if (gray)
+      for (int x = 0; x < img.w; ++x) row[x] = src[3 * x];
+    else
+      std::memcpy(row.data(), src, row.size());
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&cinfo, &r, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::vector<uint8_t> out(buf, buf + size);
+  free(buf);
+  return out;
+}
+
+static void test_jpeg() {
+  const ImageU8 src = noise_image(301, 517, 1);
+  for (int prog = 0; prog < 2; ++prog) {
+    const auto jpg = encode_jpeg(src, 90, prog == 1);
+    const JpegInfo info = jpeg_read_info(jpg.data(), jpg.size());
+    CHECK(info.width == 517 && info.height == 301 && info.progressive == (prog == 1));
+    const ImageU8 full = jpeg_decode_full(jpg.data(), jpg.size());
+    CHECK(full.w == 517 && full.h == 301);
+    // Region decode at scale 1 equals the full decode inside the crop (libjpeg-turbo's
+    // cropped/skipped decode is exact); allow 1 level at the upsampling context edge.
+    const int cx = 77, cy = 93, cw = 200, ch = 150;
+    JpegRegion r = jpeg_decode_region(jpg.data(), jpg.size(), cx, cy, cw, ch, 100, 100, 2.0, 1);
+    CHECK(r.scale_denom == 1);
+    int maxdiff = 0;
+    for (int y = cy; y < cy + ch; ++y)
+      for (int x = cx; x < cx + cw; ++x)
+        for (int c = 0; c < 3; ++c) {
+          const int a = full.row(y)[3 * x + c];
+          const int b = r.image.row(y - r.region_y)[3 * (x - r.region_x) + c];
+          maxdiff = std::max(maxdiff, std::abs(a - b));
+        }
+    CHECK(maxdiff <= 1);
+    CHECK_NEAR(r.box[0], cx - r.region_x, 0);
+    // DCT scaling choice: crop 400x280 -> 100x100 output: 1/2 gives 200x140 >= 100 and 1/4
+    // gives 100x70 < 100, so d = 2.
+    CHECK(jpeg_scale_denom_for(400, 280, 100, 100) == 2);
+    CHECK(jpeg_scale_denom_for(800, 800, 100, 100) == 8);
+    CHECK(jpeg_scale_denom_for(199, 800, 100, 100) == 1);
+    JpegRegion r2 = jpeg_decode_region(jpg.data(), jpg.size(), 10, 10, 400, 280, 100, 100, 2.0, 0);
+    CHECK(r2.scale_denom == 2);
+    CHECK_NEAR(r2.box[2] - r2.box[0], 200.0, 1e-9);
+    const ImageU8 half = jpeg_decode_full(jpg.data(), jpg.size(), 2);
+    CHECK(half.w == 259 && half.h == 151);
+  }
+  // Grayscale JPEG -> R == G == B.
+  const auto gjpg = encode_jpeg(src, 85, false, true);
+  const ImageU8 g = jpeg_decode_full(gjpg.data(), gjpg.size());
+  bool gray_ok = true;
+  for (size_t i = 0; i < g.data.size(); i += 3)
+    gray_ok = gray_ok && g.data[i] == g.data[i + 1] && g.data[i] == g.data[i + 2];
+  CHECK(gray_ok);
+
+  // Fuzz: truncations and bit flips must only ever throw ImageDecodeError (or succeed).
+  const ImageU8 small = noise_image(64, 96, 3);
+  int decoded = 0, errors = 0, other = 0;
+  PCG32 rng(42, 1);
+  for (int prog = 0; prog < 2; ++prog) {
+    const auto base = encode_jpeg(small, 80, prog == 1);
+    for (int iter = 0; iter < 1500; ++iter) {
+      std::vector<uint8_t> buf = base;
+      if (iter % 3 == 0) {
+        buf.resize(rng.bounded(static_cast<uint32_t>(base.size())));
+      } else {
+        const int flips = 1 + static_cast<int>(rng.bounded(8));
+        for (int k = 0; k < flips; ++k)
+          buf[rng.bounded(static_cast<uint32_t>(buf.size()))] ^= static_cast<uint8_t>(1u << rng.bounded(8));
+      }
+      try {
+        const JpegInfo info = jpeg_read_info(buf.data(), buf.size());
+        const int cw = std::max(1, info.width / 2), ch = std::max(1, info.height / 2);
+        JpegRegion r = jpeg_decode_region(buf.data(), buf.size(), info.width - cw, info.height - ch,
+                                          cw, ch, 16, 16, 2.0, 0);
+        ImageU8 out(16, 16);
+        resize_box(r.image.view(), r.box, Interp::Bicubic, out);
+        ++decoded;
+      } catch (const ImageDecodeError&) {
+        ++errors;
+      } catch (...) {
+        ++other;
+      }
+    }
+  }
+  std::printf("fuzz: %d decoded, %d ImageDecodeError, %d other\n", decoded, errors, other);
+  CHECK(other == 0);
+  CHECK(errors > 0);
+  bool threw = false;
+  try {
+    jpeg_read_info(nullptr, 0);
+  } catch (const ImageDecodeError&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+#endif
+
+// The documented fixed-point warp formula, written out independently (scalar), to check
+// that the runtime-dispatched SIMD warp produces exactly these bytes.
+static ImageU8 reference_warp(const ImageU8& in, const double a[6], bool bicubic, const uint8_t fill[3]) {
+  ImageU8 out(in.h, in.w);
+  auto q14 = [](double v) { return static_cast<int32_t>(std::floor(v * 16384.0 + 0.5)); };
+  auto clampi = [](int v, int hi) { return v < 0 ? 0 : (v > hi ? hi : v); };
+  for (int y = 0; y < in.h; ++y)
+    for (int x = 0; x < in.w; ++x) {
+      const double X = x + 0.5, Y = y + 0.5;
+      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+      uint8_t* o = out.row(y) + 3 * x;
+      if (xin < 0 || xin >= in.w || yin < 0 || yin >= in.h) {
+        std::memcpy(o, fill, 3);
+        continue;
+      }
+      const int x0 = static_cast<int>(std::floor(xin - 0.5)), y0 = static_cast<int>(std::floor(yin - 0.5));
+      const double d = xin - 0.5 - x0, e = yin - 0.5 - y0;
+      std::vector<int32_t> wx, wy;
+      std::vector<int> xs, ys;
+      if (bicubic) {
+        for (double t : {d, e}) {
+          auto& w = (t == d && wx.empty()) ? wx : wy;
+          w = {q14(-t + 2 * t * t - t * t * t), q14(1 - 2 * t * t + t * t * t),
+               q14(t + t * t - t * t * t), q14(t * t * t - t * t)};
+        }
+        for (int k = 0; k < 4; ++k) {
+          xs.push_back(clampi(x0 - 1 + k, in.w - 1));
+          ys.push_back(clampi(y0 - 1 + k, in.h - 1));
+        }
+      } else {
+        wx = {16384 - q14(d), q14(d)};
+        wy = {16384 - q14(e), q14(e)};
+        xs = {clampi(x0, in.w - 1), clampi(x0 + 1, in.w - 1)};
+        ys = {clampi(y0, in.h - 1), clampi(y0 + 1, in.h - 1)};
+      }
+      for (int c = 0; c < 3; ++c) {
+        int64_t acc = 0;
+        for (size_t j = 0; j < ys.size(); ++j) {
+          int64_t r = 0;
+          for (size_t k = 0; k < xs.size(); ++k) r += in.row(ys[j])[3 * xs[k] + c] * wx[k];
+          acc += ((r + 64) >> 7) * wy[j];
+        }
+        o[c] = static_cast<uint8_t>(clampi(static_cast<int>(acc >> 21), 255));
+      }
+    }
+  return out;
+}
+
+static void test_warp_formula() {
+  const ImageU8 src = noise_image(29, 41, 9);
+  const uint8_t fill[3] = {9, 8, 7};
+  const double mats[3][6] = {{1, 0.31, -2.2, 0, 1, 0}, {0.93, -0.37, 5.1, 0.37, 0.93, -3.3},
+                             {1, 0, 3.7, -0.2, 1, 1.25}};
+  for (const auto& m : mats)
+    for (bool cubic : {false, true}) {
+      ImageU8 got = src;
+      affine_warp(got, m, cubic ? Interp::Bicubic : Interp::Bilinear, fill);
+      CHECK(got.data == reference_warp(src, m, cubic, fill).data);
+    }
+}
+
+static void test_resize_and_ops() {
+  const ImageU8 src = noise_image(40, 60, 2);
+  // Identity box at the same size reproduces the source exactly (all filters).
+  for (Interp f : {Interp::Nearest, Interp::Bilinear, Interp::Bicubic}) {
+    ImageU8 out(40, 60);
+    const double box[4] = {0, 0, 60, 40};
+    resize_box(src.view(), box, f, out);
+    CHECK(out.data == src.data);
+    // A crop at scale 1 with integer offset is an exact copy too.
+    ImageU8 crop(20, 30);
+    const double b2[4] = {7, 5, 37, 25};
+    resize_box(src.view(), b2, f, crop);
+    bool same = true;
+    for (int y = 0; y < 20; ++y)
+      same = same && std::memcmp(crop.row(y), src.row(y + 5) + 3 * 7, 90) == 0;
+    CHECK(same);
+  }
+  // Constant image stays constant under any resample.
+  ImageU8 flat(33, 47);
+  std::fill(flat.data.begin(), flat.data.end(), 77);
+  ImageU8 o(224, 224);
+  const double fb[4] = {1.5, 2.25, 40.0, 30.0};
+  resize_box(flat.view(), fb, Interp::Bicubic, o);
+  bool flat_ok = true;
+  for (uint8_t v : o.data) flat_ok = flat_ok && v == 77;
+  CHECK(flat_ok);
+
+  // Invert twice = identity; posterize keeps top bits; solarize threshold.
+  ImageU8 a = src;
+  ra_invert(a);
+  CHECK(a.data[0] == 255 - src.data[0]);
+  ra_invert(a);
+  CHECK(a.data == src.data);
+  a = src;
+  ra_posterize(a, 3);
+  bool post = true;
+  for (size_t i = 0; i < a.data.size(); ++i) post = post && a.data[i] == (src.data[i] & 0xE0);
+  CHECK(post);
+  a = src;
+  ra_solarize(a, 128);
+  bool sol = true;
+  for (size_t i = 0; i < a.data.size(); ++i)
+    sol = sol && a.data[i] == (src.data[i] < 128 ? src.data[i] : 255 - src.data[i]);
+  CHECK(sol);
+  a = src;
+  ra_brightness(a, 0.0f);
+  bool black = true;
+  for (uint8_t v : a.data) black = black && v == 0;
+  CHECK(black);
+  // Rotations by 90 on a square image are exact transposes; four of them are identity.
+  ImageU8 sq = noise_image(17, 17, 5);
+  ImageU8 r = sq;
+  const uint8_t fill[3] = {1, 2, 3};
+  ra_rotate(r, 90, Interp::Bilinear, fill);
+  CHECK(std::memcmp(r.row(0), sq.row(0) + 3 * 16, 3) == 0);  // out(0,0) = in(x=16, y=0)
+  for (int k = 0; k < 3; ++k) ra_rotate(r, 90, Interp::Bicubic, fill);
+  CHECK(r.data == sq.data);
+  // Translate by +5 px (nearest): out[x] = in[x + 5]; the last 5 columns are fill.
+  ImageU8 t = src;
+  ra_translate_x(t, 5, Interp::Nearest, fill);
+  CHECK(std::memcmp(t.row(3), src.row(3) + 15, 3 * 55) == 0);
+  CHECK(t.row(3)[3 * 59] == 1 && t.row(3)[3 * 59 + 2] == 3);
+  double s, c;
+  det_sincos_deg(30.0, &s, &c);
+  CHECK_NEAR(s, 0.5, 1e-15);
+  det_sincos_deg(-135.0, &s, &c);
+  CHECK_NEAR(s, -0.70710678118654752, 1e-15);
+  CHECK_NEAR(c, -0.70710678118654752, 1e-15);
+
+  // apply_plan is deterministic across a thread pool.
+  Plan plan;
+  plan.src_w = 60;
+  plan.src_h = 40;
+  plan.crop_x = 3;
+  plan.crop_y = 4;
+  plan.crop_w = 50;
+  plan.crop_h = 30;
+  plan.flip = true;
+  plan.ra = {{RaOp::Rotate, 12.5f, Interp::Bicubic}, {RaOp::Equalize, 0, Interp::Nearest}};
+  ApplyParams params;
+  params.out_h = params.out_w = 32;
+  const ImageU8 ref = apply_plan(plan, src.view(), params);
+  ThreadPool pool(3);
+  std::vector<ImageU8> outs(16);
+  pool.parallel_for(outs.size(), [&](size_t i) { outs[i] = apply_plan(plan, src.view(), params); });
+  bool same = true;
+  for (auto& im : outs) same = same && im.data == ref.data;
+  CHECK(same);
+}
+
+int main() {
+  test_warp_formula();
+  test_resize_and_ops();
+#ifdef TINYVIT_WITH_JPEG
+  test_jpeg();
+#endif
+  return TEST_REPORT();
+}
