@@ -30,6 +30,9 @@ from .store import (
     StoreIOError,
     TruncatedFileError,
 )
+from .datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
+from .loader import DatasetMismatchError, DistillLoader, ReplayLoader, SparseTargets, StoreMismatchError
+from .runtime import ModelError, TeacherOutputError
 
 __version__ = "0.1.0"
 
@@ -47,3 +50,6 @@ __all__ += [
 __all__ += ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "sparse_soft_cross_entropy",
 ]
 __all__ += ["ImageDecodeError", "replay", "replay_batch"]
+__all__ += ["ArrayDataset", "DatasetError", "FashionMNIST", "ImageFolder", "open_dataset",
+            "DatasetMismatchError", "DistillLoader", "ReplayLoader", "SparseTargets",
+            "StoreMismatchError", "ModelError", "TeacherOutputError"]

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .store_cli import add_store_parsers
 
     add_store_parsers(sub)
+
+    from .save_logits import add_save_logits_parser
+    from .train import add_train_parser
+
+    add_save_logits_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
