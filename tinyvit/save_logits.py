@@ -37,7 +37,7 @@ def check_teacher_output(teacher, cfg: AugConfig, num_classes: int, device, in_c
         out = teacher(x)
     teacher.train(was)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != num_classes:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise TeacherOutputError(
             f"teacher output has shape {shape} for a batch of 2, expected "
             f"[2, {num_classes}] (num_classes = {num_classes}); nothing was written")
@@ -125,7 +125,7 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
             with torch.autocast(device.type, enabled=use_amp):
                 logits = teacher(x)
             if logits.dim() != 2 or logits.shape[1] != store.num_classes:
-                raise TeacherOutputError(f"teacher output {tuple(logits.shape)}, expected "
+                raise TeacherOutputError(f"teacher output {list(logits.shape)}, expected "
                                          f"[{x.shape[0]}, {store.num_classes}]")
             probs = logits.float().softmax(-1)
             vals, inds = probs.topk(k, dim=-1)
