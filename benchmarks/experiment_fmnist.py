@@ -129,6 +129,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--timing-repeats", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "experiment_fmnist"))
     args = ap.parse_args(argv)
@@ -136,6 +137,7 @@ def main(argv=None):
         args.train_samples, args.val_samples, args.teacher_epochs, args.teacher_samples = 1000, 1000, 3, 3000
         args.epochs, args.seeds, args.timing_repeats = 2, 2, 10
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    torch.set_num_threads(max(1, args.threads))
     t_all = time.perf_counter()
     cfg = demo_aug_config(args.img_size)
     ds = tinyvit.FashionMNIST(subset=args.train_samples)

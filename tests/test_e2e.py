@@ -33,6 +33,15 @@ CFG = tinyvit.AugConfig(img_size=16, mean=(0.286,) * 3, std=(0.353,) * 3)
 AUG_ARGS = ["--img-size", "16", "--mean", "0.286", "0.286", "0.286", "--std", "0.353", "0.353", "0.353"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # tiny models: more intra-op threads only add OpenMP contention on a shared 2-core box
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class TinyTeacher(torch.nn.Module):
     """Deterministic small teacher; records what it was fed when ``record`` is a list."""
 
@@ -212,6 +221,19 @@ def test_readme_example(tmp_path, monkeypatch):
     ns = {}
     exec(compile(code, "README.md", "exec"), ns)
     assert torch.isfinite(ns["loss"]) and ns["loss"].requires_grad
+
+
+@needs_fmnist
+def test_worker_processes_give_the_same_batches(tmp_path):
+    ds = small_fmnist(48)
+    store = make_store(tmp_path, ds, epochs=1)
+    a = list(tinyvit.DistillLoader(ds, store, CFG, batch_size=16))
+    b = list(tinyvit.DistillLoader(ds, store, CFG, batch_size=16, num_workers=2))
+    assert len(a) == len(b) == 3
+    for (xa, ta), (xb, tb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ta.indices, tb.indices) and torch.equal(ta.probs, tb.probs)
+        torch.testing.assert_close(ta.loss(xa.flatten(1)[:, :10]),
+                                   tinyvit.sparse_soft_cross_entropy(xa.flatten(1)[:, :10], *ta))
 
 
 # ------------------------------------------------------------------------------------ resume

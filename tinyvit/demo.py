@@ -32,6 +32,9 @@ def add_demo_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="model init and augmentation base seed")
     p.add_argument("--workdir", default=None, help="keep the store/checkpoints here (default: a temp dir)")
     p.add_argument("--json", default=None, help="write the results as JSON here")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: these tiny convnets gain little from more, "
+                   "and OpenMP threads slow down by 10-50x when the cores are shared with other work)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -54,6 +57,7 @@ def run_demo(args) -> int:
     from .save_logits import check_teacher_output, open_or_create_store, save_logits
     from .train import train
 
+    torch.set_num_threads(max(1, args.threads))
     t_start = time.perf_counter()
     progress = not args.no_progress
     work = args.workdir or tempfile.mkdtemp(prefix="tinyvit-demo-")
