@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402
-from tinyvit.demo import demo_aug_config  # noqa: E402
+from tinyvit.demo import demo_aug_config, teacher_aug_config  # noqa: E402
 from tinyvit.runtime import build_model, eval_tensors  # noqa: E402
 from tinyvit.save_logits import open_or_create_store, save_logits  # noqa: E402
 from tinyvit.train import _soft_ce, train  # noqa: E402
@@ -115,15 +115,15 @@ def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-samples", type=int, default=3000)
+    ap.add_argument("--train-samples", type=int, default=5000)
     ap.add_argument("--val-samples", type=int, default=2000)
     ap.add_argument("--img-size", type=int, default=32)
-    ap.add_argument("--teacher", default="test_convnext2")
+    ap.add_argument("--teacher", default="test_resnet")
     ap.add_argument("--student", default="test_efficientnet")
-    ap.add_argument("--teacher-epochs", type=int, default=8)
-    ap.add_argument("--teacher-samples", type=int, default=10000,
+    ap.add_argument("--teacher-epochs", type=int, default=4)
+    ap.add_argument("--teacher-samples", type=int, default=20000,
                     help="the teacher trains on the first N (a teacher clearly stronger than the student)")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 9])
     ap.add_argument("--batch-size", type=int, default=64)
@@ -134,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(RESULTS, "experiment_fmnist"))
     args = ap.parse_args(argv)
     if args.quick:
-        args.train_samples, args.val_samples, args.teacher_epochs, args.teacher_samples = 1000, 1000, 3, 3000
+        args.train_samples, args.val_samples, args.teacher_epochs, args.teacher_samples = 1000, 1000, 2, 5000
         args.epochs, args.seeds, args.timing_repeats = 2, 2, 10
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     torch.set_num_threads(max(1, args.threads))
@@ -150,7 +150,7 @@ def main(argv=None):
     torch.manual_seed(1234)
     teacher = build_model(args.teacher, C, img_size=args.img_size)
     tds = tinyvit.FashionMNIST(subset=args.teacher_samples)
-    r = train(teacher, tinyvit.ReplayLoader(tds, cfg, base_seed=999, batch_size=args.batch_size),
+    r = train(teacher, tinyvit.ReplayLoader(tds, teacher_aug_config(args.img_size), base_seed=999, batch_size=args.batch_size),
               mode="hard", epochs=args.teacher_epochs, lr=args.lr, num_classes=C, eval_data=val, progress=False)
     teacher.eval()
     result = {"machine": machine(), "args": vars(args), "teacher": {"model": args.teacher, "val_acc": r["val_acc"]},

@@ -455,3 +455,18 @@ def test_unreadable_image_typed_error_and_nothing_lost(tmp_path):
     with pytest.raises(tinyvit.ImageDecodeError, match="img_2.jpg"):
         for _ in loader:
             pass
+
+
+@needs_fmnist
+def test_demo_smoke(tmp_path, capsys):
+    out = tmp_path / "demo.json"
+    rc = tinyvit.cli.main(["demo", "--train-samples", "128", "--val-samples", "64", "--teacher-samples", "128",
+                           "--teacher-epochs", "1", "--epochs", "1", "--topk", "3", "--no-progress",
+                           "--json", str(out), "--workdir", str(tmp_path / "w")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "stored top-3 KD" in text and "hard labels" in text
+    res = json.load(open(out))
+    kd = [r for r in res["rows"] if "stored" in r["run"]][0]
+    assert kd["store_bytes"] == 128 * 1 * tinyvit.LogitStore.open(str(tmp_path / "w" / "store_top3")).record_size
+    assert all(0 <= r["val_acc"] <= 1 and r["step_ms"] > 0 for r in res["rows"])
