@@ -27,12 +27,19 @@ _PROB_DTYPES = (torch.float16, torch.float32, torch.float64)
 _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 # Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
-# only scales it by grad_output), instead of re-reading the logits in a separate backward
-# kernel. Decided by measurement on CPU (benchmarks/bench_loss.py --grad-mode, see README):
-# the separate backward was faster for every configuration measured, because the fused
-# variant's extra B x C read+write for the scaling costs more than the exp it saves. On CUDA
-# the byte count decides the same way (3 passes over B x C instead of 4); not measured yet.
-GRAD_IN_FORWARD = {"cpu": False, "cuda": False}
+# only scales it by grad_output), instead of a separate backward kernel that re-reads the
+# logits. Decided by measurement on CPU (benchmarks/results/loss_cpu.json, ours vs ours_gif;
+# README "api-loss"): for fp32 at C=21841 the separate kernel is 1.1-2.2x faster (the scaling's
+# extra B x C read+write costs more than the exp it saves; C=1000 is within noise); for bf16
+# in-forward is up to 1.4x faster for B <= 256 but 1.2-1.6x slower at B=1024, C=21841. It
+# also holds a second B x C gradient (3x the peak extra memory) and rounds a bf16 gradient
+# twice. So: separate everywhere. On CUDA the byte count agrees (3 passes over B x C
+# separate, 4 in-forward); not measured yet.
+GRAD_IN_FORWARD = {"cpu": {}, "cuda": {}}  # {device type: {dtype: True}} to opt in
+
+
+def _grad_in_forward_default(logits: torch.Tensor) -> bool:
+    return GRAD_IN_FORWARD.get(logits.device.type, {}).get(logits.dtype, False)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -63,7 +70,9 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
             duplicate, naming the first bad row. On CUDA this costs one device-to-host sync per
             call; with ``validate=False`` bad indices are skipped (never read out of bounds) and
             duplicates are not detected.
-        grad_in_forward: override :data:`GRAD_IN_FORWARD` (benchmarking).
+        grad_in_forward: compute the gradient during the forward pass (True) or in a separate
+            backward kernel (False); default per device and dtype from :data:`GRAD_IN_FORWARD`.
+            Only matters when ``logits`` requires grad.
 
     Returns the loss in float32 (float64 for float64 logits); the gradient w.r.t. ``logits``
     has the logits' dtype. ``topk_probs`` is treated as a constant (no gradient).
@@ -71,7 +80,7 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
     _check_reduction(reduction)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     if grad_in_forward is None:
-        grad_in_forward = GRAD_IN_FORWARD.get(logits.device.type, False)
+        grad_in_forward = _grad_in_forward_default(logits)
     loss, _, _, _ = torch.ops.tinyvit.sparse_soft_ce_fwd(
         logits, topk_indices, topk_probs, bool(need_grad and grad_in_forward), bool(validate))
     return _reduce(loss, reduction)
