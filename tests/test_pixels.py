@@ -120,6 +120,28 @@ def test_dataloader_workers_0_vs_2(jpeg, cfg):
     assert torch.equal(a, b)
 
 
+class _BatchSet(torch.utils.data.Dataset):
+    def __init__(self, data, cfg):
+        self.data, self.cfg = data, cfg
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return tinyvit.replay_batch([self.data] * 3, [i, i + 1, i + 2], self.cfg, num_threads=2)
+
+
+@needs_jpeg
+def test_batch_pool_survives_fork_into_dataloader_workers(jpeg, cfg):
+    """The parent's pool threads do not exist in forked workers: they must not hang."""
+    parent = tinyvit.replay_batch([jpeg] * 3, [0, 1, 2], cfg, num_threads=2)  # pool exists now
+    dl = torch.utils.data.DataLoader(_BatchSet(jpeg, cfg), batch_size=None, num_workers=2,
+                                     timeout=120)
+    got = list(dl)
+    assert torch.equal(got[0], parent)
+    assert torch.equal(got[3][0], torch.from_numpy(tinyvit.replay(jpeg, 3, cfg)))
+
+
 @needs_jpeg
 def test_batch_equals_single_for_any_thread_count(jpeg, photo, cfg, tmp_path):
     png = _encode(photo.resize((300, 200)), "PNG")
@@ -423,3 +445,28 @@ def test_fuzz_truncated_and_bitflipped_jpegs():
             except tinyvit.ImageDecodeError:
                 outcomes["error"] += 1
     assert outcomes["error"] > 500 and sum(outcomes.values()) == 3000
+
+
+@needs_jpeg
+@pytest.mark.parametrize("cj", [(0.4, 0.4, 0.4), (0.4, 0.4, 0.4, 0.1), (0.0, 0.0, 0.0, 0.3)])
+def test_colour_jitter_cpp_close_to_pillow(photo, cj):
+    """ColorJitter (torchvision semantics on PIL images: ImageEnhance blends, hue shift in
+    Pillow's 8-bit HSV) in C++ vs the Pillow path: rare off-by-a-few pixels (float rounding of
+    the blends under pillow-simd, HSV conversion), otherwise identical."""
+    data = _encode(photo.resize((300, 240)), quality=90)
+    cfg = tinyvit.AugConfig(auto_augment=None, color_jitter=cj)
+    for s in range(4):
+        assert tinyvit.make_plan(s, (300, 240), cfg)["jitter"] is not None
+        a = tinyvit.replay(data, s, cfg, scale_denom=1).astype(int)
+        b = tinyvit.replay(data, s, cfg, path="pil")
+        d = np.abs(a - b)
+        assert d.mean() < 0.05 and d.max() <= 10, (s, d.mean(), d.max())
+    plain = tinyvit.AugConfig(auto_augment=None)
+    assert not np.array_equal(tinyvit.replay(data, 0, cfg), tinyvit.replay(data, 0, plain))
+
+
+def test_non_finite_op_arguments_rejected(square):
+    for name in ("Rotate", "ShearX", "Brightness", "PosterizeIncreasing"):
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="finite"):
+                op(square, name, bad, "bicubic")

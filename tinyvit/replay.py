@@ -139,16 +139,19 @@ def _cpp_on_array(arr, seed, ccfg, name):
     return _C._apply_plan(arr, plan, out_hw, fill, 0, name)
 
 
-_pools: dict[int, object] = {}
+# Pools are per process: a forked child (DataLoader worker) gets its own, since the
+# parent's threads do not exist there (the C++ pool also degrades to serial if reached).
+_pools: dict[tuple, object] = {}
 _pools_lock = threading.Lock()
 _pin_warned = False
 
 
 def _pool(num_threads: int):
+    key = (os.getpid(), num_threads)
     with _pools_lock:
-        pool = _pools.get(num_threads)
+        pool = _pools.get(key)
         if pool is None:
-            pool = _pools[num_threads] = _C.PixelPool(num_threads)
+            pool = _pools[key] = _C.PixelPool(num_threads)
         return pool
 
 

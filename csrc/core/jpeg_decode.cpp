@@ -43,6 +43,11 @@ JpegRegion jpeg_decode_region(const uint8_t*, size_t, int, int, int, int, int, i
   return {};
 }
 ImageU8 jpeg_decode_full(const uint8_t*, size_t, int) { no_jpeg(); return {}; }
+ImageView jpeg_decode_region_into(const uint8_t*, size_t, int, int, int, int, int, int, double, int,
+                                  std::vector<uint8_t>&, ImageU8&, double*) {
+  no_jpeg();
+  return {};
+}
 
 #else
 
@@ -139,12 +144,17 @@ struct DecodeRequest {
   double margin_support; // filter support in output pixels
   int out_w, out_h;
   bool full;
+  // When set (and the output is 3-component), scanlines are decoded straight into this
+  // buffer (rows of the cropped-scanline width, no copy) and DecodeResult::view points at
+  // the region inside it; otherwise the region is copied into DecodeResult::image.
+  std::vector<uint8_t>* direct;
 };
 
 struct DecodeResult {
   JpegInfo info;
   ImageU8 image;
   int region_x = 0, region_y = 0, scaled_w = 0, scaled_h = 0;
+  ImageView view;  // the region, in image or in *direct
 };
 
 void run_decode(const DecodeRequest& req, DecodeResult& res) {
@@ -236,10 +246,31 @@ void run_decode(const DecodeRequest& req, DecodeResult& res) {
     jpeg_destroy_decompress(&cinfo);
     throw ImageDecodeError("internal: libjpeg cropped the scanline outside the request");
   }
-  line.resize(static_cast<size_t>(line_w) * comps);
-  res.image.reset(y1 - y0, x1 - x0);
   res.region_x = x0;
   res.region_y = y0;
+  if (req.direct != nullptr && comps == 3 && static_cast<int>(cinfo.output_scanline) == y0) {
+    // 16 spare bytes: SIMD loops may read a few bytes past the last pixel.
+    const size_t row_bytes = static_cast<size_t>(line_w) * 3;
+    req.direct->resize(row_bytes * static_cast<size_t>(y1 - y0) + 16);
+    uint8_t* base = req.direct->data();
+    JSAMPROW dst_rows[16];
+    while (static_cast<int>(cinfo.output_scanline) < y1) {
+      const int y = static_cast<int>(cinfo.output_scanline);
+      const int n = std::min(16, y1 - y);
+      for (int i = 0; i < n; ++i) dst_rows[i] = base + row_bytes * static_cast<size_t>(y - y0 + i);
+      if (jpeg_read_scanlines(&cinfo, dst_rows, static_cast<JDIMENSION>(n)) == 0) {
+        jpeg_destroy_decompress(&cinfo);
+        throw ImageDecodeError("corrupt JPEG: no scanline returned");
+      }
+    }
+    jpeg_abort_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    res.view = ImageView{base + static_cast<size_t>(x0 - line_x0) * 3, y1 - y0, x1 - x0,
+                         static_cast<ptrdiff_t>(row_bytes)};
+    return;
+  }
+  line.resize(static_cast<size_t>(line_w) * comps);
+  res.image.reset(y1 - y0, x1 - x0);
   JSAMPROW rows[1] = {line.data()};
   while (static_cast<int>(cinfo.output_scanline) < y1) {
     const int y = static_cast<int>(cinfo.output_scanline);
@@ -254,6 +285,7 @@ void run_decode(const DecodeRequest& req, DecodeResult& res) {
   // Stopping early is fine: abort releases the decoder without reading the rest.
   jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  res.view = res.image.view();
 }
 
 }  // namespace
@@ -269,8 +301,9 @@ JpegInfo jpeg_read_info(const uint8_t* data, size_t size) {
   return res.info;
 }
 
-JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
-                              int out_w, int out_h, double filter_support, int scale_denom) {
+namespace {
+DecodeRequest region_request(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
+                             int out_w, int out_h, double filter_support, int& scale_denom) {
   if (cw <= 0 || ch <= 0 || out_w <= 0 || out_h <= 0)
     throw std::invalid_argument("jpeg_decode_region: crop and output sizes must be positive");
   if (scale_denom == 0) scale_denom = jpeg_scale_denom_for(cw, ch, out_w, out_h);
@@ -287,6 +320,22 @@ JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, 
   req.margin_support = filter_support;
   req.out_w = out_w;
   req.out_h = out_h;
+  return req;
+}
+
+void region_box(int cx, int cy, int cw, int ch, int scale_denom, const DecodeResult& res, double box[4]) {
+  const double d = scale_denom;
+  box[0] = cx / d - res.region_x;
+  box[1] = cy / d - res.region_y;
+  box[2] = (static_cast<double>(cx) + cw) / d - res.region_x;
+  box[3] = (static_cast<double>(cy) + ch) / d - res.region_y;
+}
+}  // namespace
+
+JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
+                              int out_w, int out_h, double filter_support, int scale_denom) {
+  const DecodeRequest req =
+      region_request(data, size, cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
   DecodeResult res;
   run_decode(req, res);
   JpegRegion out;
@@ -296,12 +345,21 @@ JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, 
   out.region_y = res.region_y;
   out.scaled_w = res.scaled_w;
   out.scaled_h = res.scaled_h;
-  const double d = scale_denom;
-  out.box[0] = cx / d - res.region_x;
-  out.box[1] = cy / d - res.region_y;
-  out.box[2] = (static_cast<double>(cx) + cw) / d - res.region_x;
-  out.box[3] = (static_cast<double>(cy) + ch) / d - res.region_y;
+  region_box(cx, cy, cw, ch, scale_denom, res, out.box);
   return out;
+}
+
+ImageView jpeg_decode_region_into(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
+                                  int out_w, int out_h, double filter_support, int scale_denom,
+                                  std::vector<uint8_t>& buffer, ImageU8& fallback, double box[4]) {
+  DecodeRequest req =
+      region_request(data, size, cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
+  req.direct = &buffer;
+  DecodeResult res;
+  run_decode(req, res);
+  fallback = std::move(res.image);  // empty unless the copying path ran; the view stays valid
+  region_box(cx, cy, cw, ch, scale_denom, res, box);
+  return res.view;
 }
 
 ImageU8 jpeg_decode_full(const uint8_t* data, size_t size, int scale_denom) {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "image.h"
 
@@ -47,6 +48,14 @@ struct JpegRegion {
 // scale_denom = 0 picks jpeg_scale_denom_for(cw, ch, out_w, out_h); 1 disables scaling.
 JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
                               int out_w, int out_h, double filter_support, int scale_denom = 0);
+
+// Same decode without the copy into an owning image: 3-component scanlines are written
+// straight into `buffer` (reused across calls; grows as needed) and the returned view
+// points into it (or into `fallback` for greyscale/CMYK sources). `box` receives the crop
+// in view coordinates. The pixels are those of jpeg_decode_region.
+ImageView jpeg_decode_region_into(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
+                                  int out_w, int out_h, double filter_support, int scale_denom,
+                                  std::vector<uint8_t>& buffer, ImageU8& fallback, double box[4]);
 
 // Full decode (optionally IDCT-scaled), for tests and for sources needing the whole image.
 ImageU8 jpeg_decode_full(const uint8_t* data, size_t size, int scale_denom = 1);

@@ -29,8 +29,8 @@ void validate_plan(const Plan& p, int src_w, int src_h, const ApplyParams& param
   }
 }
 
-void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img) {
-  if (plan.flip) flip_horizontal(img);
+void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img, bool flipped) {
+  if (plan.flip && !flipped) flip_horizontal(img);
   for (const RaStep& step : plan.ra) apply_ra_step(img, step, params.fill);
   // timm appends ColorJitter after RandAugment (plan.h).
   if (plan.jitter) color_jitter(img, plan.jitter_factors, plan.jitter_order);
@@ -42,8 +42,8 @@ void apply_plan(const Plan& plan, const ImageView& src, const ApplyParams& param
                          static_cast<double>(plan.crop_x) + plan.crop_w,
                          static_cast<double>(plan.crop_y) + plan.crop_h};
   ImageU8 img(params.out_h, params.out_w);
-  resize_box(src, box, plan.resize, img);
-  apply_after_resize(plan, params, img);
+  resize_box(src, box, plan.resize, img, plan.flip);
+  apply_after_resize(plan, params, img, true);
   std::memcpy(out, img.data.data(), img.data.size());
 }
 
@@ -58,18 +58,25 @@ void apply_plan_jpeg(const Plan& plan, const uint8_t* data, size_t size, const A
   // Size check before any pixel is decoded: a plan for another image is a caller bug.
   const JpegInfo info = jpeg_read_info(data, size);
   validate_plan(plan, info.width, info.height, params);
-  JpegRegion region =
-      jpeg_decode_region(data, size, plan.crop_x, plan.crop_y, plan.crop_w, plan.crop_h,
-                         params.out_w, params.out_h, filter_support(plan.resize), scale_denom);
+  // Decoded scanlines go into a per-thread buffer reused across images (no allocation,
+  // page faults or copy per image); a very large one is released afterwards.
+  thread_local std::vector<uint8_t> scratch;
+  ImageU8 fallback;
+  double box[4];
+  ImageView region = jpeg_decode_region_into(data, size, plan.crop_x, plan.crop_y, plan.crop_w,
+                                             plan.crop_h, params.out_w, params.out_h,
+                                             filter_support(plan.resize), scale_denom, scratch,
+                                             fallback, box);
   // Guard against float rounding at the scaled image border.
   for (int k = 0; k < 2; ++k) {
-    const double limit = k == 0 ? region.image.w : region.image.h;
-    if (region.box[2 + k] > limit) region.box[2 + k] = limit;
-    if (region.box[k] < 0) region.box[k] = 0;
+    const double limit = k == 0 ? region.w : region.h;
+    if (box[2 + k] > limit) box[2 + k] = limit;
+    if (box[k] < 0) box[k] = 0;
   }
   ImageU8 img(params.out_h, params.out_w);
-  resize_box(region.image.view(), region.box, plan.resize, img);
-  apply_after_resize(plan, params, img);
+  resize_box(region, box, plan.resize, img, plan.flip);
+  if (scratch.capacity() > (size_t{64} << 20)) std::vector<uint8_t>().swap(scratch);
+  apply_after_resize(plan, params, img, true);
   std::memcpy(out, img.data.data(), img.data.size());
 }
 

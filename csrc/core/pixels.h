@@ -28,7 +28,9 @@ struct ApplyParams {
 void validate_plan(const Plan& plan, int src_w, int src_h, const ApplyParams& params);
 
 // Steps after the crop/resize (flip, RandAugment, jitter), in place on an out-size image.
-void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img);
+// flipped = true: the flip was already done (resize_box's mirror).
+void apply_after_resize(const Plan& plan, const ApplyParams& params, ImageU8& img,
+                        bool flipped = false);
 
 // Plan on a decoded RGB image (any source): writes out_h * out_w * 3 bytes to `out`.
 void apply_plan(const Plan& plan, const ImageView& src, const ApplyParams& params, uint8_t* out);

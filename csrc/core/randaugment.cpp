@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace tinyvit {
@@ -82,7 +83,9 @@ void blend_const(ImageU8& img, int deg, float alpha) {
   apply_lut1(img, lut);
 }
 
-inline int coord(double v) { return v < 0.0 ? -1 : static_cast<int>(v); }
+// Pillow's COORD: -1 below 0. NaN and values beyond int range map to -1 too (both are
+// outside the image), so the int conversion is always defined.
+inline int coord(double v) { return (v >= 0.0 && v < 2147483647.0) ? static_cast<int>(v) : -1; }
 // floor without a libm call (std::floor is not inlined without SSE4.1); exact for
 // the |v| < 2^31 coordinates used here.
 inline int floor_int(double v) {
@@ -308,7 +311,10 @@ namespace {
 struct Taps {
   int xs[4];               // byte offsets of the tap columns
   const uint8_t* rows[4];  // tap rows
-  int32_t wx[4], wy[4];
+  int32_t wx[4] = {0, 0, 0, 0}, wy[4] = {0, 0, 0, 0};
+  // Weights depend only on the fractional offsets; translate and shear keep them constant
+  // along a row, so they are recomputed only when an offset changes (same values).
+  double last_d = -1.0, last_e = -1.0;
 };
 
 // Q14 weight, round half up, without branches (all weights are > -1).
@@ -318,15 +324,21 @@ inline int32_t q14(double v) { return static_cast<int32_t>(v * 16384.0 + 16384.5
 template <Interp F>
 TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t) {
   const int W = in.w, H = in.h;
-  if (xin < 0.0 || xin >= W || yin < 0.0 || yin >= H) return false;
+  if (!(xin >= 0.0 && xin < W && yin >= 0.0 && yin < H)) return false;  // NaN too
   const double xs = xin - 0.5, ys = yin - 0.5;
   const int x0 = floor_int(xs), y0 = floor_int(ys);
   const double d = xs - x0, e = ys - y0;
   if (F == Interp::Bilinear) {
-    t.wx[1] = q14(d);
-    t.wx[0] = 16384 - t.wx[1];
-    t.wy[1] = q14(e);
-    t.wy[0] = 16384 - t.wy[1];
+    if (d != t.last_d) {
+      t.wx[1] = q14(d);
+      t.wx[0] = 16384 - t.wx[1];
+      t.last_d = d;
+    }
+    if (e != t.last_e) {
+      t.wy[1] = q14(e);
+      t.wy[0] = 16384 - t.wy[1];
+      t.last_e = e;
+    }
     t.xs[0] = 3 * (x0 < 0 ? 0 : x0);
     t.xs[1] = 3 * (x0 + 1 >= W ? W - 1 : x0 + 1);
     t.rows[0] = in.row(y0 < 0 ? 0 : y0);
@@ -334,15 +346,22 @@ TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t
     return true;
   }
   // Pillow's transform bicubic: cubic convolution with a = -1.
-  const double d2 = d * d, d3 = d2 * d, e2 = e * e, e3 = e2 * e;
-  t.wx[0] = q14(-d + 2 * d2 - d3);
-  t.wx[1] = q14(1 - 2 * d2 + d3);
-  t.wx[2] = q14(d + d2 - d3);
-  t.wx[3] = q14(d3 - d2);
-  t.wy[0] = q14(-e + 2 * e2 - e3);
-  t.wy[1] = q14(1 - 2 * e2 + e3);
-  t.wy[2] = q14(e + e2 - e3);
-  t.wy[3] = q14(e3 - e2);
+  if (d != t.last_d) {
+    const double d2 = d * d, d3 = d2 * d;
+    t.wx[0] = q14(-d + 2 * d2 - d3);
+    t.wx[1] = q14(1 - 2 * d2 + d3);
+    t.wx[2] = q14(d + d2 - d3);
+    t.wx[3] = q14(d3 - d2);
+    t.last_d = d;
+  }
+  if (e != t.last_e) {
+    const double e2 = e * e, e3 = e2 * e;
+    t.wy[0] = q14(-e + 2 * e2 - e3);
+    t.wy[1] = q14(1 - 2 * e2 + e3);
+    t.wy[2] = q14(e + e2 - e3);
+    t.wy[3] = q14(e3 - e2);
+    t.last_e = e;
+  }
   for (int k = 0; k < 4; ++k) {
     const int xx = x0 - 1 + k, yy = y0 - 1 + k;
     t.xs[k] = 3 * (xx < 0 ? 0 : (xx >= W ? W - 1 : xx));
@@ -357,6 +376,7 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
+    Taps t;
     for (int x = 0; x < in.w; ++x, o += 3) {
       const double X = x + 0.5;
       const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
@@ -366,7 +386,6 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
         o[0] = p[0]; o[1] = p[1]; o[2] = p[2];
         continue;
       }
-      Taps t;
       if (!warp_taps<F>(in, xin, yin, t)) {
         o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
         continue;
@@ -374,6 +393,7 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
       for (int c = 0; c < 3; ++c) {
         int32_t acc = 0;
         for (int j = 0; j < N; ++j) {
+          if (t.wy[j] == 0) continue;  // zero terms: skipping them changes nothing
           int32_t r = 0;
           for (int k = 0; k < N; ++k) r += t.rows[j][t.xs[k] + c] * t.wx[k];
           acc += ((r + 64) >> 7) * t.wy[j];
@@ -396,18 +416,22 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
+    Taps t;
     for (int x = 0; x < in.w; ++x, o += 3) {
       const double X = x + 0.5;
       const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      Taps t;
       if (!warp_taps<F>(in, xin, yin, t)) {
         o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
         continue;
       }
+      // Zero weights are skipped (their terms are exactly 0): shear and translate have
+      // an integer offset along one axis, leaving 4 of the 16 bicubic taps.
       __m128i acc = zero;
       for (int j = 0; j < N; ++j) {
+        if (t.wy[j] == 0) continue;
         __m128i r = zero;
         for (int k = 0; k < N; ++k) {
+          if (t.wx[k] == 0) continue;
           int32_t four;
           std::memcpy(&four, t.rows[j] + t.xs[k], 4);
           r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
@@ -425,12 +449,168 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
 }
 #endif
 
+// Fast paths for the axis-aligned RandAugment warps, computing exactly the integers of
+// warp_sse / warp_scalar above (same warp_taps, same rounding), only organised better.
+//
+// (1) Row maps (translate_y: matrix 1 0 0 / 0 1 t): every pixel of output row y has
+// xin = X and the same yin, so the column weights are one-hot (16384 on column x) and
+// the row weights/rows are those of the row's first pixel. Per sample the general
+// formula reduces to  v = (sum_j p_j * 128 * wy_j) >> 21  (since ((p * 16384 + 64) >> 7)
+// = 128 p), a plain loop over the row's bytes.
+template <int N>
+TINYVIT_INLINE void combine_rows_n(const uint8_t* const* rows, const int32_t* w, int len, uint8_t* out) {
+  for (int i = 0; i < len; ++i) {
+    int32_t acc = 0;
+    for (int j = 0; j < N; ++j) acc += rows[j][i] * w[j];
+    const int32_t v = acc >> 21;
+    out[i] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  }
+}
+
+TINYVIT_HOT void combine_rows(const uint8_t* const* rows, const int32_t* w, int n, int len, uint8_t* out) {
+  switch (n) {
+    case 1: return combine_rows_n<1>(rows, w, len, out);
+    case 2: return combine_rows_n<2>(rows, w, len, out);
+    case 3: return combine_rows_n<3>(rows, w, len, out);
+    default: return combine_rows_n<4>(rows, w, len, out);
+  }
+}
+
+template <Interp F>
+bool warp_row_map(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kCol = F == Interp::Bilinear ? 0 : 1;  // the tap that lands on column x
+  for (int y = 0; y < in.h; ++y) {
+    const double X = 0.5, Y = y + 0.5;
+    const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+    Taps t;
+    uint8_t* o = out.row(y);
+    if (!warp_taps<F>(in, xin, yin, t)) {
+      for (int x = 0; x < in.w; ++x) std::memcpy(o + 3 * x, fill, 3);
+      continue;
+    }
+    for (int k = 0; k < N; ++k)
+      if (t.wx[k] != (k == kCol ? 16384 : 0)) return false;  // not one-hot: general path
+    if (t.xs[kCol] != 0) return false;
+    const uint8_t* rows[4];
+    int32_t w[4];
+    int n = 0;
+    for (int j = 0; j < N; ++j)
+      if (t.wy[j] != 0) {
+        rows[n] = t.rows[j];
+        w[n++] = t.wy[j] * 128;
+      }
+    if (n == 0) {
+      std::memset(o, 0, static_cast<size_t>(in.w) * 3);
+      continue;
+    }
+    combine_rows(rows, w, n, in.w * 3, o);
+  }
+  return true;
+}
+
+#ifdef TINYVIT_WARP_SIMD
+// (2) Column maps (translate_x, shear_x: matrix 1 s t / 0 1 0): yin = Y, so the row
+// weights are one-hot on row y and  v = ((sum_k p_k * wx_k + 64) >> 7) >> 7  (the one-hot
+// 16384 factor and >> 21 fold into >> 7). Where the taps are contiguous (not clamped at
+// the border) the tap sum is one AVX2 16-bit multiply-add (Q14 weights fit int16; the
+// products and sums are exact in int32); elsewhere the scalar formula. Reads up to 4
+// bytes past the last tap (the source is padded).
+template <Interp F>
+__attribute__((target("avx2"))) bool warp_col_map(const ImageU8& in, ImageU8& out, const double a[6],
+                                                  const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kRow = F == Interp::Bilinear ? 0 : 1;
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i r64 = _mm_set1_epi32(64);
+  for (int y = 0; y < in.h; ++y) {
+    uint8_t* o = out.row(y);
+    const double Y = y + 0.5;
+    Taps t;
+    double wd = -2.0;  // d of the weights held in wv
+    __m256i wv = _mm256_setzero_si256();
+    bool checked = false;
+    for (int x = 0; x < in.w; ++x, o += 3) {
+      const double X = x + 0.5;
+      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+      if (!warp_taps<F>(in, xin, yin, t)) {
+        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        continue;
+      }
+      if (!checked) {  // yin is the same for the whole row: check the row weights once
+        for (int j = 0; j < N; ++j)
+          if (t.wy[j] != (j == kRow ? 16384 : 0)) return false;
+        checked = true;
+      }
+      const uint8_t* row = t.rows[kRow];
+      __m128i r;
+      if (t.xs[N - 1] - t.xs[0] == 3 * (N - 1)) {  // contiguous taps
+        if (t.last_d != wd) {
+          wd = t.last_d;
+          if (N == 4)
+            wv = _mm256_setr_epi16(
+                static_cast<int16_t>(t.wx[0]), static_cast<int16_t>(t.wx[1]), static_cast<int16_t>(t.wx[0]),
+                static_cast<int16_t>(t.wx[1]), static_cast<int16_t>(t.wx[0]), static_cast<int16_t>(t.wx[1]), 0, 0,
+                static_cast<int16_t>(t.wx[2]), static_cast<int16_t>(t.wx[3]), static_cast<int16_t>(t.wx[2]),
+                static_cast<int16_t>(t.wx[3]), static_cast<int16_t>(t.wx[2]), static_cast<int16_t>(t.wx[3]), 0, 0);
+          else
+            wv = _mm256_setr_epi16(
+                static_cast<int16_t>(t.wx[0]), static_cast<int16_t>(t.wx[1]), static_cast<int16_t>(t.wx[0]),
+                static_cast<int16_t>(t.wx[1]), static_cast<int16_t>(t.wx[0]), static_cast<int16_t>(t.wx[1]), 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0);
+        }
+        const __m256i px = _mm256_shuffle_epi8(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + t.xs[0]))), shuf);
+        const __m256i m = _mm256_madd_epi16(px, wv);
+        r = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+      } else {
+        int32_t s[4] = {0, 0, 0, 0};
+        for (int c = 0; c < 3; ++c)
+          for (int k = 0; k < N; ++k) s[c] += row[t.xs[k] + c] * t.wx[k];
+        r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+      }
+      const __m128i v = _mm_srai_epi32(_mm_srai_epi32(_mm_add_epi32(r, r64), 7), 7);
+      const __m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(b));
+      std::memcpy(o, &rgb, 3);
+    }
+  }
+  return true;
+}
+#endif
+
+// Picks a fast path for the matrix, or returns false.
+bool warp_fast(ImageU8& img, ImageU8& out, const double a[6], Interp resample, const uint8_t fill[3]) {
+  if (resample != Interp::Bilinear && resample != Interp::Bicubic) return false;
+  if (img.w < 1 || img.h < 1) return false;
+  if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0 && a[3] == 0.0 && a[4] == 1.0)
+    return resample == Interp::Bilinear ? warp_row_map<Interp::Bilinear>(img, out, a, fill)
+                                        : warp_row_map<Interp::Bicubic>(img, out, a, fill);
+#ifdef TINYVIT_WARP_SIMD
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2 && a[0] == 1.0 && a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {
+    const size_t n = img.data.size();
+    img.data.resize(n + 16);  // the 16-byte tap loads may read past the last pixel
+    const bool ok = resample == Interp::Bilinear ? warp_col_map<Interp::Bilinear>(img, out, a, fill)
+                                                 : warp_col_map<Interp::Bicubic>(img, out, a, fill);
+    img.data.resize(n);
+    return ok;
+  }
+#endif
+  return false;
+}
+
 }  // namespace
 
 void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
   if (resample != Interp::Nearest && resample != Interp::Bilinear && resample != Interp::Bicubic)
     throw std::invalid_argument("affine_warp: resample must be resolved");
   ImageU8 out(img.h, img.w);
+  if (warp_fast(img, out, a, resample, fill)) {
+    img = std::move(out);
+    return;
+  }
   if (resample == Interp::Nearest) {
     warp_scalar<Interp::Nearest>(img, out, a, fill);
   } else {
@@ -519,6 +699,9 @@ void ra_translate_y(ImageU8& img, double px, Interp r, const uint8_t fill[3]) {
 }
 
 void color_jitter(ImageU8& img, const float factors[4], const uint8_t order[4]) {
+  for (int k = 0; k < 4; ++k)
+    if (!std::isfinite(factors[k]) || std::fabs(factors[k]) > 1e9)
+      throw std::invalid_argument("colour jitter factors must be finite");
   for (int k = 0; k < 4; ++k) {
     switch (order[k]) {
       case 0: if (factors[0] != 1.0f) ra_brightness(img, factors[0]); break;
@@ -532,6 +715,9 @@ void color_jitter(ImageU8& img, const float factors[4], const uint8_t order[4]) 
 
 void apply_ra_step(ImageU8& img, const RaStep& st, const uint8_t fill[3]) {
   const double arg = st.arg;
+  // Float-to-int conversions below are undefined for NaN/inf: refuse them up front.
+  if (!std::isfinite(arg) || std::fabs(arg) > 1e9)
+    throw std::invalid_argument("RandAugment argument must be finite, got " + std::to_string(arg));
   switch (st.op) {
     case RaOp::AutoContrast: return ra_autocontrast(img);
     case RaOp::Equalize: return ra_equalize(img);

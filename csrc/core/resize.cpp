@@ -142,6 +142,87 @@ __attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src,
   }
 }
 
+// AVX2 form of the same sums, four taps per step with 16-bit multiply-adds. Each 22-bit
+// weight is split as w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
+//   sum p * w = 2^11 * sum p * wh + sum p * wl
+// holds exactly in int32 (both partial sums are far from overflow): the bytes are those of
+// the scalar loop. A 16-byte load at tap k holds taps k..k+3 (RGBRGB...); vpshufb turns
+// taps (k, k+1) in lane 0 and (k+2, k+3) in lane 1 into int16 pairs (R R G G B B 0 0) for
+// vpmaddwd. Reads up to 4 bytes past the last tap, hence the same last-row rule as SSE.
+// Weight layout per output pixel: per quad 32 bytes, lane j holding int32 elements
+// {(wl, wl) of taps (k+2j, k+2j+1), (wh, wh) of the same taps, 0, 0}; a trailing pair
+// (K % 4 == 2) has 16 bytes of the same form.
+inline int hpass_avx2_stride(int K) { return (K / 4) * 16 + (K % 4 ? 8 : 0); }  // int16 units
+
+void pack_hpass_avx2_weights(const std::vector<int32_t>& w, int K, int out_w, std::vector<int16_t>& packed) {
+  const int stride = hpass_avx2_stride(K);
+  packed.assign(static_cast<size_t>(out_w) * stride, 0);
+  for (int x = 0; x < out_w; ++x) {
+    const int32_t* wk = &w[static_cast<size_t>(x) * K];
+    int16_t* dst = &packed[static_cast<size_t>(x) * stride];
+    auto put_pair = [&](int16_t* d, int k) {  // 4 int16: wl_k, wl_k1, wh_k, wh_k1
+      d[0] = static_cast<int16_t>(wk[k] & 2047);
+      d[1] = static_cast<int16_t>(wk[k + 1] & 2047);
+      d[2] = static_cast<int16_t>(wk[k] >> 11);
+      d[3] = static_cast<int16_t>(wk[k + 1] >> 11);
+    };
+    int k = 0;
+    for (; k + 4 <= K; k += 4, dst += 16) {
+      put_pair(dst, k);          // lane 0
+      put_pair(dst + 8, k + 2);  // lane 1
+    }
+    if (k < K) put_pair(dst, k);
+  }
+}
+
+template <int K>
+__attribute__((target("avx2"))) void pass_horizontal_avx2(const ImageView& src, int row0, int row1,
+                                                         const std::vector<int>& start,
+                                                         const std::vector<int16_t>& packed, int out_w,
+                                                         ImageU8& dst) {
+  constexpr int kStride = (K / 4) * 16 + (K % 4 ? 8 : 0);
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
+  const __m128i half = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  for (int y = row0; y < row1; ++y) {
+    const uint8_t* in = src.row(y);
+    uint8_t* out = dst.row(y - row0);
+    for (int x = 0; x < out_w; ++x) {
+      const int16_t* wk = &packed[static_cast<size_t>(x) * kStride];
+      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
+      __m256i lo = _mm256_setzero_si256(), hi = lo;
+      int k = 0;
+      for (; k + 4 <= K; k += 4, wk += 16) {
+        const __m256i px = _mm256_shuffle_epi8(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * k))), shuf);
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk));
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, _mm256_shuffle_epi32(wv, 0x00)));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, _mm256_shuffle_epi32(wv, 0x55)));
+      }
+      __m128i lo4 = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+      __m128i hi4 = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+      if (K % 4) {
+        const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)), shuf2);
+        const __m128i wv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(wk));
+        lo4 = _mm_add_epi32(lo4, _mm_madd_epi16(px, _mm_shuffle_epi32(wv, 0x00)));
+        hi4 = _mm_add_epi32(hi4, _mm_madd_epi16(px, _mm_shuffle_epi32(wv, 0x55)));
+      }
+      const __m128i acc = _mm_add_epi32(_mm_add_epi32(half, _mm_slli_epi32(hi4, 11)), lo4);
+      // (acc >> 22) clamped to [0, 255] by the two saturating packs.
+      const __m128i v = _mm_srai_epi32(acc, kPrecisionBits);
+      const __m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(b));
+      std::memcpy(out + 3 * x, &rgb, 3);
+    }
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
 bool cpu_has_sse41() {
   static const bool has = __builtin_cpu_supports("sse4.1");
   return has;
@@ -165,8 +246,19 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
                     const std::vector<int32_t>& w, int K, int out_w, ImageU8& dst) {
 #ifdef TINYVIT_HPASS_SIMD
   if (cpu_has_sse41()) {
-    const int last = std::min(row1, src.h - 1);  // rows with a readable byte after them
-    if (last > row0) {
+    const int last = std::min(row1, src.h - 1);  // rows with readable bytes after them
+    if (last > row0 && cpu_has_avx2()) {
+      std::vector<int16_t> packed;
+      pack_hpass_avx2_weights(w, K, out_w, packed);
+      switch (K) {
+        case 4: pass_horizontal_avx2<4>(src, row0, last, start, packed, out_w, dst); break;
+        case 6: pass_horizontal_avx2<6>(src, row0, last, start, packed, out_w, dst); break;
+        case 8: pass_horizontal_avx2<8>(src, row0, last, start, packed, out_w, dst); break;
+        case 10: pass_horizontal_avx2<10>(src, row0, last, start, packed, out_w, dst); break;
+        case 12: pass_horizontal_avx2<12>(src, row0, last, start, packed, out_w, dst); break;
+        default: pass_horizontal_avx2<16>(src, row0, last, start, packed, out_w, dst); break;
+      }
+    } else if (last > row0) {
       switch (K) {
         case 4: pass_horizontal_sse<4>(src, row0, last, start, w, out_w, dst); break;
         case 6: pass_horizontal_sse<6>(src, row0, last, start, w, out_w, dst); break;
@@ -175,6 +267,8 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
         case 12: pass_horizontal_sse<12>(src, row0, last, start, w, out_w, dst); break;
         default: pass_horizontal_sse<16>(src, row0, last, start, w, out_w, dst); break;
       }
+    }
+    if (last > row0) {
       if (last < row1) {
         ImageU8 tail(row1 - last, out_w);
         run_horizontal_scalar(src, last, row1, start, w, K, out_w, tail);
@@ -229,12 +323,53 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
   }
 }
 
+#ifdef TINYVIT_HPASS_SIMD
+// AVX2 vertical pass for bytes [0, n16) of each output row (n16 a multiple of 16): the
+// same int32 sums as the scalar loop, but 16 bytes at a time with all taps accumulated in
+// registers (no accumulator array round trip per tap).
+__attribute__((target("avx2"))) void pass_vertical_avx2(const ImageView& src, int row_offset,
+                                                        const Coeffs& c, int out_h, int n16,
+                                                        ImageU8& dst) {
+  const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  for (int y = 0; y < out_h; ++y) {
+    const int32_t* wk = &c.w[static_cast<size_t>(y) * c.ksize];
+    const int n = c.count[y];
+    const uint8_t* row0 = src.row(c.start[y] - row_offset);
+    uint8_t* out = dst.row(y);
+    for (int i = 0; i < n16; i += 16) {
+      __m256i a0 = half, a1 = half;
+      const uint8_t* in = row0 + i;
+      for (int k = 0; k < n; ++k, in += src.stride) {
+        const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+        const __m256i wv = _mm256_set1_epi32(wk[k]);
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(px, 8)), wv));
+      }
+      a0 = _mm256_srai_epi32(a0, kPrecisionBits);
+      a1 = _mm256_srai_epi32(a1, kPrecisionBits);
+      // Saturating packs = clamp to [0, 255], as clip_fixed.
+      const __m128i w0 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+      const __m128i w1 = _mm_packs_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(w0, w1));
+    }
+  }
+}
+#endif
+
 // Vertical pass: src row index = coefficient start - row_offset. The inner loop runs
 // over a contiguous row of w*3 bytes, which compilers vectorise.
 TINYVIT_HOT void pass_vertical(const ImageView& src, int row_offset, const Coeffs& c, int out_h,
                    ImageU8& dst) {
   const int n_bytes = src.w * 3;
   dst.reset(out_h, src.w);
+  int first = 0;  // bytes below this were done by the AVX2 kernel
+#ifdef TINYVIT_HPASS_SIMD
+  if (cpu_has_avx2() && n_bytes >= 16) {
+    first = n_bytes & ~15;
+    pass_vertical_avx2(src, row_offset, c, out_h, first, dst);
+    if (first == n_bytes) return;
+  }
+#endif
   std::vector<int32_t> acc(n_bytes);
   for (int y = 0; y < out_h; ++y) {
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
@@ -243,10 +378,10 @@ TINYVIT_HOT void pass_vertical(const ImageView& src, int row_offset, const Coeff
     for (int k = 0; k < c.count[y]; ++k) {
       const uint8_t* in = src.row(c.start[y] + k - row_offset);
       const int32_t wv = wk[k];
-      for (int i = 0; i < n_bytes; ++i) a[i] += in[i] * wv;
+      for (int i = first; i < n_bytes; ++i) a[i] += in[i] * wv;
     }
     uint8_t* out = dst.row(y);
-    for (int i = 0; i < n_bytes; ++i) out[i] = clip_fixed(a[i]);
+    for (int i = first; i < n_bytes; ++i) out[i] = clip_fixed(a[i]);
   }
 }
 
@@ -284,6 +419,10 @@ double filter_support(Interp filter) {
 }
 
 void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU8& out) {
+  resize_box(src, box, filter, out, false);
+}
+
+void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU8& out, bool mirror) {
   if (src.w <= 0 || src.h <= 0 || out.w <= 0 || out.h <= 0)
     throw std::invalid_argument("resize_box: empty image");
   if (!(box[0] >= 0 && box[1] >= 0 && box[2] <= src.w && box[3] <= src.h && box[2] > box[0] &&
@@ -292,6 +431,7 @@ void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU
   filter_support(filter);  // validates
   if (filter == Interp::Nearest) {
     resize_nearest(src, box, out);
+    if (mirror) flip_horizontal(out);
     return;
   }
   const int out_w = out.w, out_h = out.h;
@@ -308,7 +448,16 @@ void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU
   ImageView mid = src;
   int mid_offset = 0;
   if (need_h) {
-    const Coeffs ch = precompute(src.w, box[0], box[2], out_w, filter);
+    Coeffs ch = precompute(src.w, box[0], box[2], out_w, filter);
+    if (mirror) {  // output column x takes the taps of column out_w - 1 - x
+      std::reverse(ch.start.begin(), ch.start.end());
+      std::reverse(ch.count.begin(), ch.count.end());
+      for (int a = 0, b = out_w - 1; a < b; ++a, --b)
+        std::swap_ranges(ch.w.begin() + static_cast<ptrdiff_t>(a) * ch.ksize,
+                         ch.w.begin() + static_cast<ptrdiff_t>(a + 1) * ch.ksize,
+                         ch.w.begin() + static_cast<ptrdiff_t>(b) * ch.ksize);
+      mirror = false;
+    }
     pass_horizontal(src, row0, row1, ch, out_w, tmp);
     mid = tmp.view();
     mid_offset = row0;
@@ -320,6 +469,7 @@ void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU
   } else {
     for (int y = 0; y < out_h; ++y) std::memcpy(out.row(y), src.row(y), static_cast<size_t>(out_w) * 3);
   }
+  if (mirror) flip_horizontal(out);  // no horizontal pass ran
 }
 
 void flip_horizontal(ImageU8& img) {

@@ -16,6 +16,10 @@ double filter_support(Interp filter);
 // fixed-point weights and round once per pass, exactly like Pillow's Image.resize(...,
 // box=...); nearest samples floor(x0 + (i + 0.5) * scale) like Pillow's nearest resize.
 void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU8& out);
+// The same followed by a left-right mirror when `mirror` is set, at no extra cost where a
+// horizontal pass runs (it writes its columns in reverse order; each output column is
+// computed exactly as without the mirror, so the bytes equal resize + flip_horizontal).
+void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU8& out, bool mirror);
 
 // Mirror left-right in place.
 void flip_horizontal(ImageU8& img);

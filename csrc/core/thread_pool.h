@@ -9,22 +9,44 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <memory>
 #include <vector>
+
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 namespace tinyvit {
 
+inline long current_pid() {
+#if defined(_WIN32)
+  return 0;
+#else
+  return static_cast<long>(getpid());
+#endif
+}
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int num_threads) : size_(num_threads < 1 ? 1 : num_threads) {
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  explicit ThreadPool(int num_threads)
+      : size_(num_threads < 1 ? 1 : num_threads), owner_pid_(current_pid()),
+        workers_(new std::vector<std::thread>()) {
+    for (int i = 1; i < size_; ++i) workers_->emplace_back([this] { worker_loop(); });
   }
+  // After fork() the child has a copy of this object but none of its threads (e.g. a
+  // DataLoader worker forked from a process that used the pool): it must neither join
+  // nor wait for them. The child leaks the thread handles and runs work serially.
   ~ThreadPool() {
+    if (current_pid() != owner_pid_) {
+      (void)workers_.release();
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
     wake_.notify_all();
-    for (auto& t : workers_) t.join();
+    for (auto& t : *workers_) t.join();
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -35,6 +57,10 @@ class ThreadPool {
   // when all are done. fn must not throw (catch inside and record per item). One
   // parallel_for at a time per pool (callers serialise on run_mu_).
   void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
+    if (current_pid() != owner_pid_) {  // forked copy: no worker threads here
+      for (size_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
     std::lock_guard<std::mutex> run_lock(run_mu_);
     if (n == 0) return;
     {
@@ -42,7 +68,7 @@ class ThreadPool {
       job_ = &fn;
       job_n_ = n;
       next_.store(0);
-      active_ = static_cast<int>(workers_.size());
+      active_ = static_cast<int>(workers_->size());
       ++generation_;
     }
     wake_.notify_all();
@@ -83,7 +109,8 @@ class ThreadPool {
   }
 
   const int size_;
-  std::vector<std::thread> workers_;
+  const long owner_pid_;
+  std::unique_ptr<std::vector<std::thread>> workers_;
   std::mutex mu_, run_mu_;
   std::condition_variable wake_, done_;
   const std::function<void(size_t)>* job_ = nullptr;
