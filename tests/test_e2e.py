@@ -304,6 +304,26 @@ def test_resume_after_sigkill(tmp_path):
     assert tinyvit.cli.main(["verify", store_dir, "--no-progress"]) == 0
 
 
+@needs_fmnist
+def test_epoch_segments_into_one_store_equal_one_run(tmp_path):
+    ckpt = _teacher_ckpt(tmp_path)
+    common = ["--data", "fashion-mnist", "--subset", "48", "--model", "test_resnet", "--checkpoint", ckpt,
+              "--topk", "3", "--batch-size", "16", "--no-progress"] + AUG_ARGS
+    seg = str(tmp_path / "seg")
+    # the later segment first, as a second machine might
+    assert tinyvit.cli.main(["save-logits", seg, "--start-epoch", "1", "--end-epoch", "2", "--total-epochs", "2"]
+                            + common) == 0
+    s = tinyvit.LogitStore.open(seg)
+    assert s.epochs == 2 and s.missing(0).size == 48 and s.missing(1).size == 0
+    assert tinyvit.cli.main(["save-logits", seg, "--start-epoch", "0", "--end-epoch", "1", "--total-epochs", "2"]
+                            + common) == 0
+    assert tinyvit.cli.main(["save-logits", str(tmp_path / "one"), "--epochs", "2"] + common) == 0
+    a, b = tinyvit.LogitStore.open(seg), tinyvit.LogitStore.open(str(tmp_path / "one"))
+    for e in range(2):
+        for x, y in zip(read_all(a, e), read_all(b, e)):
+            np.testing.assert_array_equal(x, y)
+
+
 # ----------------------------------------------------------------------------------- torchrun
 @needs_fmnist
 def test_torchrun_two_ranks_save_and_train(tmp_path):

@@ -23,7 +23,7 @@ from .datasets import dataset_fingerprint, open_dataset
 from .loader import DatasetMismatchError, StoreMismatchError, TeacherBatches, teacher_order, _mixing
 from .runtime import (Dist, TeacherOutputError, add_aug_arguments, aug_config_from_args, build_model,
                       init_distributed, parse_kwargs)
-from .store import FingerprintMismatchError, LogitStore
+from .store import FingerprintMismatchError, LogitStore, StoreExistsError
 
 __all__ = ["save_logits", "open_or_create_store", "check_teacher_output", "add_save_logits_parser"]
 
@@ -62,9 +62,14 @@ def open_or_create_store(path, *, dataset, cfg: AugConfig, num_classes: int, top
         else:
             meta = {"base_seed": int(base_seed), "aug_config": cfg.to_dict(), "dataset": dataset_spec,
                     "classes": list(getattr(dataset, "classes", []) or [])}
-            LogitStore.create(path, len(dataset), num_classes, topk, aug_fingerprint=cfg.fingerprint(),
-                              meta=meta, teacher=teacher_desc, dataset_fingerprint=ds_fp,
-                              value_encoding=value_encoding, epochs=epochs).close()
+            try:
+                LogitStore.create(path, len(dataset), num_classes, topk, aug_fingerprint=cfg.fingerprint(),
+                                  meta=meta, teacher=teacher_desc, dataset_fingerprint=ds_fp,
+                                  value_encoding=value_encoding, epochs=epochs).close()
+            except StoreExistsError:  # another job (an epoch segment elsewhere) created it first
+                store = LogitStore.open(path, mode="r")
+                _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp)
+                store.close()
     dist.barrier()
     store = LogitStore.open(path, mode="r+")
     if not dist.main:
@@ -188,6 +193,9 @@ def add_save_logits_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs 0..E-1 (same as --end-epoch E)")
     p.add_argument("--start-epoch", type=int, default=0)
     p.add_argument("--end-epoch", type=int, default=None, help="exclusive")
+    p.add_argument("--total-epochs", type=int, default=None,
+                   help="epochs the store holds (default: the end epoch); give every parallel epoch "
+                   "segment the same value so no job has to grow the store")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--base-seed", type=int, default=0, help="seeds are sample_seed(base_seed, epoch, i)")
     p.add_argument("--value-encoding", default="fp16", choices=["fp16", "compact"])
@@ -219,7 +227,7 @@ def run_save_logits(args) -> int:
     check_teacher_output(teacher, cfg, num_classes, dist.device, args.in_chans)
     desc = {"model": name, "checkpoint": os.path.abspath(args.checkpoint) if args.checkpoint else None}
     store = open_or_create_store(args.store, dataset=dataset, cfg=cfg, num_classes=num_classes,
-                                 topk=args.topk, epochs=end, base_seed=args.base_seed, teacher_desc=desc,
+                                 topk=args.topk, epochs=max(end, args.total_epochs or 0), base_seed=args.base_seed, teacher_desc=desc,
                                  value_encoding=args.value_encoding, dist=dist, dataset_spec=args.data)
     stats = save_logits(teacher, dataset, store, cfg, epochs=range(args.start_epoch, end),
                         batch_size=args.batch_size, device=dist.device, amp=not args.no_amp, dist=dist,
