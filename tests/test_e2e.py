@@ -190,6 +190,28 @@ def test_student_sees_exactly_the_teacher_images(tmp_path):
 
 
 @needs_fmnist
+def test_distributed_sampler_without_mixing(tmp_path):
+    from torch.utils.data import DistributedSampler
+
+    cfg = tinyvit.AugConfig(img_size=16, mixup_alpha=0.0, cutmix_alpha=0.0, re_prob=0.5)
+    ds = small_fmnist(40)
+    teacher = TinyTeacher()
+    teacher.record = []
+    store = make_store(tmp_path, ds, epochs=2, teacher=teacher, cfg=cfg)
+    seen = torch.cat(teacher.record)[len(ds):]  # epoch 1, in sample order (no pairs)
+    got = {}
+    for rank in range(2):
+        sampler = DistributedSampler(range(len(ds)), num_replicas=2, rank=rank, shuffle=True, seed=3)
+        loader = tinyvit.DistillLoader(ds, store, cfg, batch_size=7, sampler=sampler, epoch=1)
+        order = list(iter(sampler))
+        xs = torch.cat([x for x, _ in loader])
+        got.update({i: xs[p] for p, i in enumerate(order)})
+    assert sorted(got) == list(range(len(ds)))
+    for i in range(len(ds)):
+        assert torch.equal(got[i], seen[i]), i
+
+
+@needs_fmnist
 def test_stored_topk_matches_teacher_softmax(tmp_path):
     ds = small_fmnist(32)
     teacher = TinyTeacher()
