@@ -512,3 +512,25 @@ def test_demo_smoke(tmp_path, capsys):
     kd = [r for r in res["rows"] if "stored" in r["run"]][0]
     assert kd["store_bytes"] == 128 * 1 * tinyvit.LogitStore.open(str(tmp_path / "w" / "store_top3")).record_size
     assert all(0 <= r["val_acc"] <= 1 and r["step_ms"] > 0 for r in res["rows"])
+
+
+@needs_fmnist
+def test_train_cli_grayscale_student_and_checkpoint(tmp_path):
+    out = tmp_path / "gray"
+    assert tinyvit.cli.main(["train", "--hard-labels", "--data", "fashion-mnist", "--subset", "32", "--val-subset",
+                             "16", "--model", "test_resnet", "--in-chans", "1", "--epochs", "1", "--batch-size", "16",
+                             "--out", str(out), "--no-progress"] + AUG_ARGS) == 0
+    state = torch.load(out / "last.pt", weights_only=True)["model"]
+    first = next(v for k, v in state.items() if v.ndim == 4)
+    assert first.shape[1] == 1  # the stem takes one channel
+    # the saved student loads back through --checkpoint (weights_only), a wrong model does not
+    ckpt = str(tmp_path / "student.pt")
+    torch.save(state, ckpt)
+    m = tinyvit.runtime.build_model("test_resnet", 10, in_chans=1, checkpoint=ckpt)
+    assert torch.equal(next(v for v in m.state_dict().values() if v.ndim == 4), first)
+    with pytest.raises(tinyvit.ModelError, match="student.pt"):
+        tinyvit.runtime.build_model("test_convnext", 10, checkpoint=ckpt)
+    with pytest.raises(tinyvit.ModelError, match="not a timm model"):
+        tinyvit.runtime.build_model("no_such_model_xyz", 10)
+    with pytest.raises(tinyvit.ModelError, match="does not exist"):
+        tinyvit.runtime.build_model("test_resnet", 10, checkpoint=str(tmp_path / "missing.pt"))
