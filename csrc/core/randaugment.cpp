@@ -97,7 +97,9 @@ inline int floor_int(double v) {
 inline double round15(double v) { return std::nearbyint(v * 1e15) / 1e15; }
 
 void rotate90_square(ImageU8& img, int quarter_turns) {  // CCW quarter turns, square image
-  ImageU8 out(img.h, img.w);
+  thread_local ImageU8 spare;  // reused across calls (see affine_warp)
+  ImageU8& out = spare;
+  out.reset(img.h, img.w);
   const int n = img.w;
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
@@ -106,7 +108,7 @@ void rotate90_square(ImageU8& img, int quarter_turns) {  // CCW quarter turns, s
       else { sx = y; sy = n - 1 - x; }
       std::memcpy(out.row(y) + 3 * x, img.row(sy) + 3 * sx, 3);
     }
-  img = std::move(out);
+  std::swap(img, out);
 }
 
 void rotate180(ImageU8& img) {
@@ -263,7 +265,8 @@ void ra_solarize_add(ImageU8& img, int add, int threshold) {
 }
 
 void ra_color(ImageU8& img, float factor) {
-  std::vector<uint8_t> deg(img.data.size());
+  thread_local std::vector<uint8_t> deg;  // reused per thread
+  deg.resize(img.data.size());
   const size_t n = static_cast<size_t>(img.h) * img.w;
   for (size_t i = 0; i < n; ++i) deg[3 * i] = deg[3 * i + 1] = deg[3 * i + 2] = luma(&img.data[3 * i]);
   blend_with(img, deg, factor);
@@ -284,7 +287,8 @@ void ra_sharpness(ImageU8& img, float factor) {
   // ImageFilter.SMOOTH: 3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded, borders copied.
   // Integer sum then round(s / 13) = (2 s + 13) / 26: equal to Pillow's float kernel
   // with +0.5 rounding, since s / 13 is never within float error of a .5 tie.
-  std::vector<uint8_t> deg(img.data);
+  thread_local std::vector<uint8_t> deg;  // reused per thread
+  deg.assign(img.data.begin(), img.data.end());
   const int W = img.w, rowlen = 3 * W;
   for (int y = 1; y + 1 < img.h; ++y) {
     const uint8_t* a = img.row(y - 1);
@@ -436,6 +440,74 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
           std::memcpy(&four, t.rows[j] + t.xs[k], 4);
           r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
                                                _mm_set1_epi32(t.wx[k])));
+        }
+        r = _mm_srai_epi32(_mm_add_epi32(r, r64), 7);
+        acc = _mm_add_epi32(acc, _mm_mullo_epi32(r, _mm_set1_epi32(t.wy[j])));
+      }
+      acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, 21), zero), maxv);
+      o[0] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
+      o[1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
+      o[2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+    }
+  }
+}
+
+// AVX2 form for rotations and the other general matrices: where a pixel's taps along x
+// are contiguous (not clamped at the border), one 16-bit multiply-add gives a tap row's
+// sum for all channels (Q14 weights fit int16; products and sums are exact in int32, so
+// r is the same integer as above). Reads up to 16 bytes from a tap row start: affine_warp
+// pads the source by 16 bytes.
+template <Interp F>
+__attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, const double a[6],
+                                               const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  const __m128i zero = _mm_setzero_si128(), maxv = _mm_set1_epi32(255), r64 = _mm_set1_epi32(64);
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
+  for (int y = 0; y < in.h; ++y) {
+    uint8_t* o = out.row(y);
+    const double Y = y + 0.5;
+    Taps t;
+    double wd = -2.0;  // d of the weights held in wv
+    __m256i wv = _mm256_setzero_si256();
+    for (int x = 0; x < in.w; ++x, o += 3) {
+      const double X = x + 0.5;
+      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+      if (!warp_taps<F>(in, xin, yin, t)) {
+        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        continue;
+      }
+      const bool contiguous = t.xs[N - 1] - t.xs[0] == 3 * (N - 1);
+      if (contiguous && t.last_d != wd) {
+        wd = t.last_d;
+        const int16_t w0 = static_cast<int16_t>(t.wx[0]), w1 = static_cast<int16_t>(t.wx[1]);
+        const int16_t w2 = static_cast<int16_t>(N == 4 ? t.wx[2] : 0), w3 = static_cast<int16_t>(N == 4 ? t.wx[3] : 0);
+        wv = _mm256_setr_epi16(w0, w1, w0, w1, w0, w1, 0, 0, w2, w3, w2, w3, w2, w3, 0, 0);
+      }
+      __m128i acc = zero;
+      for (int j = 0; j < N; ++j) {
+        if (t.wy[j] == 0) continue;
+        __m128i r;
+        if (contiguous && N == 4) {
+          const __m256i px = _mm256_shuffle_epi8(
+              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0]))),
+              shuf);
+          const __m256i m = _mm256_madd_epi16(px, wv);
+          r = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        } else if (contiguous) {
+          const __m128i px = _mm_shuffle_epi8(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0])), shuf2);
+          r = _mm_madd_epi16(px, _mm256_castsi256_si128(wv));
+        } else {
+          r = zero;
+          for (int k = 0; k < N; ++k) {
+            if (t.wx[k] == 0) continue;
+            int32_t four;
+            std::memcpy(&four, t.rows[j] + t.xs[k], 4);
+            r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
+                                                 _mm_set1_epi32(t.wx[k])));
+          }
         }
         r = _mm_srai_epi32(_mm_add_epi32(r, r64), 7);
         acc = _mm_add_epi32(acc, _mm_mullo_epi32(r, _mm_set1_epi32(t.wy[j])));
@@ -606,9 +678,13 @@ bool warp_fast(ImageU8& img, ImageU8& out, const double a[6], Interp resample, c
 void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]) {
   if (resample != Interp::Nearest && resample != Interp::Bilinear && resample != Interp::Bicubic)
     throw std::invalid_argument("affine_warp: resample must be resolved");
-  ImageU8 out(img.h, img.w);
+  // Output goes into a per-thread spare image that then swaps with img: no allocation
+  // (and no page faults) per warp once the spare has grown to the image size.
+  thread_local ImageU8 spare;
+  ImageU8& out = spare;
+  out.reset(img.h, img.w);
   if (warp_fast(img, out, a, resample, fill)) {
-    img = std::move(out);
+    std::swap(img, out);
     return;
   }
   if (resample == Interp::Nearest) {
@@ -616,20 +692,24 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
   } else {
 #ifdef TINYVIT_WARP_SIMD
     static const bool sse41 = __builtin_cpu_supports("sse4.1");
+    static const bool avx2 = __builtin_cpu_supports("avx2");
     if (sse41) {
       const size_t n = img.data.size();
-      img.data.resize(n + 4);  // the 4-byte tap loads may touch one byte past the last pixel
-      if (resample == Interp::Bilinear) warp_sse<Interp::Bilinear>(img, out, a, fill);
+      img.data.resize(n + 16);  // tap loads may read up to 16 bytes from a tap row start
+      if (avx2) {
+        if (resample == Interp::Bilinear) warp_avx2<Interp::Bilinear>(img, out, a, fill);
+        else warp_avx2<Interp::Bicubic>(img, out, a, fill);
+      } else if (resample == Interp::Bilinear) warp_sse<Interp::Bilinear>(img, out, a, fill);
       else warp_sse<Interp::Bicubic>(img, out, a, fill);
       img.data.resize(n);
-      img = std::move(out);
+      std::swap(img, out);
       return;
     }
 #endif
     if (resample == Interp::Bilinear) warp_scalar<Interp::Bilinear>(img, out, a, fill);
     else warp_scalar<Interp::Bicubic>(img, out, a, fill);
   }
-  img = std::move(out);
+  std::swap(img, out);
 }
 
 void det_sincos_deg(double degrees, double* s_out, double* c_out) {

@@ -444,7 +444,7 @@ void resize_box(const ImageView& src, const double box[4], Interp filter, ImageU
     row0 = cv.start[0];
     row1 = cv.start[out_h - 1] + cv.count[out_h - 1];
   }
-  ImageU8 tmp;
+  thread_local ImageU8 tmp;  // horizontal-pass rows, reused per thread (no per-image allocation)
   ImageView mid = src;
   int mid_offset = 0;
   if (need_h) {
