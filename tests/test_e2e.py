@@ -534,3 +534,15 @@ def test_train_cli_grayscale_student_and_checkpoint(tmp_path):
         tinyvit.runtime.build_model("no_such_model_xyz", 10)
     with pytest.raises(tinyvit.ModelError, match="does not exist"):
         tinyvit.runtime.build_model("test_resnet", 10, checkpoint=str(tmp_path / "missing.pt"))
+
+
+@needs_fmnist
+def test_train_cli_online_teacher(tmp_path):
+    ckpt = _teacher_ckpt(tmp_path)
+    out = tmp_path / "online"
+    assert tinyvit.cli.main(["train", "--online-teacher", "test_resnet", "--teacher-checkpoint", ckpt,
+                             "--data", "fashion-mnist", "--subset", "32", "--val-subset", "16", "--model",
+                             "test_resnet", "--epochs", "1", "--batch-size", "16", "--out", str(out),
+                             "--no-progress"] + AUG_ARGS) == 0
+    log = [json.loads(l) for l in open(out / "log.jsonl")]
+    assert log[0]["mode"] == "online" and log[0]["steps"] == 2
