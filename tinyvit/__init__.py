@@ -34,6 +34,10 @@ from .store import (
     TruncatedFileError,
 )
 from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_cross_entropy
+from .datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
+from .loader import (DatasetMismatchError, DistillLoader, ReplayLoader, SparseTargets,
+                     StoreMismatchError)
+from .runtime import ModelError, TeacherOutputError
 from . import models  # TinyViT family from contraction factors (timm imported lazily)
 
 __version__ = "0.1.0"

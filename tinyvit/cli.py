@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
 
+    from .save_logits import add_save_logits_parser
+    from .train import add_train_parser
+
+    add_save_logits_parser(sub)
+    add_train_parser(sub)
+
     from .models.contract import add_contract_parser
 
     add_contract_parser(sub)
