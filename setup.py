@@ -45,6 +45,9 @@ def want_cuda():
         reasons.append(f"torch {torch.__version__} is a CPU-only build")
     if cpp_extension.CUDA_HOME is None:
         reasons.append("no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)")
+    elif not os.path.exists(os.path.join(cpp_extension.CUDA_HOME, "include", "cuda_runtime.h")):
+        reasons.append(f"CUDA_HOME={cpp_extension.CUDA_HOME} is not a CUDA toolkit root (no "
+                       "include/cuda_runtime.h); set CUDA_HOME to the toolkit directory")
     if reasons and mode == "1":
         sys.exit("TINYVIT_CUDA=1 but " + "; ".join(reasons))
     if reasons:

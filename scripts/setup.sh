@@ -68,9 +68,14 @@ fi
 if [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]] && ! command -v nvidia-smi >/dev/null; then
   export TORCH_CUDA_ARCH_LIST="9.0"  # no GPU to detect: compile one arch (a compile check)
 fi
-if [[ -z "${CUDA_HOME:-}" ]] && ! command -v nvcc >/dev/null; then
-  for d in /usr/local/cuda /usr/local/cuda-13.0 /usr/local/cuda-12; do
-    [[ -x "$d/bin/nvcc" ]] && export CUDA_HOME="$d" && break
+# torch guesses CUDA_HOME from the nvcc on PATH, which is wrong when that nvcc is a wrapper
+# script outside the toolkit: look for a real toolkit root (with the runtime headers) first.
+if [[ -z "${CUDA_HOME:-}" ]]; then
+  candidates=()
+  command -v nvcc >/dev/null && candidates+=("$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")")
+  candidates+=(/usr/local/cuda /usr/local/cuda-*)
+  for d in "${candidates[@]}"; do
+    if [[ -x "$d/bin/nvcc" && -f "$d/include/cuda_runtime.h" ]]; then export CUDA_HOME="$d"; break; fi
   done
 fi
 export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
