@@ -142,6 +142,8 @@ setup(
     "logits, fused sparse soft cross-entropy",
     packages=find_packages(include=["tinyvit", "tinyvit.*"]),
     python_requires=">=3.9",
+    # PIL comes with timm (via torchvision); not listed so that pillow-simd, which installs
+    # the same PIL module under another name, is not replaced by stock pillow.
     install_requires=["torch>=2.1", "numpy", "timm>=1.0", "tqdm"],
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
