@@ -410,13 +410,44 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
 }
 
 #ifdef TINYVIT_WARP_SIMD
+// Shared steps of the SIMD warps, the same integer arithmetic as warp_scalar with R, G, B
+// (+ a spare byte) in four int32 lanes.
+// One tap row's horizontal sum, tap by tap (zero-weight taps skipped: their terms are 0).
+template <int N>
+__attribute__((target("sse4.1"))) inline __m128i warp_tap_row_sse(const Taps& t, int j) {
+  __m128i r = _mm_setzero_si128();
+  for (int k = 0; k < N; ++k) {
+    if (t.wx[k] == 0) continue;
+    int32_t four;
+    std::memcpy(&four, t.rows[j] + t.xs[k], 4);
+    r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
+                                         _mm_set1_epi32(t.wx[k])));
+  }
+  return r;
+}
+
+// acc + ((r + 64) >> 7) * wy: the vertical step.
+__attribute__((target("sse4.1"))) inline __m128i warp_add_row_sse(__m128i acc, __m128i r,
+                                                                  int32_t wy) {
+  r = _mm_srai_epi32(_mm_add_epi32(r, _mm_set1_epi32(64)), 7);
+  return _mm_add_epi32(acc, _mm_mullo_epi32(r, _mm_set1_epi32(wy)));
+}
+
+// clamp(acc >> 21, 0, 255) written as R, G, B.
+__attribute__((target("sse4.1"))) inline void warp_store_rgb_sse(uint8_t* o, __m128i acc) {
+  acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, 21), _mm_setzero_si128()),
+                      _mm_set1_epi32(255));
+  o[0] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
+  o[1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
+  o[2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+}
+
 // The same integer arithmetic with R, G, B (+ a spare byte) in four int32 lanes. Reads 4
 // bytes per tap (one past the pixel): affine_warp pads the source buffer by 4 bytes.
 template <Interp F>
 __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out, const double a[6],
                                                  const uint8_t fill[3]) {
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  const __m128i zero = _mm_setzero_si128(), maxv = _mm_set1_epi32(255), r64 = _mm_set1_epi32(64);
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
@@ -430,24 +461,12 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
       }
       // Zero weights are skipped (their terms are exactly 0): shear and translate have
       // an integer offset along one axis, leaving 4 of the 16 bicubic taps.
-      __m128i acc = zero;
+      __m128i acc = _mm_setzero_si128();
       for (int j = 0; j < N; ++j) {
         if (t.wy[j] == 0) continue;
-        __m128i r = zero;
-        for (int k = 0; k < N; ++k) {
-          if (t.wx[k] == 0) continue;
-          int32_t four;
-          std::memcpy(&four, t.rows[j] + t.xs[k], 4);
-          r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
-                                               _mm_set1_epi32(t.wx[k])));
-        }
-        r = _mm_srai_epi32(_mm_add_epi32(r, r64), 7);
-        acc = _mm_add_epi32(acc, _mm_mullo_epi32(r, _mm_set1_epi32(t.wy[j])));
+        acc = warp_add_row_sse(acc, warp_tap_row_sse<N>(t, j), t.wy[j]);
       }
-      acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, 21), zero), maxv);
-      o[0] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
-      o[1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
-      o[2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+      warp_store_rgb_sse(o, acc);
     }
   }
 }
@@ -461,7 +480,6 @@ template <Interp F>
 __attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, const double a[6],
                                                const uint8_t fill[3]) {
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  const __m128i zero = _mm_setzero_si128(), maxv = _mm_set1_epi32(255), r64 = _mm_set1_epi32(64);
   const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
                                         6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
   const __m128i shuf2 = _mm256_castsi256_si128(shuf);
@@ -485,7 +503,7 @@ __attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, 
         const int16_t w2 = static_cast<int16_t>(N == 4 ? t.wx[2] : 0), w3 = static_cast<int16_t>(N == 4 ? t.wx[3] : 0);
         wv = _mm256_setr_epi16(w0, w1, w0, w1, w0, w1, 0, 0, w2, w3, w2, w3, w2, w3, 0, 0);
       }
-      __m128i acc = zero;
+      __m128i acc = _mm_setzero_si128();
       for (int j = 0; j < N; ++j) {
         if (t.wy[j] == 0) continue;
         __m128i r;
@@ -500,22 +518,11 @@ __attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, 
               _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0])), shuf2);
           r = _mm_madd_epi16(px, _mm256_castsi256_si128(wv));
         } else {
-          r = zero;
-          for (int k = 0; k < N; ++k) {
-            if (t.wx[k] == 0) continue;
-            int32_t four;
-            std::memcpy(&four, t.rows[j] + t.xs[k], 4);
-            r = _mm_add_epi32(r, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)),
-                                                 _mm_set1_epi32(t.wx[k])));
-          }
+          r = warp_tap_row_sse<N>(t, j);
         }
-        r = _mm_srai_epi32(_mm_add_epi32(r, r64), 7);
-        acc = _mm_add_epi32(acc, _mm_mullo_epi32(r, _mm_set1_epi32(t.wy[j])));
+        acc = warp_add_row_sse(acc, r, t.wy[j]);
       }
-      acc = _mm_min_epi32(_mm_max_epi32(_mm_srai_epi32(acc, 21), zero), maxv);
-      o[0] = static_cast<uint8_t>(_mm_cvtsi128_si32(acc));
-      o[1] = static_cast<uint8_t>(_mm_extract_epi32(acc, 1));
-      o[2] = static_cast<uint8_t>(_mm_extract_epi32(acc, 2));
+      warp_store_rgb_sse(o, acc);
     }
   }
 }
