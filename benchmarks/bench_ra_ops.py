@@ -86,7 +86,7 @@ def main(argv=None):
     result = {
         "machine": {"cpu": cpu_model(), "load_average": load_average(),
                     "build": {k: v for k, v in tinyvit.build_info().items()
-                              if k in ("cxx_flags", "simd", "version")}},
+                              if k in ("compiler", "jpeg_lib_version")}},
         "image": f"{args.size}x{args.size} RGB (skimage astronaut)",
         "calls": args.calls, "repeats": args.repeats,
         "us_per_call": rows, "binding_overhead_us": overhead, "net_us_per_op": per_op,
