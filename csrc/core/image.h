@@ -37,6 +37,14 @@ struct ImageU8 {
     w = width;
     data.assign(static_cast<size_t>(h) * static_cast<size_t>(w) * 3, 0);
   }
+  // New shape without clearing old bytes (contents unspecified): for reused buffers whose
+  // every pixel is written next, where zeroing would be a wasted pass over memory.
+  void reshape(int height, int width) {
+    if (height < 0 || width < 0) throw std::invalid_argument("negative image size");
+    h = height;
+    w = width;
+    data.resize(static_cast<size_t>(h) * static_cast<size_t>(w) * 3);
+  }
   ptrdiff_t stride() const { return static_cast<ptrdiff_t>(w) * 3; }
   uint8_t* row(int y) { return data.data() + static_cast<ptrdiff_t>(y) * stride(); }
   const uint8_t* row(int y) const { return data.data() + static_cast<ptrdiff_t>(y) * stride(); }

@@ -74,7 +74,7 @@ void apply_plan_jpeg(const Plan& plan, const uint8_t* data, size_t size, const A
     if (box[k] < 0) box[k] = 0;
   }
   thread_local ImageU8 img;  // working image, reused per thread
-  img.reset(params.out_h, params.out_w);
+  img.reshape(params.out_h, params.out_w);  // resize_box writes every pixel
   resize_box(region, box, plan.resize, img, plan.flip);
   if (scratch.capacity() > (size_t{64} << 20)) std::vector<uint8_t>().swap(scratch);
   apply_after_resize(plan, params, img, true);

@@ -145,14 +145,15 @@ __attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src,
 // AVX2 form of the same sums, four taps per step with 16-bit multiply-adds. Each 22-bit
 // weight is split as w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
 //   sum p * w = 2^11 * sum p * wh + sum p * wl
-// holds exactly in int32 (both partial sums are far from overflow): the bytes are those of
-// the scalar loop. A 16-byte load at tap k holds taps k..k+3 (RGBRGB...); vpshufb turns
-// taps (k, k+1) in lane 0 and (k+2, k+3) in lane 1 into int16 pairs (R R G G B B 0 0) for
-// vpmaddwd. Reads up to 4 bytes past the last tap, hence the same last-row rule as SSE.
-// Weight layout per output pixel: per quad 32 bytes, lane j holding int32 elements
-// {(wl, wl) of taps (k+2j, k+2j+1), (wh, wh) of the same taps, 0, 0}; a trailing pair
-// (K % 4 == 2) has 16 bytes of the same form.
-inline int hpass_avx2_stride(int K) { return (K / 4) * 16 + (K % 4 ? 8 : 0); }  // int16 units
+// holds exactly in int32 (the true sum fits int32 and int32 addition is exact modulo 2^32,
+// so any order gives the same integer): the bytes are those of the scalar loop. A 16-byte
+// load at tap k holds taps k..k+3 (RGBRGB...); vpshufb turns taps (k, k+1) in lane 0 and
+// (k+2, k+3) in lane 1 into int16 pairs (R R G G B B 0 0) for vpmaddwd. Reads up to 4 bytes
+// past the last tap, hence the same last-row rule as SSE.
+// Weights are pre-expanded to the vpmaddwd operand layout (no shuffles in the loop): per
+// quad two 32-byte vectors, lo then hi, lane j holding (w(k+2j), w(k+2j+1)) x 3 pairs + a
+// zero pair; a trailing pair (K % 4 == 2) adds two 16-byte vectors of lane-0 form.
+inline int hpass_avx2_stride(int K) { return (K / 4) * 32 + (K % 4 ? 16 : 0); }  // int16 units
 
 void pack_hpass_avx2_weights(const std::vector<int32_t>& w, int K, int out_w, std::vector<int16_t>& packed) {
   const int stride = hpass_avx2_stride(K);
@@ -160,19 +161,52 @@ void pack_hpass_avx2_weights(const std::vector<int32_t>& w, int K, int out_w, st
   for (int x = 0; x < out_w; ++x) {
     const int32_t* wk = &w[static_cast<size_t>(x) * K];
     int16_t* dst = &packed[static_cast<size_t>(x) * stride];
-    auto put_pair = [&](int16_t* d, int k) {  // 4 int16: wl_k, wl_k1, wh_k, wh_k1
-      d[0] = static_cast<int16_t>(wk[k] & 2047);
-      d[1] = static_cast<int16_t>(wk[k + 1] & 2047);
-      d[2] = static_cast<int16_t>(wk[k] >> 11);
-      d[3] = static_cast<int16_t>(wk[k + 1] >> 11);
+    // 8 int16 (one 16-byte lane) for taps (k, k+1): 3 pairs, then a zero pair.
+    auto put_lane = [&](int16_t* d, int k, bool high) {
+      const int16_t a = static_cast<int16_t>(high ? wk[k] >> 11 : wk[k] & 2047);
+      const int16_t b = static_cast<int16_t>(high ? wk[k + 1] >> 11 : wk[k + 1] & 2047);
+      for (int c = 0; c < 3; ++c) {
+        d[2 * c] = a;
+        d[2 * c + 1] = b;
+      }
     };
     int k = 0;
-    for (; k + 4 <= K; k += 4, dst += 16) {
-      put_pair(dst, k);          // lane 0
-      put_pair(dst + 8, k + 2);  // lane 1
+    for (; k + 4 <= K; k += 4, dst += 32) {
+      put_lane(dst, k, false);
+      put_lane(dst + 8, k + 2, false);
+      put_lane(dst + 16, k, true);
+      put_lane(dst + 24, k + 2, true);
     }
-    if (k < K) put_pair(dst, k);
+    if (k < K) {
+      put_lane(dst, k, false);
+      put_lane(dst + 8, k, true);
+    }
   }
+}
+
+// One output pixel: int32 lanes (R, G, B, 0) of (sum + 2^21) >> 22, before clamping.
+template <int K>
+__attribute__((target("avx2"))) inline __m128i hpass_pixel_avx2(const uint8_t* p, const int16_t* wk) {
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  __m256i lo = _mm256_setzero_si256(), hi = lo;
+  int k = 0;
+  for (; k + 4 <= K; k += 4, wk += 32) {
+    const __m256i px = _mm256_shuffle_epi8(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * k))), shuf);
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk))));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16))));
+  }
+  const __m256i s = _mm256_add_epi32(lo, _mm256_slli_epi32(hi, 11));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  if (K % 4) {
+    const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)),
+                                        _mm256_castsi256_si128(shuf));
+    const __m128i l = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk)));
+    const __m128i h = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk + 8)));
+    s4 = _mm_add_epi32(s4, _mm_add_epi32(l, _mm_slli_epi32(h, 11)));
+  }
+  return _mm_srai_epi32(_mm_add_epi32(s4, _mm_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
 }
 
 template <int K>
@@ -180,39 +214,30 @@ __attribute__((target("avx2"))) void pass_horizontal_avx2(const ImageView& src, 
                                                          const std::vector<int>& start,
                                                          const std::vector<int16_t>& packed, int out_w,
                                                          ImageU8& dst) {
-  constexpr int kStride = (K / 4) * 16 + (K % 4 ? 8 : 0);
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
-  const __m128i half = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  constexpr int kStride = (K / 4) * 32 + (K % 4 ? 16 : 0);
+  // (R, G, B, 0) x 4 bytes -> 12 packed RGB bytes.
+  const __m128i compact = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const int16_t* w0 = packed.data();
+  const int* st = start.data();
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
     uint8_t* out = dst.row(y - row0);
-    for (int x = 0; x < out_w; ++x) {
-      const int16_t* wk = &packed[static_cast<size_t>(x) * kStride];
-      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
-      __m256i lo = _mm256_setzero_si256(), hi = lo;
-      int k = 0;
-      for (; k + 4 <= K; k += 4, wk += 16) {
-        const __m256i px = _mm256_shuffle_epi8(
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * k))), shuf);
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk));
-        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, _mm256_shuffle_epi32(wv, 0x00)));
-        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, _mm256_shuffle_epi32(wv, 0x55)));
-      }
-      __m128i lo4 = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
-      __m128i hi4 = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
-      if (K % 4) {
-        const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)), shuf2);
-        const __m128i wv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(wk));
-        lo4 = _mm_add_epi32(lo4, _mm_madd_epi16(px, _mm_shuffle_epi32(wv, 0x00)));
-        hi4 = _mm_add_epi32(hi4, _mm_madd_epi16(px, _mm_shuffle_epi32(wv, 0x55)));
-      }
-      const __m128i acc = _mm_add_epi32(_mm_add_epi32(half, _mm_slli_epi32(hi4, 11)), lo4);
-      // (acc >> 22) clamped to [0, 255] by the two saturating packs.
-      const __m128i v = _mm_srai_epi32(acc, kPrecisionBits);
-      const __m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
-      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(b));
+    int x = 0;
+    // Four pixels per store: the saturating packs clamp to [0, 255] as clip_fixed.
+    for (; x + 4 <= out_w; x += 4) {
+      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
+      const __m128i b = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 1]) * 3, w0 + static_cast<size_t>(x + 1) * kStride);
+      const __m128i c = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 2]) * 3, w0 + static_cast<size_t>(x + 2) * kStride);
+      const __m128i d = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 3]) * 3, w0 + static_cast<size_t>(x + 3) * kStride);
+      const __m128i v = _mm_shuffle_epi8(_mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)), compact);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x), v);
+      const uint32_t tail = static_cast<uint32_t>(_mm_extract_epi32(v, 2));
+      std::memcpy(out + 3 * x + 8, &tail, 4);
+    }
+    for (; x < out_w; ++x) {
+      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
+      const __m128i v = _mm_packus_epi16(_mm_packs_epi32(a, a), a);
+      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(v));
       std::memcpy(out + 3 * x, &rgb, 3);
     }
   }
@@ -283,7 +308,7 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
 
 void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, int out_w,
                      ImageU8& dst) {
-  dst.reset(row1 - row0, out_w);
+  dst.reshape(row1 - row0, out_w);  // every pixel is written below
   int K = 1;
   for (int n : c.count) K = std::max(K, n);
   static const int kSizes[] = {4, 6, 8, 10, 12, 16};
@@ -361,7 +386,7 @@ __attribute__((target("avx2"))) void pass_vertical_avx2(const ImageView& src, in
 TINYVIT_HOT void pass_vertical(const ImageView& src, int row_offset, const Coeffs& c, int out_h,
                    ImageU8& dst) {
   const int n_bytes = src.w * 3;
-  dst.reset(out_h, src.w);
+  dst.reshape(out_h, src.w);  // every pixel is written below
   int first = 0;  // bytes below this were done by the AVX2 kernel
 #ifdef TINYVIT_HPASS_SIMD
   if (cpu_has_avx2() && n_bytes >= 16) {
