@@ -209,10 +209,9 @@ struct WarpRow {
   std::vector<int32_t> x0, y0, wy;  // wy: 4 per pixel
   std::vector<int16_t> wx;          // 4 per pixel
   std::vector<uint8_t> inside;
-  std::vector<double> d;            // column maps only
   void resize(int w) {
     const size_t n = (static_cast<size_t>(w) + 3) & ~size_t{3};
-    x0.resize(n); y0.resize(n); wy.resize(4 * n); wx.resize(4 * n); inside.resize(n); d.resize(n);
+    x0.resize(n); y0.resize(n); wy.resize(4 * n); wx.resize(4 * n); inside.resize(n);
   }
 };
 
@@ -443,76 +442,128 @@ __attribute__((target("avx2"))) void filter_run_avx2(const uint8_t* src, uint8_t
   }
 }
 
-// Column maps (translate_x, shear_x: matrix 1 s t / 0 1 0): yin = Y exactly, so the row
-// weights are one-hot on row y (warp_taps: e = 0) and v = ((r + 64) >> 7) * 16384 >> 21
-// = (r + 64) >> 14 with r = sum_k p_k wx_k. Along a row, a run of pixels whose taps are
-// unclamped with the same d and the same x0 - x (checked per pixel: the rounding of xin can
-// move d by an ulp) is one constant-weight filter over contiguous bytes.
+// Column maps with a0 = 1 (translate_x, shear_x: matrix 1 s t / 0 1 0): yin = Y exactly, so
+// the row weights are one-hot on row y (warp_taps: e = 0) and v = ((r + 64) >> 7) * 16384
+// >> 21 = (r + 64) >> 14 with r = sum_k p_k wx_k. xin = (X + s Y) + t is non-decreasing in
+// x (each rounding is monotone), so a row is: fill, clamped taps, unclamped taps, clamped,
+// fill, each an interval found by bisection. In the unclamped part, a run of pixels with
+// the same d and x0 - x (checked for every pixel, 4 at a time: the rounding of xin can move
+// d by an ulp) is one constant-weight filter over contiguous bytes.
+struct ColSeg {
+  int xb, xe;
+  int kind;  // 0 fill, 1 per-pixel formula, 2 run
+  int src;   // run: first tap column of pixel xb
+  int32_t wx[4];
+};
+
+template <Interp F>
+__attribute__((target("avx2"))) void col_map_segments(const ImageU8& in, const double a[6], int y,
+                                                      std::vector<ColSeg>& segs) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kOff = N == 4 ? 1 : 0;
+  constexpr int kMinRun = 6;  // pixels: 18 bytes >= one 16-byte block
+  const int W = in.w;
+  const double Y = y + 0.5;
+  auto xin_at = [&](int x) {
+    const double X = x + 0.5;
+    return a[0] * X + a[1] * Y + a[2];
+  };
+  auto first = [](int lo, int hi, auto pred) {  // first x in [lo, hi) with pred (monotone), or hi
+    while (lo < hi) {
+      const int mid = lo + (hi - lo) / 2;
+      if (pred(mid)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const int xa = first(0, W, [&](int x) { return xin_at(x) >= 0.0; });
+  const int xb = first(xa, W, [&](int x) { return !(xin_at(x) < W); });
+  const int ua = first(xa, xb, [&](int x) { return floor_int(xin_at(x) - 0.5) - kOff >= 0; });
+  const int ub = first(ua, xb, [&](int x) { return floor_int(xin_at(x) - 0.5) - kOff + N - 1 > W - 1; });
+  segs.clear();
+  auto add = [&](int b, int e, int kind) {
+    if (b < e) segs.push_back(ColSeg{b, e, kind, 0, {0, 0, 0, 0}});
+  };
+  add(0, xa, 0);
+  add(xa, ua, 1);
+  const WarpRowGeom g(a, y);
+  const __m256d half = _mm256_set1_pd(0.5);
+  for (int x = ua; x < ub;) {
+    const double xs = xin_at(x) - 0.5;
+    const int x0 = floor_int(xs);
+    const double d = xs - x0;
+    const int s = x0 - x;
+    const __m256d dv = _mm256_set1_pd(d), sv = _mm256_set1_pd(s);
+    int e = x + 1;
+    while (e < ub) {
+      const __m256d X = WarpRowGeom::centres(e);
+      const __m256d xsv = _mm256_sub_pd(g.xin(X), half), fx = _mm256_floor_pd(xsv);
+      const __m256d same = _mm256_and_pd(_mm256_cmp_pd(_mm256_sub_pd(xsv, fx), dv, _CMP_EQ_OQ),
+                                         _mm256_cmp_pd(_mm256_sub_pd(fx, _mm256_sub_pd(X, half)), sv, _CMP_EQ_OQ));
+      const int m = _mm256_movemask_pd(same);
+      if (m != 15) {
+        e += __builtin_ctz(~m & 15);
+        break;
+      }
+      e += 4;
+    }
+    if (e > ub) e = ub;
+    if (e - x >= kMinRun) {
+      Taps t;
+      const double X = x + 0.5;
+      const bool ok = warp_taps<F>(in, xin_at(x), a[3] * X + a[4] * Y + a[5], t);
+      ColSeg seg{x, e, 2, x0 - kOff, {t.wx[0], t.wx[1], t.wx[2], t.wx[3]}};
+      // yin = Y: one-hot row weights on row y (else the per-pixel formula).
+      bool one_hot = ok && t.rows[N == 4 ? 1 : 0] == in.row(y);
+      for (int j = 0; j < N; ++j) one_hot = one_hot && t.wy[j] == (j == (N == 4 ? 1 : 0) ? 16384 : 0);
+      if (!one_hot) seg.kind = 1;
+      segs.push_back(seg);
+    } else {
+      add(x, e, 1);
+    }
+    x = e;
+  }
+  add(std::max(ub, ua), xb, 1);
+  add(xb, W, 0);
+}
+
 template <Interp F>
 __attribute__((target("avx2"))) void warp_col_map_avx2(const ImageU8& in, ImageU8& out, const double a[6],
                                                        const uint8_t fill[3]) {
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  constexpr int kOff = N == 4 ? 1 : 0;
-  constexpr int kRow = N == 4 ? 1 : 0;
-  constexpr int kMinRun = 6;  // pixels: 18 bytes >= one 16-byte block
-  const int W = in.w;
-  thread_local WarpRow r;
-  r.resize(W);
-  const __m256d half = _mm256_set1_pd(0.5), zero = _mm256_setzero_pd(), Wd = _mm256_set1_pd(W);
+  thread_local std::vector<ColSeg> segs;
+  const bool same_rows = a[1] == 0.0;  // translate_x: xin does not depend on y
   for (int y = 0; y < in.h; ++y) {
+    if (y == 0 || !same_rows) col_map_segments<F>(in, a, y, segs);
     uint8_t* o = out.row(y);
     const double Y = y + 0.5;
-    const WarpRowGeom g(a, y);
-    for (int x = 0; x < W; x += 4) {  // xin, inside (yin = Y is inside), x0, d
-      const __m256d xin = g.xin(WarpRowGeom::centres(x));
-      const int m = _mm256_movemask_pd(
-          _mm256_and_pd(_mm256_cmp_pd(xin, zero, _CMP_GE_OQ), _mm256_cmp_pd(xin, Wd, _CMP_LT_OQ)));
-      for (int k = 0; k < 4; ++k) r.inside[x + k] = (m >> k) & 1;
-      const __m256d xs = _mm256_sub_pd(xin, half), fx = _mm256_floor_pd(xs);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.x0[x]), _mm256_cvttpd_epi32(fx));
-      _mm256_storeu_pd(&r.d[x], _mm256_sub_pd(xs, fx));
-    }
-    auto unclamped = [&](int x) { return r.inside[x] && r.x0[x] - kOff >= 0 && r.x0[x] - kOff + N - 1 <= W - 1; };
-    auto scalar_pixel = [&](int x) {  // the reference formula for one pixel
-      uint8_t* op = o + 3 * x;
-      const double X = x + 0.5;
-      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      Taps t;
-      if (!warp_taps<F>(in, xin, yin, t)) {
-        op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
-        return;
-      }
-      for (int c = 0; c < 3; ++c) {
-        int32_t acc = 0;
-        for (int j = 0; j < N; ++j) {
-          int32_t s = 0;
-          for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
-          acc += ((s + 64) >> 7) * t.wy[j];
-        }
-        const int32_t v = acc >> 21;
-        op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-      }
-    };
-    for (int x = 0; x < W;) {
-      if (!unclamped(x)) {
-        scalar_pixel(x++);
-        continue;
-      }
-      const double d = r.d[x];
-      const int s = r.x0[x] - x;
-      int e = x + 1;
-      while (e < W && unclamped(e) && r.d[e] == d && r.x0[e] - e == s) ++e;
-      Taps t;
-      const double X = x + 0.5;
-      warp_taps<F>(in, a[0] * X + a[1] * Y + a[2], a[3] * X + a[4] * Y + a[5], t);
-      bool one_hot = t.rows[kRow] == in.row(y);
-      for (int j = 0; j < N; ++j) one_hot = one_hot && t.wy[j] == (j == kRow ? 16384 : 0);
-      if (e - x >= kMinRun && one_hot) {
-        filter_run_avx2<N>(in.row(y) + 3 * (x + s - kOff), o + 3 * x, 3 * (e - x), t.wx);
+    for (const ColSeg& sg : segs) {
+      if (sg.kind == 2) {
+        filter_run_avx2<N>(in.row(y) + 3 * sg.src, o + 3 * sg.xb, 3 * (sg.xe - sg.xb), sg.wx);
+      } else if (sg.kind == 0) {
+        for (int x = sg.xb; x < sg.xe; ++x) std::memcpy(o + 3 * x, fill, 3);
       } else {
-        for (int k = x; k < e; ++k) scalar_pixel(k);
+        for (int x = sg.xb; x < sg.xe; ++x) {  // the reference formula
+          uint8_t* op = o + 3 * x;
+          const double X = x + 0.5;
+          const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+          Taps t;
+          if (!warp_taps<F>(in, xin, yin, t)) {
+            op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
+            continue;
+          }
+          for (int c = 0; c < 3; ++c) {
+            int32_t acc = 0;
+            for (int j = 0; j < N; ++j) {
+              int32_t s = 0;
+              for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
+              acc += ((s + 64) >> 7) * t.wy[j];
+            }
+            const int32_t v = acc >> 21;
+            op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+          }
+        }
       }
-      x = e;
     }
   }
 }
@@ -646,7 +697,7 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
   static const bool sse41 = __builtin_cpu_supports("sse4.1");
   static const bool avx2 = __builtin_cpu_supports("avx2");
   if (avx2) {  // reads stay inside img.data (checked per pixel): no padding
-    if (a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // column maps (translate_x, shear_x)
+    if (a[0] == 1.0 && a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // column maps (translate_x, shear_x)
       if (bilinear) warp_col_map_avx2<Interp::Bilinear>(img, out, a, fill);
       else warp_col_map_avx2<Interp::Bicubic>(img, out, a, fill);
     } else if (bilinear) {
