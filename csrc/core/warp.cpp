@@ -197,6 +197,63 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
 #endif
 
 #ifdef TINYVIT_WARP_SIMD
+// Per-pixel AVX2 form (the previous general path), kept for shear_y, where its cached
+// column weights (d = 0 everywhere) beat warp_general_avx2 (TODO: a column-run form): where a pixel's taps along x
+// are contiguous (not clamped at the border), one 16-bit multiply-add gives a tap row's
+// sum for all channels (Q14 weights fit int16; products and sums are exact in int32, so
+// r is the same integer as above). Reads up to 16 bytes from a tap row start: affine_warp
+// pads the source by 16 bytes.
+template <Interp F>
+__attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, const double a[6],
+                                               const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
+  for (int y = 0; y < in.h; ++y) {
+    uint8_t* o = out.row(y);
+    const double Y = y + 0.5;
+    Taps t;
+    double wd = -2.0;  // d of the weights held in wv
+    __m256i wv = _mm256_setzero_si256();
+    for (int x = 0; x < in.w; ++x, o += 3) {
+      const double X = x + 0.5;
+      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+      if (!warp_taps<F>(in, xin, yin, t)) {
+        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
+        continue;
+      }
+      const bool contiguous = t.xs[N - 1] - t.xs[0] == 3 * (N - 1);
+      if (contiguous && t.last_d != wd) {
+        wd = t.last_d;
+        const int16_t w0 = static_cast<int16_t>(t.wx[0]), w1 = static_cast<int16_t>(t.wx[1]);
+        const int16_t w2 = static_cast<int16_t>(N == 4 ? t.wx[2] : 0), w3 = static_cast<int16_t>(N == 4 ? t.wx[3] : 0);
+        wv = _mm256_setr_epi16(w0, w1, w0, w1, w0, w1, 0, 0, w2, w3, w2, w3, w2, w3, 0, 0);
+      }
+      __m128i acc = _mm_setzero_si128();
+      for (int j = 0; j < N; ++j) {
+        if (t.wy[j] == 0) continue;
+        __m128i r;
+        if (contiguous && N == 4) {
+          const __m256i px = _mm256_shuffle_epi8(
+              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0]))),
+              shuf);
+          const __m256i m = _mm256_madd_epi16(px, wv);
+          r = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        } else if (contiguous) {
+          const __m128i px = _mm_shuffle_epi8(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0])), shuf2);
+          r = _mm_madd_epi16(px, _mm256_castsi256_si128(wv));
+        } else {
+          r = warp_tap_row_sse<N>(t, j);
+        }
+        acc = warp_add_row_sse(acc, r, t.wy[j]);
+      }
+      warp_store_rgb_sse(o, acc);
+    }
+  }
+}
+
 // AVX2 warps. Per output row, the per-pixel geometry (sample point, inside test, floor,
 // fractional offsets d, e and their Q14 weights) is computed four pixels at a time in
 // doubles with exactly the scalar operations in the scalar order (separate multiplies and
@@ -700,6 +757,12 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
     if (a[0] == 1.0 && a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // column maps (translate_x, shear_x)
       if (bilinear) warp_col_map_avx2<Interp::Bilinear>(img, out, a, fill);
       else warp_col_map_avx2<Interp::Bicubic>(img, out, a, fill);
+    } else if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0) {  // shear_y
+      const size_t n = img.data.size();
+      img.data.resize(n + 16);  // its tap loads read up to 16 bytes from a tap row start
+      if (bilinear) warp_avx2<Interp::Bilinear>(img, out, a, fill);
+      else warp_avx2<Interp::Bicubic>(img, out, a, fill);
+      img.data.resize(n);
     } else if (bilinear) {
       warp_general_avx2<Interp::Bilinear>(img, out, a, fill);
     } else {
