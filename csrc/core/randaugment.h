@@ -7,6 +7,7 @@
 
 #include "image.h"
 #include "plan.h"
+#include "warp.h"
 
 namespace tinyvit {
 
@@ -25,9 +26,7 @@ void ra_contrast(ImageU8& img, float factor);    // degenerate: mean grey level
 void ra_brightness(ImageU8& img, float factor);  // degenerate: black
 void ra_sharpness(ImageU8& img, float factor);   // degenerate: 3x3 smooth filter
 
-// Affine warps by inverse mapping: output pixel centre (x + .5, y + .5) samples the
-// input at (a0 X + a1 Y + a2, a3 X + a4 Y + a5); samples outside the image get `fill`.
-void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]);
+// Affine warps (affine_warp, in warp.h): rotate about the centre, shear, translate.
 void ra_rotate(ImageU8& img, double degrees, Interp resample, const uint8_t fill[3]);  // CCW, about the centre
 void ra_shear_x(ImageU8& img, double factor, Interp resample, const uint8_t fill[3]);
 void ra_shear_y(ImageU8& img, double factor, Interp resample, const uint8_t fill[3]);
