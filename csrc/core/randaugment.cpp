@@ -8,6 +8,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -20,29 +21,70 @@ namespace {
 
 using Lut = uint8_t[3][256];
 
+// ---- colour / pixel ops: SIMD paths -------------------------------------------------
+// Every fast path below produces the same bytes as the scalar code next to it: integer
+// arithmetic, or the scalar's float operations in the same order (separate mul and add,
+// truncating conversion). tests/test_pixels.py compares both paths with numpy.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TINYVIT_NO_DISPATCH)  // as the include above
+#define TINYVIT_COLOUR_SIMD 1
+#define TV_AVX2 __attribute__((target("avx2")))
+#define TV_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
+std::atomic<bool> g_colour_avx2{__builtin_cpu_supports("avx2") != 0};  // ra_colour_simd() may turn it off
+#else
+std::atomic<bool> g_colour_avx2{false};
+#endif
+
+// Byte-wise LUT, 8 bytes per 64-bit load: the bytes are extracted from a register
+// instead of being loaded one by one (halves the load-port work of the byte loop).
+void apply_lut1(ImageU8& img, const uint8_t lut[256]) {
+  uint8_t* p = img.data.data();
+  const size_t n = img.data.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    uint64_t y = 0;
+    for (int k = 0; k < 8; ++k) y |= static_cast<uint64_t>(lut[(x >> (8 * k)) & 0xFF]) << (8 * k);
+    std::memcpy(p + i, &y, 8);
+  }
+  for (; i < n; ++i) p[i] = lut[p[i]];
+}
+
+// Per-channel LUT, 24 bytes (8 pixels) per step: byte j of the step is channel j % 3.
 void apply_lut(ImageU8& img, const Lut lut) {
   uint8_t* p = img.data.data();
-  const size_t n = static_cast<size_t>(img.h) * img.w;
-  for (size_t i = 0; i < n; ++i) {
-    p[3 * i] = lut[0][p[3 * i]];
-    p[3 * i + 1] = lut[1][p[3 * i + 1]];
-    p[3 * i + 2] = lut[2][p[3 * i + 2]];
+  const size_t n = img.data.size();
+  size_t i = 0;
+  for (; i + 24 <= n; i += 24) {
+    uint64_t x[3], y[3] = {0, 0, 0};
+    std::memcpy(x, p + i, 24);
+    for (int j = 0; j < 24; ++j)
+      y[j / 8] |= static_cast<uint64_t>(lut[j % 3][(x[j / 8] >> (8 * (j % 8))) & 0xFF]) << (8 * (j % 8));
+    std::memcpy(p + i, y, 24);
   }
+  for (; i < n; ++i) p[i] = lut[i % 3][p[i]];
 }
 
-void apply_lut1(ImageU8& img, const uint8_t lut[256]) {
-  for (uint8_t& v : img.data) v = lut[v];
-}
-
+// Four interleaved sub-histograms per channel (pixel i counts in copy i % 4), so that
+// consecutive increments of one bin do not wait on each other's store.
 void histograms(const ImageU8& img, uint32_t hist[3][256]) {
-  std::memset(hist, 0, sizeof(uint32_t) * 3 * 256);
+  uint32_t sub[4][3][256];
+  std::memset(sub, 0, sizeof(sub));
   const uint8_t* p = img.data.data();
   const size_t n = static_cast<size_t>(img.h) * img.w;
-  for (size_t i = 0; i < n; ++i) {
-    ++hist[0][p[3 * i]];
-    ++hist[1][p[3 * i + 1]];
-    ++hist[2][p[3 * i + 2]];
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* q = p + 3 * i;
+    for (int k = 0; k < 4; ++k) {
+      ++sub[k][0][q[3 * k]];
+      ++sub[k][1][q[3 * k + 1]];
+      ++sub[k][2][q[3 * k + 2]];
+    }
   }
+  for (; i < n; ++i)
+    for (int c = 0; c < 3; ++c) ++sub[0][c][p[3 * i + c]];
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) hist[c][v] = sub[0][c][v] + sub[1][c][v] + sub[2][c][v] + sub[3][c][v];
 }
 
 // PIL's RGB -> L: ITU-R 601-2 luma in 16-bit fixed point, rounded.
@@ -58,6 +100,193 @@ inline uint8_t blend1(int deg, int v, float alpha) {
   if (t <= 0.0f) return 0;
   if (t >= 255.0f) return 255;
   return static_cast<uint8_t>(t);
+}
+
+// ImageFilter.SMOOTH at one sample from the 3x3 neighbourhood sum s (centre weight 5):
+// round(s / 13) = (2 s + 13) / 26 (see ra_sharpness).
+inline int smooth_round(int s) { return (2 * s + 13) / 26; }
+
+// The SIMD division: (x * 40330) >> 20 == x / 26 for every x = 2 s + 13, 0 <= s <= 13 * 255.
+constexpr bool div26_exact() {
+  for (int s = 0; s <= 13 * 255; ++s)
+    if ((((2 * s + 13) * 40330) >> 20) != (2 * s + 13) / 26) return false;
+  return true;
+}
+static_assert(div26_exact(), "mulhi division by 26 must be exact on the smoothing range");
+
+// Solarize-type LUTs in SIMD: out = v < thr ? f(v) : g(v), with f, g each identity, 255 - v,
+// or a saturating add/subtract. The caller checks that the formula equals its LUT.
+struct LutShape {
+  int thr;       // 0..256
+  int lo_add;    // v < thr: v + lo_add, saturated to [0, 255]
+  bool lo_inv;   // v < thr: 255 - v instead
+  bool hi_inv;   // v >= thr: 255 - v, else v
+};
+
+inline int shape_eval(const LutShape& s, int v) {
+  if (v < s.thr) return s.lo_inv ? 255 - v : std::min(255, std::max(0, v + s.lo_add));
+  return s.hi_inv ? 255 - v : v;
+}
+
+#ifdef TINYVIT_COLOUR_SIMD
+// blend1 on 8 samples (int32 lanes). For alpha in [0, 1], t lies between deg and v (the
+// rounded product and sum are monotone), so the clip to [0, 255] is a no-op there and the
+// scalar's clip otherwise; cvtt truncates like the scalar cast.
+TV_AVX2_INLINE __m256i blend8(__m256i v, __m256i d, __m256 alpha) {
+  const __m256 df = _mm256_cvtepi32_ps(d);
+  const __m256 diff = _mm256_cvtepi32_ps(_mm256_sub_epi32(v, d));
+  __m256 t = _mm256_add_ps(df, _mm256_mul_ps(alpha, diff));
+  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+  return _mm256_cvttps_epi32(t);
+}
+
+TV_AVX2_INLINE __m256i load8_u32(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Four blend8 results (32 samples in order r0..r3) -> 32 bytes.
+TV_AVX2_INLINE __m256i pack32(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
+  const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(r0, r1), _mm256_packus_epi32(r2, r3));
+  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// p[i] = blend1(d[i], p[i], alpha), or blend1(deg, p[i], alpha) when d is null.
+TV_AVX2 void blend_avx2(uint8_t* p, const uint8_t* d, int deg, size_t n, float alpha) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  const __m256i dc = _mm256_set1_epi32(deg);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int k = 0; k < 4; ++k)
+      r[k] = blend8(load8_u32(p + i + 8 * k), d ? load8_u32(d + i + 8 * k) : dc, a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), pack32(r[0], r[1], r[2], r[3]));
+  }
+  for (; i < n; ++i) p[i] = blend1(d ? d[i] : deg, p[i], alpha);
+}
+
+// Luma of the 8 pixels at q (int32 lanes); reads q[0, 28). Words (r, g, g, b) per pixel
+// times (19595, 19235, 19235, 7471) pairwise-added by madd: r*19595 + g*38470 + b*7471.
+TV_AVX2_INLINE __m256i luma8(const uint8_t* q) {
+  const __m256i x = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 12)), 1);
+  const __m256i s01 = _mm256_setr_epi8(0, -1, 1, -1, 1, -1, 2, -1, 3, -1, 4, -1, 4, -1, 5, -1,
+                                       0, -1, 1, -1, 1, -1, 2, -1, 3, -1, 4, -1, 4, -1, 5, -1);
+  const __m256i s23 = _mm256_setr_epi8(6, -1, 7, -1, 7, -1, 8, -1, 9, -1, 10, -1, 10, -1, 11, -1,
+                                       6, -1, 7, -1, 7, -1, 8, -1, 9, -1, 10, -1, 10, -1, 11, -1);
+  const __m256i w = _mm256_setr_epi16(19595, 19235, 19235, 7471, 19595, 19235, 19235, 7471,
+                                      19595, 19235, 19235, 7471, 19595, 19235, 19235, 7471);
+  const __m256i a = _mm256_madd_epi16(_mm256_shuffle_epi8(x, s01), w);  // px 0,1 | 4,5
+  const __m256i b = _mm256_madd_epi16(_mm256_shuffle_epi8(x, s23), w);  // px 2,3 | 6,7
+  const __m256i h = _mm256_hadd_epi32(a, b);                            // px 0..3 | 4..7
+  return _mm256_srli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(0x8000)), 16);
+}
+
+// Sum of the luma of n pixels.
+TV_AVX2 uint64_t luma_sum_avx2(const uint8_t* p, size_t n) {
+  uint64_t sum = 0;
+  size_t i = 0;
+  while (i + 10 <= n) {  // luma8 reads 28 bytes: 8 pixels plus 4 bytes
+    __m256i acc = _mm256_setzero_si256();
+    // At most 2^16 steps per flush: each lane gains <= 255 per step, no overflow.
+    for (int k = 0; k < 65536 && i + 10 <= n; ++k, i += 8) acc = _mm256_add_epi32(acc, luma8(p + 3 * i));
+    alignas(32) uint32_t l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), acc);
+    for (int k = 0; k < 8; ++k) sum += l[k];
+  }
+  for (; i < n; ++i) sum += luma(p + 3 * i);
+  return sum;
+}
+
+// Color: blend every sample with its pixel's luma, 8 pixels (24 samples) per step. The
+// step reads 4 bytes past its pixels (the next step's, still unmodified) and writes its own.
+TV_AVX2 void color_avx2(uint8_t* p, size_t n, float alpha) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  const __m256i e0 = _mm256_setr_epi32(0, 0, 0, 1, 1, 1, 2, 2);
+  const __m256i e1 = _mm256_setr_epi32(2, 3, 3, 3, 4, 4, 4, 5);
+  const __m256i e2 = _mm256_setr_epi32(5, 5, 6, 6, 6, 7, 7, 7);
+  size_t i = 0;
+  for (; i + 10 <= n; i += 8) {
+    uint8_t* q = p + 3 * i;
+    const __m256i l = luma8(q);
+    const __m256i r0 = blend8(load8_u32(q), _mm256_permutevar8x32_epi32(l, e0), a);
+    const __m256i r1 = blend8(load8_u32(q + 8), _mm256_permutevar8x32_epi32(l, e1), a);
+    const __m256i r2 = blend8(load8_u32(q + 16), _mm256_permutevar8x32_epi32(l, e2), a);
+    const __m256i out = pack32(r0, r1, r2, _mm256_setzero_si256());
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(out));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(out, 1));
+  }
+  for (; i < n; ++i) {
+    uint8_t* q = p + 3 * i;
+    const int g = luma(q);
+    for (int c = 0; c < 3; ++c) q[c] = blend1(g, q[c], alpha);
+  }
+}
+
+TV_AVX2_INLINE __m256i ld(const uint8_t* s) {  // 16 bytes -> 16 uint16 lanes
+  return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+}
+
+// Sharpness output for one interior row: o[i] = blend1(smooth(i), m[i], alpha) for
+// i in [3, rowlen - 3), from the original rows above (a), at (m) and below (b).
+TV_AVX2 void sharpen_row_avx2(const uint8_t* a, const uint8_t* m, const uint8_t* b, uint8_t* o,
+                              int rowlen, float alpha) {
+  const __m256 al = _mm256_set1_ps(alpha);
+  int i = 3;
+  for (; i + 16 <= rowlen - 3; i += 16) {  // reads [i - 3, i + 19) within the row
+    const __m256i c = ld(m + i);
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(ld(a + i - 3), ld(a + i)), ld(a + i + 3));
+    s = _mm256_add_epi16(s, _mm256_add_epi16(ld(m + i - 3), ld(m + i + 3)));
+    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(ld(b + i - 3), ld(b + i)), ld(b + i + 3)));
+    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_slli_epi16(c, 2), c));
+    const __m256i x = _mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(13));
+    const __m256i d = _mm256_srli_epi16(_mm256_mulhi_epu16(x, _mm256_set1_epi16(static_cast<short>(40330))), 4);
+    const __m256i r0 = blend8(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)),
+                              _mm256_cvtepu16_epi32(_mm256_castsi256_si128(d)), al);
+    const __m256i r1 = blend8(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)),
+                              _mm256_cvtepu16_epi32(_mm256_extracti128_si256(d, 1)), al);
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(r0, r1), 0xD8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + i),
+                     _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+  }
+  for (; i < rowlen - 3; ++i) {
+    const int s = a[i - 3] + a[i] + a[i + 3] + m[i - 3] + 5 * m[i] + m[i + 3] + b[i - 3] + b[i] + b[i + 3];
+    o[i] = blend1(smooth_round(s), m[i], alpha);
+  }
+}
+
+TV_AVX2 void lut_shape_avx2(uint8_t* p, size_t n, const LutShape& s) {
+  const __m256i ones = _mm256_set1_epi8(-1);
+  const __m256i tm1 = _mm256_set1_epi8(static_cast<char>(std::max(0, s.thr - 1)));
+  const __m256i addv = _mm256_set1_epi8(static_cast<char>(std::min(255, std::abs(s.lo_add))));
+  const __m256i all = s.thr >= 256 ? ones : _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+    // v < thr  <=>  v <= thr - 1  <=>  min(v, thr - 1) == v  (thr in 1..255)
+    const __m256i below = s.thr <= 0 ? _mm256_setzero_si256()
+                        : s.thr >= 256 ? all
+                        : _mm256_cmpeq_epi8(_mm256_min_epu8(v, tm1), v);
+    const __m256i lo = s.lo_inv ? _mm256_xor_si256(v, ones)
+                     : s.lo_add >= 0 ? _mm256_adds_epu8(v, addv) : _mm256_subs_epu8(v, addv);
+    const __m256i hi = s.hi_inv ? _mm256_xor_si256(v, ones) : v;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), _mm256_blendv_epi8(hi, lo, below));
+  }
+  for (; i < n; ++i) p[i] = static_cast<uint8_t>(shape_eval(s, p[i]));
+}
+#endif  // TINYVIT_COLOUR_SIMD
+
+// Applies a LUT of solarize shape in SIMD when the shape reproduces it exactly.
+void apply_lut1_shaped(ImageU8& img, const uint8_t lut[256], const LutShape& s) {
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) {
+    bool same = true;
+    for (int i = 0; i < 256; ++i) same &= shape_eval(s, i) == lut[i];
+    if (same) return lut_shape_avx2(img.data.data(), img.data.size(), s);
+  }
+#endif
+  (void)s;
+  apply_lut1(img, lut);
 }
 
 // Blend with a per-sample degenerate image (branch on alpha hoisted out of the loop).
@@ -76,8 +305,11 @@ TINYVIT_HOT void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate
   }
 }
 
-// Blend with a constant degenerate value: a LUT.
+// Blend with a constant degenerate value: in SIMD floats, or a LUT.
 void blend_const(ImageU8& img, int deg, float alpha) {
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) return blend_avx2(img.data.data(), nullptr, deg, img.data.size(), alpha);
+#endif
   uint8_t lut[256];
   for (int i = 0; i < 256; ++i) lut[i] = blend1(deg, i, alpha);
   apply_lut1(img, lut);
@@ -251,8 +483,12 @@ void ra_posterize(ImageU8& img, int bits) {
 
 void ra_solarize(ImageU8& img, double threshold) {
   uint8_t lut[256];
-  for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>(i < threshold ? i : 255 - i);
-  apply_lut1(img, lut);
+  int below = 0;  // how many levels stay (i < threshold)
+  for (int i = 0; i < 256; ++i) {
+    lut[i] = static_cast<uint8_t>(i < threshold ? i : 255 - i);
+    below += i < threshold;
+  }
+  apply_lut1_shaped(img, lut, LutShape{below, 0, false, true});
 }
 
 void ra_solarize_add(ImageU8& img, int add, int threshold) {
@@ -261,13 +497,16 @@ void ra_solarize_add(ImageU8& img, int add, int threshold) {
     const int v = i < threshold ? std::min(255, std::max(0, i + add)) : i;
     lut[i] = static_cast<uint8_t>(v);
   }
-  apply_lut1(img, lut);
+  apply_lut1_shaped(img, lut, LutShape{std::min(256, std::max(0, threshold)), add, false, false});
 }
 
 void ra_color(ImageU8& img, float factor) {
+  const size_t n = static_cast<size_t>(img.h) * img.w;
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) return color_avx2(img.data.data(), n, factor);  // luma fused, no temporary
+#endif
   thread_local std::vector<uint8_t> deg;  // reused per thread
   deg.resize(img.data.size());
-  const size_t n = static_cast<size_t>(img.h) * img.w;
   for (size_t i = 0; i < n; ++i) deg[3 * i] = deg[3 * i + 1] = deg[3 * i + 2] = luma(&img.data[3 * i]);
   blend_with(img, deg, factor);
 }
@@ -276,7 +515,11 @@ void ra_contrast(ImageU8& img, float factor) {
   const size_t n = static_cast<size_t>(img.h) * img.w;
   if (n == 0) return;
   uint64_t sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += luma(&img.data[3 * i]);
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) sum = luma_sum_avx2(img.data.data(), n);
+  else
+#endif
+    for (size_t i = 0; i < n; ++i) sum += luma(&img.data[3 * i]);
   const double mean = static_cast<double>(sum) / static_cast<double>(n);
   blend_const(img, static_cast<int>(mean + 0.5), factor);
 }
@@ -287,9 +530,29 @@ void ra_sharpness(ImageU8& img, float factor) {
   // ImageFilter.SMOOTH: 3x3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded, borders copied.
   // Integer sum then round(s / 13) = (2 s + 13) / 26: equal to Pillow's float kernel
   // with +0.5 rounding, since s / 13 is never within float error of a .5 tie.
+  // Border samples blend with themselves, which leaves them unchanged for any factor.
+  const int W = img.w, rowlen = 3 * W;
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) {
+    if (img.h < 3 || W < 3) return;
+    // Row y's output needs rows y - 1 and y + 1 unmodified: it is held back in a row
+    // buffer and written once row y + 1 has been computed.
+    thread_local std::vector<uint8_t> rows;  // reused per thread
+    rows.resize(2 * static_cast<size_t>(rowlen));
+    uint8_t* done = rows.data();      // output of row y - 1
+    uint8_t* cur = done + rowlen;     // output of row y
+    const size_t inner = static_cast<size_t>(rowlen) - 6;
+    for (int y = 1; y + 1 < img.h; ++y) {
+      sharpen_row_avx2(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
+      if (y > 1) std::memcpy(img.row(y - 1) + 3, done + 3, inner);
+      std::swap(done, cur);
+    }
+    std::memcpy(img.row(img.h - 2) + 3, done + 3, inner);
+    return;
+  }
+#endif
   thread_local std::vector<uint8_t> deg;  // reused per thread
   deg.assign(img.data.begin(), img.data.end());
-  const int W = img.w, rowlen = 3 * W;
   for (int y = 1; y + 1 < img.h; ++y) {
     const uint8_t* a = img.row(y - 1);
     const uint8_t* m = img.row(y);
@@ -298,10 +561,21 @@ void ra_sharpness(ImageU8& img, float factor) {
     for (int i = 3; i < rowlen - 3; ++i) {
       const int s = a[i - 3] + a[i] + a[i + 3] + m[i - 3] + 5 * m[i] + m[i + 3] + b[i - 3] + b[i] +
                     b[i + 3];
-      o[i] = static_cast<uint8_t>((2 * s + 13) / 26);
+      o[i] = static_cast<uint8_t>(smooth_round(s));
     }
   }
   blend_with(img, deg, factor);
+}
+
+bool ra_colour_simd(bool on) {
+#ifdef TINYVIT_COLOUR_SIMD
+  static const bool cpu = __builtin_cpu_supports("avx2");
+#else
+  const bool cpu = false;
+#endif
+  const bool was = g_colour_avx2;
+  g_colour_avx2 = on && cpu;
+  return was;
 }
 
 namespace {

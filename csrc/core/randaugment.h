@@ -25,6 +25,10 @@ void ra_contrast(ImageU8& img, float factor);    // degenerate: mean grey level
 void ra_brightness(ImageU8& img, float factor);  // degenerate: black
 void ra_sharpness(ImageU8& img, float factor);   // degenerate: 3x3 smooth filter
 
+// Tests: turn the SIMD paths of the colour ops off (scalar reference) or on (where the CPU
+// has them); returns the previous setting. Both give identical bytes.
+bool ra_colour_simd(bool on);
+
 // Affine warps by inverse mapping: output pixel centre (x + .5, y + .5) samples the
 // input at (a0 X + a1 Y + a2, a3 X + a4 Y + a5); samples outside the image get `fill`.
 void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t fill[3]);
