@@ -127,14 +127,17 @@ inline int shape_eval(const LutShape& s, int v) {
 }
 
 #ifdef TINYVIT_COLOUR_SIMD
-// blend1 on 8 samples (int32 lanes). For alpha in [0, 1], t lies between deg and v (the
-// rounded product and sum are monotone), so the clip to [0, 255] is a no-op there and the
-// scalar's clip otherwise; cvtt truncates like the scalar cast.
+// blend1 on 8 samples (int32 lanes), as int32 lanes for the unsigned-saturating packs.
+// For alpha in [0, 1], t lies between deg and v (the rounded product and sum are monotone):
+// no clip. Otherwise (Clip) t is capped at 255 here; t <= 0 truncates to an int <= 0 (INT_MIN
+// beyond int range), which the packs saturate to 0: the scalar's clip. cvtt truncates like
+// the scalar cast.
+template <bool Clip>
 TV_AVX2_INLINE __m256i blend8(__m256i v, __m256i d, __m256 alpha) {
   const __m256 df = _mm256_cvtepi32_ps(d);
   const __m256 diff = _mm256_cvtepi32_ps(_mm256_sub_epi32(v, d));
   __m256 t = _mm256_add_ps(df, _mm256_mul_ps(alpha, diff));
-  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+  if (Clip) t = _mm256_min_ps(t, _mm256_set1_ps(255.0f));
   return _mm256_cvttps_epi32(t);
 }
 
@@ -149,6 +152,7 @@ TV_AVX2_INLINE __m256i pack32(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
 }
 
 // p[i] = blend1(d[i], p[i], alpha), or blend1(deg, p[i], alpha) when d is null.
+template <bool Clip>
 TV_AVX2 void blend_avx2(uint8_t* p, const uint8_t* d, int deg, size_t n, float alpha) {
   const __m256 a = _mm256_set1_ps(alpha);
   const __m256i dc = _mm256_set1_epi32(deg);
@@ -156,7 +160,7 @@ TV_AVX2 void blend_avx2(uint8_t* p, const uint8_t* d, int deg, size_t n, float a
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
     for (int k = 0; k < 4; ++k)
-      r[k] = blend8(load8_u32(p + i + 8 * k), d ? load8_u32(d + i + 8 * k) : dc, a);
+      r[k] = blend8<Clip>(load8_u32(p + i + 8 * k), d ? load8_u32(d + i + 8 * k) : dc, a);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), pack32(r[0], r[1], r[2], r[3]));
   }
   for (; i < n; ++i) p[i] = blend1(d ? d[i] : deg, p[i], alpha);
@@ -198,6 +202,7 @@ TV_AVX2 uint64_t luma_sum_avx2(const uint8_t* p, size_t n) {
 
 // Color: blend every sample with its pixel's luma, 8 pixels (24 samples) per step. The
 // step reads 4 bytes past its pixels (the next step's, still unmodified) and writes its own.
+template <bool Clip>
 TV_AVX2 void color_avx2(uint8_t* p, size_t n, float alpha) {
   const __m256 a = _mm256_set1_ps(alpha);
   const __m256i e0 = _mm256_setr_epi32(0, 0, 0, 1, 1, 1, 2, 2);
@@ -207,9 +212,9 @@ TV_AVX2 void color_avx2(uint8_t* p, size_t n, float alpha) {
   for (; i + 10 <= n; i += 8) {
     uint8_t* q = p + 3 * i;
     const __m256i l = luma8(q);
-    const __m256i r0 = blend8(load8_u32(q), _mm256_permutevar8x32_epi32(l, e0), a);
-    const __m256i r1 = blend8(load8_u32(q + 8), _mm256_permutevar8x32_epi32(l, e1), a);
-    const __m256i r2 = blend8(load8_u32(q + 16), _mm256_permutevar8x32_epi32(l, e2), a);
+    const __m256i r0 = blend8<Clip>(load8_u32(q), _mm256_permutevar8x32_epi32(l, e0), a);
+    const __m256i r1 = blend8<Clip>(load8_u32(q + 8), _mm256_permutevar8x32_epi32(l, e1), a);
+    const __m256i r2 = blend8<Clip>(load8_u32(q + 16), _mm256_permutevar8x32_epi32(l, e2), a);
     const __m256i out = pack32(r0, r1, r2, _mm256_setzero_si256());
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(out));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(out, 1));
@@ -227,6 +232,7 @@ TV_AVX2_INLINE __m256i ld(const uint8_t* s) {  // 16 bytes -> 16 uint16 lanes
 
 // Sharpness output for one interior row: o[i] = blend1(smooth(i), m[i], alpha) for
 // i in [3, rowlen - 3), from the original rows above (a), at (m) and below (b).
+template <bool Clip>
 TV_AVX2 void sharpen_row_avx2(const uint8_t* a, const uint8_t* m, const uint8_t* b, uint8_t* o,
                               int rowlen, float alpha) {
   const __m256 al = _mm256_set1_ps(alpha);
@@ -239,9 +245,9 @@ TV_AVX2 void sharpen_row_avx2(const uint8_t* a, const uint8_t* m, const uint8_t*
     s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_slli_epi16(c, 2), c));
     const __m256i x = _mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(13));
     const __m256i d = _mm256_srli_epi16(_mm256_mulhi_epu16(x, _mm256_set1_epi16(static_cast<short>(40330))), 4);
-    const __m256i r0 = blend8(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)),
+    const __m256i r0 = blend8<Clip>(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)),
                               _mm256_cvtepu16_epi32(_mm256_castsi256_si128(d)), al);
-    const __m256i r1 = blend8(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)),
+    const __m256i r1 = blend8<Clip>(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)),
                               _mm256_cvtepu16_epi32(_mm256_extracti128_si256(d, 1)), al);
     const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(r0, r1), 0xD8);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(o + i),
@@ -367,7 +373,10 @@ TINYVIT_HOT void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate
 // Blend with a constant degenerate value: in SIMD floats, or a LUT.
 void blend_const(ImageU8& img, int deg, float alpha) {
 #ifdef TINYVIT_COLOUR_SIMD
-  if (g_colour_avx2) return blend_avx2(img.data.data(), nullptr, deg, img.data.size(), alpha);
+  if (g_colour_avx2) {
+    if (alpha >= 0.0f && alpha <= 1.0f) return blend_avx2<false>(img.data.data(), nullptr, deg, img.data.size(), alpha);
+    return blend_avx2<true>(img.data.data(), nullptr, deg, img.data.size(), alpha);
+  }
 #endif
   uint8_t lut[256];
   for (int i = 0; i < 256; ++i) lut[i] = blend1(deg, i, alpha);
@@ -578,7 +587,10 @@ void ra_solarize_add(ImageU8& img, int add, int threshold) {
 void ra_color(ImageU8& img, float factor) {
   const size_t n = static_cast<size_t>(img.h) * img.w;
 #ifdef TINYVIT_COLOUR_SIMD
-  if (g_colour_avx2) return color_avx2(img.data.data(), n, factor);  // luma fused, no temporary
+  if (g_colour_avx2) {  // luma fused, no temporary
+    if (factor >= 0.0f && factor <= 1.0f) return color_avx2<false>(img.data.data(), n, factor);
+    return color_avx2<true>(img.data.data(), n, factor);
+  }
 #endif
   thread_local std::vector<uint8_t> deg;  // reused per thread
   deg.resize(img.data.size());
@@ -617,8 +629,10 @@ void ra_sharpness(ImageU8& img, float factor) {
     uint8_t* done = rows.data();      // output of row y - 1
     uint8_t* cur = done + rowlen;     // output of row y
     const size_t inner = static_cast<size_t>(rowlen) - 6;
+    const bool in_range = factor >= 0.0f && factor <= 1.0f;
     for (int y = 1; y + 1 < img.h; ++y) {
-      sharpen_row_avx2(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
+      if (in_range) sharpen_row_avx2<false>(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
+      else sharpen_row_avx2<true>(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
       if (y > 1) std::memcpy(img.row(y - 1) + 3, done + 3, inner);
       std::swap(done, cur);
     }
