@@ -29,7 +29,12 @@ using Lut = uint8_t[3][256];
 #define TINYVIT_COLOUR_SIMD 1
 #define TV_AVX2 __attribute__((target("avx2")))
 #define TV_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
-std::atomic<bool> g_colour_avx2{__builtin_cpu_supports("avx2") != 0};  // ra_colour_simd() may turn it off
+// Set during static initialisation, hence __builtin_cpu_init first; ra_colour_simd() may
+// turn it off.
+std::atomic<bool> g_colour_avx2{[] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") != 0;
+}()};
 #else
 std::atomic<bool> g_colour_avx2{false};
 #endif
