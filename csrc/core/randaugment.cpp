@@ -55,7 +55,7 @@ void apply_lut1(ImageU8& img, const uint8_t lut[256]) {
 }
 
 // Per-channel LUT, likewise, 24 bytes (8 pixels) per step: byte j of a step is channel j % 3.
-void apply_lut(ImageU8& img, const Lut lut) {
+void apply_lut_scalar(ImageU8& img, const Lut lut) {
   uint8_t* p = img.data.data();
   const size_t n = img.data.size();
   size_t i = 0;
@@ -344,6 +344,77 @@ TV_AVX2 void autocontrast_avx2(uint8_t* p, size_t n, const double sc[3], const d
     p[i] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
   }
 }
+
+// Per-channel LUT on RGB in AVX2. Each 128-bit lane takes 48 bytes (16 pixels): they are
+// split into R, G and B planes with byte shuffles, each plane goes through its 256-entry
+// table as 16 shuffles of 16-entry sub-tables, and the planes are interleaved back.
+// Sub-table lookup: for v < 128 and k = 0..7, adds_epu8(v, 112 - 16 k) keeps bit 7 clear
+// (shuffle result non-zero) exactly when v >> 4 <= k, with the low nibble of v as index;
+// XOR-ing tables D_k = T_k ^ T_{k+1} (D_7 = T_7) over k >= v >> 4 telescopes to T_{v>>4}.
+// v >= 128 runs the same on v ^ 0x80 with the upper 8 sub-tables; each half yields 0 for
+// the other half's values.
+struct Lut3Tables {
+  alignas(32) uint8_t split[3][3][32];   // [plane][source vector] shuffle masks
+  alignas(32) uint8_t merge[3][3][32];   // [dest vector][plane]
+  Lut3Tables() {
+    for (int c = 0; c < 3; ++c)
+      for (int s = 0; s < 3; ++s)
+        for (int k = 0; k < 32; ++k) {
+          const int j = k % 16;              // plane position (pixel) in the lane
+          const int g = 3 * j + c - 16 * s;  // its byte in source vector s
+          split[c][s][k] = (g >= 0 && g < 16) ? static_cast<uint8_t>(g) : 0x80;
+          const int gd = 16 * c + j;         // dest vector c, byte j: global byte gd
+          merge[c][s][k] = (gd % 3 == s) ? static_cast<uint8_t>(gd / 3) : 0x80;
+        }
+  }
+};
+
+TV_AVX2_INLINE __m256i ld256(const uint8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+
+TV_AVX2_INLINE __m256i lut_plane(__m256i v, const uint8_t (*sub)[32]) {  // sub: 16 tables D_k
+  const __m256i hv = _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+  __m256i r = _mm256_setzero_si256();
+  for (int k = 0; k < 8; ++k) {
+    const __m256i add = _mm256_set1_epi8(static_cast<char>(112 - 16 * k));
+    r = _mm256_xor_si256(r, _mm256_shuffle_epi8(ld256(sub[k]), _mm256_adds_epu8(v, add)));
+    r = _mm256_xor_si256(r, _mm256_shuffle_epi8(ld256(sub[8 + k]), _mm256_adds_epu8(hv, add)));
+  }
+  return r;
+}
+
+TV_AVX2 void lut3_avx2(uint8_t* p, size_t n, const Lut lut) {
+  static const Lut3Tables tb;
+  alignas(32) uint8_t sub[3][16][32];
+  for (int c = 0; c < 3; ++c)
+    for (int half = 0; half < 2; ++half)
+      for (int k = 0; k < 8; ++k)
+        for (int l = 0; l < 32; ++l) {
+          const int h = 8 * half + k, i = 16 * h + l % 16;
+          sub[c][8 * half + k][l] = k < 7 ? lut[c][i] ^ lut[c][i + 16] : lut[c][i];
+        }
+  size_t i = 0;
+  for (; i + 96 <= n; i += 96) {
+    __m256i x[3], pl[3];
+    for (int s = 0; s < 3; ++s)
+      x[s] = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16 * s))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 48 + 16 * s)), 1);
+    for (int c = 0; c < 3; ++c) {
+      const __m256i v = _mm256_or_si256(
+          _mm256_or_si256(_mm256_shuffle_epi8(x[0], ld256(tb.split[c][0])), _mm256_shuffle_epi8(x[1], ld256(tb.split[c][1]))),
+          _mm256_shuffle_epi8(x[2], ld256(tb.split[c][2])));
+      pl[c] = lut_plane(v, sub[c]);
+    }
+    for (int d = 0; d < 3; ++d) {
+      const __m256i o = _mm256_or_si256(
+          _mm256_or_si256(_mm256_shuffle_epi8(pl[0], ld256(tb.merge[d][0])), _mm256_shuffle_epi8(pl[1], ld256(tb.merge[d][1]))),
+          _mm256_shuffle_epi8(pl[2], ld256(tb.merge[d][2])));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i + 16 * d), _mm256_castsi256_si128(o));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i + 48 + 16 * d), _mm256_extracti128_si256(o, 1));
+    }
+  }
+  for (; i < n; ++i) p[i] = lut[i % 3][p[i]];
+}
 #endif  // TINYVIT_COLOUR_SIMD
 
 // Applies a LUT of solarize shape in SIMD when the shape reproduces it exactly.
@@ -357,6 +428,13 @@ void apply_lut1_shaped(ImageU8& img, const uint8_t lut[256], const LutShape& s) 
 #endif
   (void)s;
   apply_lut1(img, lut);
+}
+
+void apply_lut(ImageU8& img, const Lut lut) {
+#ifdef TINYVIT_COLOUR_SIMD
+  if (g_colour_avx2) return lut3_avx2(img.data.data(), img.data.size(), lut);
+#endif
+  apply_lut_scalar(img, lut);
 }
 
 // Blend with a per-sample degenerate image (branch on alpha hoisted out of the loop).
