@@ -235,26 +235,35 @@ TV_AVX2_INLINE __m256i ld(const uint8_t* s) {  // 16 bytes -> 16 uint16 lanes
   return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
 }
 
+TV_AVX2_INLINE __m256i ld16(const uint16_t* s) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+}
+
 // Sharpness output for one interior row: o[i] = blend1(smooth(i), m[i], alpha) for
-// i in [3, rowlen - 3), from the original rows above (a), at (m) and below (b).
+// i in [3, rowlen - 3), from the original rows above (a), at (m) and below (b). The
+// smoothing sum is col[i - 3] + col[i] + col[i + 3] + 4 m[i] with column sums
+// col = a + m + b (uint16, in `col`, rowlen entries).
 template <bool Clip>
 TV_AVX2 void sharpen_row_avx2(const uint8_t* a, const uint8_t* m, const uint8_t* b, uint8_t* o,
-                              int rowlen, float alpha) {
+                              uint16_t* col, int rowlen, float alpha) {
+  int i = 0;
+  for (; i + 16 <= rowlen; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(col + i),
+                        _mm256_add_epi16(_mm256_add_epi16(ld(a + i), ld(m + i)), ld(b + i)));
+  for (; i < rowlen; ++i) col[i] = static_cast<uint16_t>(a[i] + m[i] + b[i]);
   const __m256 al = _mm256_set1_ps(alpha);
-  int i = 3;
-  for (; i + 16 <= rowlen - 3; i += 16) {  // reads [i - 3, i + 19) within the row
+  const __m256i zero = _mm256_setzero_si256();
+  for (i = 3; i + 16 <= rowlen - 3; i += 16) {  // reads [i - 3, i + 19) within the row
     const __m256i c = ld(m + i);
-    __m256i s = _mm256_add_epi16(_mm256_add_epi16(ld(a + i - 3), ld(a + i)), ld(a + i + 3));
-    s = _mm256_add_epi16(s, _mm256_add_epi16(ld(m + i - 3), ld(m + i + 3)));
-    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(ld(b + i - 3), ld(b + i)), ld(b + i + 3)));
-    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_slli_epi16(c, 2), c));
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(ld16(col + i - 3), ld16(col + i)), ld16(col + i + 3));
+    s = _mm256_add_epi16(s, _mm256_slli_epi16(c, 2));
     const __m256i x = _mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(13));
     const __m256i d = _mm256_srli_epi16(_mm256_mulhi_epu16(x, _mm256_set1_epi16(static_cast<short>(40330))), 4);
-    const __m256i r0 = blend8<Clip>(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)),
-                              _mm256_cvtepu16_epi32(_mm256_castsi256_si128(d)), al);
-    const __m256i r1 = blend8<Clip>(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)),
-                              _mm256_cvtepu16_epi32(_mm256_extracti128_si256(d, 1)), al);
-    const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(r0, r1), 0xD8);
+    // in-lane widening: lo holds samples 0-3 | 8-11, hi 4-7 | 12-15; packus_epi32(lo, hi)
+    // restores the order 0-15
+    const __m256i r0 = blend8<Clip>(_mm256_unpacklo_epi16(c, zero), _mm256_unpacklo_epi16(d, zero), al);
+    const __m256i r1 = blend8<Clip>(_mm256_unpackhi_epi16(c, zero), _mm256_unpackhi_epi16(d, zero), al);
+    const __m256i w = _mm256_packus_epi32(r0, r1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(o + i),
                      _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
   }
@@ -708,14 +717,16 @@ void ra_sharpness(ImageU8& img, float factor) {
     // Row y's output needs rows y - 1 and y + 1 unmodified: it is held back in a row
     // buffer and written once row y + 1 has been computed.
     thread_local std::vector<uint8_t> rows;  // reused per thread
+    thread_local std::vector<uint16_t> col;
     rows.resize(2 * static_cast<size_t>(rowlen));
+    col.resize(static_cast<size_t>(rowlen));
     uint8_t* done = rows.data();      // output of row y - 1
     uint8_t* cur = done + rowlen;     // output of row y
     const size_t inner = static_cast<size_t>(rowlen) - 6;
     const bool in_range = factor >= 0.0f && factor <= 1.0f;
     for (int y = 1; y + 1 < img.h; ++y) {
-      if (in_range) sharpen_row_avx2<false>(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
-      else sharpen_row_avx2<true>(img.row(y - 1), img.row(y), img.row(y + 1), cur, rowlen, factor);
+      if (in_range) sharpen_row_avx2<false>(img.row(y - 1), img.row(y), img.row(y + 1), cur, col.data(), rowlen, factor);
+      else sharpen_row_avx2<true>(img.row(y - 1), img.row(y), img.row(y + 1), cur, col.data(), rowlen, factor);
       if (y > 1) std::memcpy(img.row(y - 1) + 3, done + 3, inner);
       std::swap(done, cur);
     }
