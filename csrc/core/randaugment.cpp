@@ -156,19 +156,18 @@ TV_AVX2_INLINE __m256i pack32(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
   return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// p[i] = blend1(d[i], p[i], alpha), or blend1(deg, p[i], alpha) when d is null.
+// p[i] = blend1(deg, p[i], alpha) (Brightness, Contrast).
 template <bool Clip>
-TV_AVX2 void blend_avx2(uint8_t* p, const uint8_t* d, int deg, size_t n, float alpha) {
+TV_AVX2 void blend_const_avx2(uint8_t* p, int deg, size_t n, float alpha) {
   const __m256 a = _mm256_set1_ps(alpha);
   const __m256i dc = _mm256_set1_epi32(deg);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i r[4];
-    for (int k = 0; k < 4; ++k)
-      r[k] = blend8<Clip>(load8_u32(p + i + 8 * k), d ? load8_u32(d + i + 8 * k) : dc, a);
+    for (int k = 0; k < 4; ++k) r[k] = blend8<Clip>(load8_u32(p + i + 8 * k), dc, a);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), pack32(r[0], r[1], r[2], r[3]));
   }
-  for (; i < n; ++i) p[i] = blend1(d ? d[i] : deg, p[i], alpha);
+  for (; i < n; ++i) p[i] = blend1(deg, p[i], alpha);
 }
 
 // Luma of the 8 pixels at q (int32 lanes); reads q[0, 28). Words (r, g, g, b) per pixel
@@ -466,8 +465,8 @@ TINYVIT_HOT void blend_with(ImageU8& img, const std::vector<uint8_t>& degenerate
 void blend_const(ImageU8& img, int deg, float alpha) {
 #ifdef TINYVIT_COLOUR_SIMD
   if (g_colour_avx2) {
-    if (alpha >= 0.0f && alpha <= 1.0f) return blend_avx2<false>(img.data.data(), nullptr, deg, img.data.size(), alpha);
-    return blend_avx2<true>(img.data.data(), nullptr, deg, img.data.size(), alpha);
+    if (alpha >= 0.0f && alpha <= 1.0f) return blend_const_avx2<false>(img.data.data(), deg, img.data.size(), alpha);
+    return blend_const_avx2<true>(img.data.data(), deg, img.data.size(), alpha);
   }
 #endif
   uint8_t lut[256];
