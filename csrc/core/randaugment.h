@@ -26,6 +26,10 @@ void ra_contrast(ImageU8& img, float factor);    // degenerate: mean grey level
 void ra_brightness(ImageU8& img, float factor);  // degenerate: black
 void ra_sharpness(ImageU8& img, float factor);   // degenerate: 3x3 smooth filter
 
+// Tests: turn the SIMD paths of the colour ops off (scalar reference) or on (where the CPU
+// has them); returns the previous setting. Both give identical bytes.
+bool ra_colour_simd(bool on);
+
 // Affine warps (affine_warp, in warp.h): rotate about the centre, shear, translate.
 void ra_rotate(ImageU8& img, double degrees, Interp resample, const uint8_t fill[3]);  // CCW, about the centre
 void ra_shear_x(ImageU8& img, double factor, Interp resample, const uint8_t fill[3]);

@@ -381,6 +381,10 @@ void init_pixels(py::module_& m) {
       py::arg("image"), py::arg("op"), py::arg("arg"), py::arg("resample") = "nearest",
       py::arg("fill") = py::make_tuple(124, 116, 104), "One RandAugment op in C++ (for tests).");
 
+  m.def("_ra_colour_simd", &ra_colour_simd, py::arg("on"),
+        "Tests: colour RandAugment ops on their SIMD (True) or scalar (False) path; returns "
+        "the previous setting.");
+
   py::class_<PixelPool>(m, "PixelPool", "C++ thread pool decoding + augmenting JPEG batches.")
       .def(py::init([](py::handle n) {
              return new PixelPool(static_cast<int>(checked_u64(n, "num_threads", 1, 256)));
