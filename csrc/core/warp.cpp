@@ -132,6 +132,30 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
   }
 }
 
+// Output pixel (x, y) by the reference formula (warp_scalar's), written to op.
+template <Interp F>
+inline void warp_pixel_ref(const ImageU8& in, const double a[6], int x, int y, const uint8_t fill[3],
+                           uint8_t* op) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  const double X = x + 0.5, Y = y + 0.5;
+  const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+  Taps t;
+  if (!warp_taps<F>(in, xin, yin, t)) {
+    op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
+    return;
+  }
+  for (int c = 0; c < 3; ++c) {
+    int32_t acc = 0;
+    for (int j = 0; j < N; ++j) {
+      int32_t s = 0;
+      for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
+      acc += ((s + 64) >> 7) * t.wy[j];
+    }
+    const int32_t v = acc >> 21;
+    op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  }
+}
+
 #ifdef TINYVIT_WARP_SIMD
 // Shared steps of the SIMD warps, the same integer arithmetic as warp_scalar with R, G, B
 // (+ a spare byte) in four int32 lanes.
@@ -197,63 +221,6 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
 #endif
 
 #ifdef TINYVIT_WARP_SIMD
-// Per-pixel AVX2 form (the previous general path), kept for shear_y, where its cached
-// column weights (d = 0 everywhere) beat warp_general_avx2 (TODO: a column-run form): where a pixel's taps along x
-// are contiguous (not clamped at the border), one 16-bit multiply-add gives a tap row's
-// sum for all channels (Q14 weights fit int16; products and sums are exact in int32, so
-// r is the same integer as above). Reads up to 16 bytes from a tap row start: affine_warp
-// pads the source by 16 bytes.
-template <Interp F>
-__attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, const double a[6],
-                                               const uint8_t fill[3]) {
-  constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
-  for (int y = 0; y < in.h; ++y) {
-    uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
-    Taps t;
-    double wd = -2.0;  // d of the weights held in wv
-    __m256i wv = _mm256_setzero_si256();
-    for (int x = 0; x < in.w; ++x, o += 3) {
-      const double X = x + 0.5;
-      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      if (!warp_taps<F>(in, xin, yin, t)) {
-        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
-        continue;
-      }
-      const bool contiguous = t.xs[N - 1] - t.xs[0] == 3 * (N - 1);
-      if (contiguous && t.last_d != wd) {
-        wd = t.last_d;
-        const int16_t w0 = static_cast<int16_t>(t.wx[0]), w1 = static_cast<int16_t>(t.wx[1]);
-        const int16_t w2 = static_cast<int16_t>(N == 4 ? t.wx[2] : 0), w3 = static_cast<int16_t>(N == 4 ? t.wx[3] : 0);
-        wv = _mm256_setr_epi16(w0, w1, w0, w1, w0, w1, 0, 0, w2, w3, w2, w3, w2, w3, 0, 0);
-      }
-      __m128i acc = _mm_setzero_si128();
-      for (int j = 0; j < N; ++j) {
-        if (t.wy[j] == 0) continue;
-        __m128i r;
-        if (contiguous && N == 4) {
-          const __m256i px = _mm256_shuffle_epi8(
-              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0]))),
-              shuf);
-          const __m256i m = _mm256_madd_epi16(px, wv);
-          r = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-        } else if (contiguous) {
-          const __m128i px = _mm_shuffle_epi8(
-              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0])), shuf2);
-          r = _mm_madd_epi16(px, _mm256_castsi256_si128(wv));
-        } else {
-          r = warp_tap_row_sse<N>(t, j);
-        }
-        acc = warp_add_row_sse(acc, r, t.wy[j]);
-      }
-      warp_store_rgb_sse(o, acc);
-    }
-  }
-}
-
 // AVX2 warps. Per output row, the per-pixel geometry (sample point, inside test, floor,
 // fractional offsets d, e and their Q14 weights) is computed four pixels at a time in
 // doubles with exactly the scalar operations in the scalar order (separate multiplies and
@@ -473,13 +440,14 @@ __attribute__((target("avx2"))) inline __m256i load16(const uint8_t* p) {
   return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// dst[i] = clamp((sum_k src[i + 3k] * w[k] + 64) >> 14), i < len (len >= 16): the column
-// map's formula over a run of pixels with the same taps offset and weights. Each load
-// covers only tap bytes of the run (the last block overlaps the previous one).
-template <int N>
+// dst[i] = clamp((sum_k src[i + 3k] * w[k] + Bias) >> 14), i < len (len >= 16): the column
+// map's formula (Bias 64; shear_y's transposed form: Bias 0) over a run of pixels with the
+// same taps offset and weights. Each load covers only tap bytes of the run (the last block
+// overlaps the previous one).
+template <int N, int Bias = 64>
 __attribute__((target("avx2"))) void filter_run_avx2(const uint8_t* src, uint8_t* dst, int len, const int32_t w[4]) {
   const __m256i w01 = weight_pair(w[0], w[1]), w23 = weight_pair(N == 4 ? w[2] : 0, N == 4 ? w[3] : 0);
-  const __m256i c64 = _mm256_set1_epi32(64);
+  const __m256i c64 = _mm256_set1_epi32(Bias);
   for (int i = 0;; i += 16) {
     if (i > len - 16) i = len - 16;
     const __m256i p0 = load16(src + i), p1 = load16(src + i + 3);
@@ -593,36 +561,105 @@ __attribute__((target("avx2"))) void warp_col_map_avx2(const ImageU8& in, ImageU
   for (int y = 0; y < in.h; ++y) {
     if (y == 0 || !same_rows) col_map_segments<F>(in, a, y, segs);
     uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
     for (const ColSeg& sg : segs) {
       if (sg.kind == 2) {
         filter_run_avx2<N>(in.row(y) + 3 * sg.src, o + 3 * sg.xb, 3 * (sg.xe - sg.xb), sg.wx);
       } else if (sg.kind == 0) {
         for (int x = sg.xb; x < sg.xe; ++x) std::memcpy(o + 3 * x, fill, 3);
       } else {
-        for (int x = sg.xb; x < sg.xe; ++x) {  // the reference formula
-          uint8_t* op = o + 3 * x;
-          const double X = x + 0.5;
-          const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-          Taps t;
-          if (!warp_taps<F>(in, xin, yin, t)) {
-            op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
-            continue;
-          }
-          for (int c = 0; c < 3; ++c) {
-            int32_t acc = 0;
-            for (int j = 0; j < N; ++j) {
-              int32_t s = 0;
-              for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
-              acc += ((s + 64) >> 7) * t.wy[j];
-            }
-            const int32_t v = acc >> 21;
-            op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-          }
-        }
+        for (int x = sg.xb; x < sg.xe; ++x) warp_pixel_ref<F>(in, a, x, y, fill, o + 3 * x);
       }
     }
   }
+}
+
+// RGB transpose: dst (src.w x src.h) gets dst(x, y) = src(y, x). 8x8-pixel tiles as
+// 4-byte pixels in AVX2 registers (8x8 32-bit transpose); edges pixel by pixel. Loads and
+// stores touch only the tiles' bytes.
+__attribute__((target("avx2"))) void transpose_rgb_avx2(const ImageU8& src, ImageU8& dst) {
+  const int H = src.h, W = src.w;
+  dst.h = W;
+  dst.w = H;
+  dst.data.resize(static_cast<size_t>(H) * W * 3);  // every byte is written below
+  // 8 pixels (24 bytes, loaded as bytes 0..15 | 8..23) -> 8 x RGB0 dwords.
+  const __m256i expand = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                          4, 5, 6, -1, 7, 8, 9, -1, 10, 11, 12, -1, 13, 14, 15, -1);
+  // 8 dwords -> 12 bytes per lane, then dwords 0-2 | 4-6 joined: 24 contiguous bytes.
+  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
+                                        0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+  const int H8 = H & ~7, W8 = W & ~7;
+  const ptrdiff_t ss = src.stride(), ds = dst.stride();
+  for (int y = 0; y < H8; y += 8) {
+    for (int x = 0; x < W8; x += 8) {
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* p = src.data.data() + (y + i) * ss + 3 * x;
+        r[i] = _mm256_shuffle_epi8(_mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 8),
+                                                       reinterpret_cast<const __m128i*>(p)),
+                                   expand);
+      }
+      __m256i t[8], u[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);      // column 0 (| 4) of rows i..i+3
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);  // column 1 (| 5)
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+      }
+      for (int c = 0; c < 8; ++c) {
+        const __m256i col = _mm256_permute2x128_si256(u[c & 3], u[4 + (c & 3)], c < 4 ? 0x20 : 0x31);
+        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(col, pack), join);
+        uint8_t* q = dst.data.data() + (x + c) * ds + 3 * y;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(b));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(b, 1));
+      }
+    }
+  }
+  auto one = [&](int y, int x) { std::memcpy(dst.data.data() + x * ds + 3 * y, src.data.data() + y * ss + 3 * x, 3); };
+  for (int y = 0; y < H8; ++y)
+    for (int x = W8; x < W; ++x) one(y, x);
+  for (int y = H8; y < H; ++y)
+    for (int x = 0; x < W; ++x) one(y, x);
+}
+
+// shear_y (matrix 1 0 0 / s 1 0) as a column map on the transposed image. Output (x, y)
+// samples xin = (1 X + 0 Y) + 0 = X, yin = (s X + 1 Y) + 0; in the transpose (x' = y,
+// y' = x) the shear_x matrix (1 s 0 / 0 1 0) samples xin' = (1 X' + s Y') + 0 = the same
+// double as yin (X' = Y, Y' = X; the sum's operands commute) and yin' = Y' = X, and
+// inside / clamping swap W and H consistently. Only the rounding differs: here the column
+// weights are one-hot (d = 0), so each tap row's sum is exactly 16384 p, (r + 64) >> 7 =
+// 128 p, and v = (sum_j 128 p_j wy_j) >> 21 = (sum_j p_j wy_j) >> 14: the transposed
+// column map with Bias 0 (not shear_x's + 64). Pixels outside the runs use the reference
+// formula on the original image.
+template <Interp F>
+__attribute__((target("avx2"))) void warp_shear_y_avx2(const ImageU8& in, ImageU8& out, const double a[6],
+                                                       const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  thread_local ImageU8 tin, tout;
+  thread_local std::vector<ColSeg> segs;
+  transpose_rgb_avx2(in, tin);
+  tout.h = tin.h;
+  tout.w = tin.w;
+  tout.data.resize(tin.data.size());
+  const double at[6] = {1.0, a[3], 0.0, 0.0, 1.0, 0.0};
+  for (int yt = 0; yt < tin.h; ++yt) {  // yt: column x of the output
+    col_map_segments<F>(tin, at, yt, segs);
+    uint8_t* o = tout.row(yt);
+    for (const ColSeg& sg : segs) {
+      if (sg.kind == 2) {
+        filter_run_avx2<N, 0>(tin.row(yt) + 3 * sg.src, o + 3 * sg.xb, 3 * (sg.xe - sg.xb), sg.wx);
+      } else if (sg.kind == 0) {
+        for (int x = sg.xb; x < sg.xe; ++x) std::memcpy(o + 3 * x, fill, 3);
+      } else {
+        for (int x = sg.xb; x < sg.xe; ++x) warp_pixel_ref<F>(in, a, yt, x, fill, o + 3 * x);
+      }
+    }
+  }
+  transpose_rgb_avx2(tout, out);
 }
 
 // Row maps' combine (see combine_rows) on 16 bytes at a time: sum_j p_j * wy_j by 16-bit
@@ -757,12 +794,9 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
     if (a[0] == 1.0 && a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // column maps (translate_x, shear_x)
       if (bilinear) warp_col_map_avx2<Interp::Bilinear>(img, out, a, fill);
       else warp_col_map_avx2<Interp::Bicubic>(img, out, a, fill);
-    } else if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0) {  // shear_y
-      const size_t n = img.data.size();
-      img.data.resize(n + 16);  // its tap loads read up to 16 bytes from a tap row start
-      if (bilinear) warp_avx2<Interp::Bilinear>(img, out, a, fill);
-      else warp_avx2<Interp::Bicubic>(img, out, a, fill);
-      img.data.resize(n);
+    } else if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // shear_y
+      if (bilinear) warp_shear_y_avx2<Interp::Bilinear>(img, out, a, fill);
+      else warp_shear_y_avx2<Interp::Bicubic>(img, out, a, fill);
     } else if (bilinear) {
       warp_general_avx2<Interp::Bilinear>(img, out, a, fill);
     } else {
