@@ -233,12 +233,9 @@ struct WarpRow {
   std::vector<int32_t> x0, y0, wy;  // wy: 4 per pixel
   std::vector<int16_t> wx;          // 4 per pixel
   std::vector<uint8_t> inside;
-  // Per group of 4 pixels, bit k: pixel x + k is inside with all taps unclamped and its
-  // tap loads (16 bytes bicubic, 8 bilinear, from each tap row start) inside the image.
-  std::vector<uint8_t> fast;
   void resize(int w) {
     const size_t n = (static_cast<size_t>(w) + 3) & ~size_t{3};
-    x0.resize(n); y0.resize(n); wy.resize(4 * n); wx.resize(4 * n); inside.resize(n); fast.resize(n / 4);
+    x0.resize(n); y0.resize(n); wy.resize(4 * n); wx.resize(4 * n); inside.resize(n);
   }
 };
 
@@ -287,61 +284,72 @@ struct WarpRowGeom {
   }
 };
 
-// Everything warp_taps computes, for a whole row.
+// Everything warp_taps computes, for pixels x .. x+3 of row y (in registers).
+struct WarpGroup {
+  __m256d xs, ys, fx, fy;
+  __m128i x0, y0;
+  int inside;  // bit k: pixel x + k gets a sample (not the fill)
+  int fast;    // bit k: also all taps unclamped and the tap loads (16 bytes bicubic, 8
+               // bilinear, from each tap row start) inside the image
+};
+
 template <Interp F>
-__attribute__((target("avx2"))) void warp_setup_row(const double a[6], int y, int W, int H, WarpRow& r) {
+__attribute__((target("avx2"))) inline void warp_group(const WarpRowGeom& g, int x, int W, int H, WarpGroup& q) {
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
   constexpr int kOff = N == 4 ? 1 : 0;
   // A tap row load reads 16 (8) bytes from column xa: it stays in the row if xa <= W - 6 (W - 3).
   constexpr int kLoadSlack = N == 4 ? 6 : 3;
-  const WarpRowGeom g(a, y);
   const __m256d half = _mm256_set1_pd(0.5), zero = _mm256_setzero_pd();
-  const __m256d Wd = _mm256_set1_pd(W), Hd = _mm256_set1_pd(H);
-  for (int x = 0; x < W; x += 4) {
-    const __m256d X = WarpRowGeom::centres(x);
-    const __m256d xin = g.xin(X), yin = g.yin(X);
-    const __m256d in = _mm256_and_pd(
-        _mm256_and_pd(_mm256_cmp_pd(xin, zero, _CMP_GE_OQ), _mm256_cmp_pd(xin, Wd, _CMP_LT_OQ)),
-        _mm256_and_pd(_mm256_cmp_pd(yin, zero, _CMP_GE_OQ), _mm256_cmp_pd(yin, Hd, _CMP_LT_OQ)));
-    const int m = _mm256_movemask_pd(in);
-    for (int k = 0; k < 4; ++k) r.inside[x + k] = (m >> k) & 1;
-    const __m256d xs = _mm256_sub_pd(xin, half), ys = _mm256_sub_pd(yin, half);
-    const __m256d fx = _mm256_floor_pd(xs), fy = _mm256_floor_pd(ys);
-    const __m128i x0 = _mm256_cvttpd_epi32(fx), y0 = _mm256_cvttpd_epi32(fy);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.x0[x]), x0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.y0[x]), y0);
-    {  // the fast mask (x0, y0 are garbage where not inside: masked by m)
-      const __m128i xa = _mm_sub_epi32(x0, _mm_set1_epi32(kOff)), ya = _mm_sub_epi32(y0, _mm_set1_epi32(kOff));
-      const __m128i neg1 = _mm_set1_epi32(-1);
-      __m128i ok = _mm_and_si128(_mm_cmpgt_epi32(xa, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(W - N + 1), xa));
-      ok = _mm_and_si128(ok, _mm_and_si128(_mm_cmpgt_epi32(ya, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(H - N + 1), ya)));
-      // On the last tap row (ya = H - N) the load must end inside the buffer.
-      ok = _mm_and_si128(ok, _mm_or_si128(_mm_cmpgt_epi32(_mm_set1_epi32(H - N), ya),
-                                          _mm_cmpgt_epi32(_mm_set1_epi32(W - kLoadSlack + 1), xa)));
-      int f = m & _mm_movemask_ps(_mm_castsi128_ps(ok));
-      if (x + 4 > W) f &= (1 << (W - x)) - 1;
-      r.fast[x / 4] = static_cast<uint8_t>(f);
-    }
-    __m128i w[4];
-    weights_avx2<F>(_mm256_sub_pd(xs, fx), w);  // per pixel: 4 x int16
-    {
-      const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
-      const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x]),
-                       _mm_packs_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x + 8]),
-                       _mm_packs_epi32(_mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)));
-    }
-    weights_avx2<F>(_mm256_sub_pd(ys, fy), w);  // per pixel: 4 x int32
-    {
-      const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
-      const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
-      __m128i* o = reinterpret_cast<__m128i*>(&r.wy[4 * x]);
-      _mm_storeu_si128(o, _mm_unpacklo_epi64(t0, t1));
-      _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(t0, t1));
-      _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(t2, t3));
-      _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(t2, t3));
-    }
+  const __m256d X = WarpRowGeom::centres(x);
+  const __m256d xin = g.xin(X), yin = g.yin(X);
+  const __m256d in = _mm256_and_pd(
+      _mm256_and_pd(_mm256_cmp_pd(xin, zero, _CMP_GE_OQ), _mm256_cmp_pd(xin, _mm256_set1_pd(W), _CMP_LT_OQ)),
+      _mm256_and_pd(_mm256_cmp_pd(yin, zero, _CMP_GE_OQ), _mm256_cmp_pd(yin, _mm256_set1_pd(H), _CMP_LT_OQ)));
+  q.inside = _mm256_movemask_pd(in);
+  q.xs = _mm256_sub_pd(xin, half);
+  q.ys = _mm256_sub_pd(yin, half);
+  q.fx = _mm256_floor_pd(q.xs);
+  q.fy = _mm256_floor_pd(q.ys);
+  q.x0 = _mm256_cvttpd_epi32(q.fx);
+  q.y0 = _mm256_cvttpd_epi32(q.fy);
+  // The fast mask (x0, y0 are garbage where not inside: masked by inside).
+  const __m128i xa = _mm_sub_epi32(q.x0, _mm_set1_epi32(kOff)), ya = _mm_sub_epi32(q.y0, _mm_set1_epi32(kOff));
+  const __m128i neg1 = _mm_set1_epi32(-1);
+  __m128i ok = _mm_and_si128(_mm_cmpgt_epi32(xa, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(W - N + 1), xa));
+  ok = _mm_and_si128(ok, _mm_and_si128(_mm_cmpgt_epi32(ya, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(H - N + 1), ya)));
+  // On the last tap row (ya = H - N) the load must end inside the buffer.
+  ok = _mm_and_si128(ok, _mm_or_si128(_mm_cmpgt_epi32(_mm_set1_epi32(H - N), ya),
+                                      _mm_cmpgt_epi32(_mm_set1_epi32(W - kLoadSlack + 1), xa)));
+  int f = q.inside & _mm_movemask_ps(_mm_castsi128_ps(ok));
+  if (x + 4 > W) f &= (1 << (W - x)) - 1;
+  q.fast = f;
+}
+
+// A group's setup into the WarpRow at x (for warp_pixels_avx2).
+template <Interp F>
+__attribute__((target("avx2"))) inline void warp_group_store(const WarpGroup& q, int x, WarpRow& r) {
+  for (int k = 0; k < 4; ++k) r.inside[x + k] = (q.inside >> k) & 1;
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.x0[x]), q.x0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.y0[x]), q.y0);
+  __m128i w[4];
+  weights_avx2<F>(_mm256_sub_pd(q.xs, q.fx), w);  // per pixel: 4 x int16
+  {
+    const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x]),
+                     _mm_packs_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x + 8]),
+                     _mm_packs_epi32(_mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)));
+  }
+  weights_avx2<F>(_mm256_sub_pd(q.ys, q.fy), w);  // per pixel: 4 x int32
+  {
+    const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
+    __m128i* o = reinterpret_cast<__m128i*>(&r.wy[4 * x]);
+    _mm_storeu_si128(o, _mm_unpacklo_epi64(t0, t1));
+    _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(t0, t1));
+    _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(t2, t3));
+    _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(t2, t3));
   }
 }
 
@@ -437,89 +445,104 @@ __attribute__((target("avx2"))) void warp_pixels_avx2(const ImageU8& in, const W
   }
 }
 
-// Two fast pixels x, x + 1 (both unclamped, see WarpRow::fast) in the two 128-bit lanes:
-// per tap row one load per pixel, 16-bit multiply-adds with each lane's own weights, then
-// the vertical step with each lane's row weights. The same integers as warp_pixels_avx2.
-// Writes 4 bytes per pixel (the 4th is the next pixel's first byte, written after this)
-// unless last4 is false.
+// Two fast pixels (all taps unclamped, see WarpGroup::fast) in the two 128-bit lanes: per
+// tap row one load per pixel, 16-bit multiply-adds with each lane's own weights (w01, w23:
+// the lane's pixel's (wx0, wx1), (wx2, wx3) int16 pairs), then the vertical step with each
+// lane's row weights wy[j]. The same integers as warp_pixels_avx2. Writes 4 bytes per pixel
+// (the 4th is the next pixel's first byte, written after this) unless last4 is false.
 template <Interp F>
-__attribute__((target("avx2"))) inline void warp_pair_avx2(const uint8_t* base, ptrdiff_t stride, const WarpRow& r,
-                                                          int x, uint8_t* op, bool last4) {
+__attribute__((target("avx2"))) inline void warp_pair_avx2(const uint8_t* pa, const uint8_t* pb, ptrdiff_t stride,
+                                                          __m256i w01, __m256i w23, const __m256i wy[4],
+                                                          uint8_t* op, bool last4) {
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  constexpr int kOff = N == 4 ? 1 : 0;
   const __m256i sh01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
                                         0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
   const __m256i sh23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
                                         6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  // wx of pixels x, x + 1 (int16 x 4 each) -> per lane its pixel's (w0, w1) | (w2, w3) pairs.
-  const __m256i wp01 = _mm256_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,
-                                        8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11);
-  const __m256i wp23 = _mm256_setr_epi8(4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7,
-                                        12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
   const __m256i c64 = _mm256_set1_epi32(64);
-  const uint8_t* pa = base + static_cast<ptrdiff_t>(r.y0[x] - kOff) * stride + 3 * (r.x0[x] - kOff);
-  const uint8_t* pb = base + static_cast<ptrdiff_t>(r.y0[x + 1] - kOff) * stride + 3 * (r.x0[x + 1] - kOff);
-  const __m256i wxv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&r.wx[4 * x])));
-  const __m256i w01 = _mm256_shuffle_epi8(wxv, wp01);
-  const __m256i wy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&r.wy[4 * x]));  // lane: wy0..3
-  __m256i acc;
-  if (N == 4) {
-    const __m256i w23 = _mm256_shuffle_epi8(wxv, wp23);
-    __m256i rs[4];
-    for (int j = 0; j < 4; ++j) {
+  __m256i acc = _mm256_setzero_si256();
+  for (int j = 0; j < N; ++j) {
+    __m256i rj;
+    if (N == 4) {
       const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pb + j * stride),
                                             reinterpret_cast<const __m128i*>(pa + j * stride));
-      rs[j] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01),
-                               _mm256_madd_epi16(_mm256_shuffle_epi8(v, sh23), w23));
-      rs[j] = _mm256_srai_epi32(_mm256_add_epi32(rs[j], c64), 7);
-    }
-    acc = _mm256_add_epi32(
-        _mm256_add_epi32(_mm256_mullo_epi32(rs[0], _mm256_shuffle_epi32(wy, 0x00)),
-                         _mm256_mullo_epi32(rs[1], _mm256_shuffle_epi32(wy, 0x55))),
-        _mm256_add_epi32(_mm256_mullo_epi32(rs[2], _mm256_shuffle_epi32(wy, 0xAA)),
-                         _mm256_mullo_epi32(rs[3], _mm256_shuffle_epi32(wy, 0xFF))));
-  } else {
-    __m256i rs[2];
-    for (int j = 0; j < 2; ++j) {
+      rj = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01),
+                            _mm256_madd_epi16(_mm256_shuffle_epi8(v, sh23), w23));
+    } else {
       const __m256i v = _mm256_inserti128_si256(
           _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pa + j * stride))),
           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(pb + j * stride)), 1);
-      rs[j] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01), c64), 7);
+      rj = _mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01);
     }
-    acc = _mm256_add_epi32(_mm256_mullo_epi32(rs[0], _mm256_shuffle_epi32(wy, 0x00)),
-                           _mm256_mullo_epi32(rs[1], _mm256_shuffle_epi32(wy, 0x55)));
+    rj = _mm256_srai_epi32(_mm256_add_epi32(rj, c64), 7);
+    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(rj, wy[j]));
   }
   const __m256i v = _mm256_srai_epi32(acc, 21);
   const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v);  // lane: R G B 0 ..
   const uint32_t ra = static_cast<uint32_t>(_mm256_cvtsi256_si32(b));
   const uint32_t rb = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1)));
   std::memcpy(op, &ra, 4);
-  std::memcpy(op + 3, &rb, last4 ? 4 : 3);
+  if (last4) {
+    std::memcpy(op + 3, &rb, 4);
+  } else {
+    std::memcpy(op + 3, &rb, 2);
+    op[5] = static_cast<uint8_t>(rb >> 16);
+  }
 }
 
-// General matrices (rotate, ...): per row the setup, then pairs of fast pixels; the rest
-// (fill, clamped taps, loads near the buffer end) pixel by pixel.
+// int16 pairs (lo, hi) of four int32 lanes (for madd).
+__attribute__((target("avx2"))) inline __m128i pair16(__m128i lo, __m128i hi) {
+  return _mm_or_si128(_mm_and_si128(lo, _mm_set1_epi32(0xffff)), _mm_slli_epi32(hi, 16));
+}
+
+// General matrices (rotate, ...), four pixels at a time: where all four are fast, their
+// weights go from the setup straight into two pixel pairs; else the group's setup is
+// stored and warp_pixels_avx2 does its pixels one by one (fill, clamped taps, ...).
 template <Interp F>
 __attribute__((target("avx2"))) void warp_general_avx2(const ImageU8& in, ImageU8& out, const double a[6],
                                                        const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kOff = N == 4 ? 1 : 0;
   thread_local WarpRow r;
   r.resize(in.w);
-  const int W = in.w;
+  const int W = in.w, H = in.h;
   const uint8_t* base = in.data.data();
   const ptrdiff_t stride = in.stride();
-  for (int y = 0; y < in.h; ++y) {
-    warp_setup_row<F>(a, y, W, in.h, r);
+  // Tap offsets in int32 lanes: fine while the image has < 2^31 bytes.
+  const bool off32 = in.data.size() <= 0x7fffffffu;
+  const __m256i lo2 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), hi2 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  for (int y = 0; y < H; ++y) {
+    const WarpRowGeom g(a, y);
     uint8_t* o = out.row(y);
-    const bool last_row = y == in.h - 1;
+    const bool last_row = y == H - 1;
     for (int x = 0; x < W; x += 4) {
-      const int f = r.fast[x / 4];
-      for (int k = 0; k < 4 && x + k < W; k += 2) {
-        if (((f >> k) & 3) == 3) {
-          warp_pair_avx2<F>(base, stride, r, x + k, o + 3 * (x + k), !(last_row && x + k + 2 == W));
-        } else {
-          warp_pixels_avx2<F>(in, r, o, fill, x + k, std::min(x + k + 2, W));
-        }
+      WarpGroup q;
+      warp_group<F>(g, x, W, H, q);
+      if (q.fast != 15 || !off32) {
+        warp_group_store<F>(q, x, r);
+        warp_pixels_avx2<F>(in, r, o, fill, x, std::min(x + 4, W));
+        continue;
       }
+      __m128i wx[4], wy[4];
+      weights_avx2<F>(_mm256_sub_pd(q.xs, q.fx), wx);
+      weights_avx2<F>(_mm256_sub_pd(q.ys, q.fy), wy);
+      const __m256i p01 = _mm256_castsi128_si256(pair16(wx[0], wx[1]));
+      const __m256i p23 = _mm256_castsi128_si256(pair16(wx[2], wx[3]));
+      alignas(16) int32_t off[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(off),
+                      _mm_add_epi32(_mm_mullo_epi32(_mm_sub_epi32(q.y0, _mm_set1_epi32(kOff)),
+                                                    _mm_set1_epi32(static_cast<int32_t>(stride))),
+                                    _mm_mullo_epi32(_mm_sub_epi32(q.x0, _mm_set1_epi32(kOff)), _mm_set1_epi32(3))));
+      __m256i wyl[4], wyh[4];
+      for (int j = 0; j < N; ++j) {
+        wyl[j] = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(wy[j]), lo2);
+        wyh[j] = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(wy[j]), hi2);
+      }
+      uint8_t* op = o + 3 * x;
+      warp_pair_avx2<F>(base + off[0], base + off[1], stride, _mm256_permutevar8x32_epi32(p01, lo2),
+                        _mm256_permutevar8x32_epi32(p23, lo2), wyl, op, true);
+      warp_pair_avx2<F>(base + off[2], base + off[3], stride, _mm256_permutevar8x32_epi32(p01, hi2),
+                        _mm256_permutevar8x32_epi32(p23, hi2), wyh, op + 6, !(last_row && x + 4 == W));
     }
   }
 }
