@@ -704,6 +704,16 @@ __attribute__((target("avx2"))) void warp_col_map_avx2(const ImageU8& in, ImageU
   }
 }
 
+// Eight RGB0 dwords stored as 24 RGB bytes.
+__attribute__((target("avx2"))) inline void put_rgb24_avx2(uint8_t* q, __m256i px) {
+  // 12 bytes per lane, then dwords 0-2 | 4-6 joined: 24 contiguous bytes.
+  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
+                                        0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(px, pack), _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(b));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(b, 1));
+}
+
 // RGB transpose: dst (src.w x src.h) gets dst(x, y) = src(y, x). 8x8-pixel tiles as
 // 4-byte pixels in AVX2 registers (8x8 32-bit transpose); edges pixel by pixel. Loads and
 // stores touch only the tiles' bytes.
@@ -715,10 +725,6 @@ __attribute__((target("avx2"))) void transpose_rgb_avx2(const ImageU8& src, Imag
   // 8 pixels (24 bytes, loaded as bytes 0..15 | 8..23) -> 8 x RGB0 dwords.
   const __m256i expand = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
                                           4, 5, 6, -1, 7, 8, 9, -1, 10, 11, 12, -1, 13, 14, 15, -1);
-  // 8 dwords -> 12 bytes per lane, then dwords 0-2 | 4-6 joined: 24 contiguous bytes.
-  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
-                                        0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-  const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
   const int H8 = H & ~7, W8 = W & ~7;
   const ptrdiff_t ss = src.stride(), ds = dst.stride();
   for (int y = 0; y < H8; y += 8) {
@@ -741,12 +747,10 @@ __attribute__((target("avx2"))) void transpose_rgb_avx2(const ImageU8& src, Imag
         u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
         u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
       }
-      for (int c = 0; c < 8; ++c) {
-        const __m256i col = _mm256_permute2x128_si256(u[c & 3], u[4 + (c & 3)], c < 4 ? 0x20 : 0x31);
-        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(col, pack), join);
-        uint8_t* q = dst.data.data() + (x + c) * ds + 3 * y;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(b));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(b, 1));
+      uint8_t* q = dst.data.data() + x * ds + 3 * y;
+      for (int c = 0; c < 4; ++c) {  // immediates must be constants even without unrolling
+        put_rgb24_avx2(q + c * ds, _mm256_permute2x128_si256(u[c], u[4 + c], 0x20));
+        put_rgb24_avx2(q + (c + 4) * ds, _mm256_permute2x128_si256(u[c], u[4 + c], 0x31));
       }
     }
   }
