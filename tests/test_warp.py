@@ -139,3 +139,38 @@ def test_column_map_runs_where_d_moves_by_an_ulp():
         for rs in ("bilinear", "bicubic"):
             got = _C._ra_op(img, "TranslateXRel", t, rs, FILL)
             assert np.array_equal(got, reference_warp(img, _matrix("TranslateXRel", t, 300, 8), rs == "bicubic"))
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
+def test_shear_y_transposed_column_map(resample):
+    # shear_y runs as a column map on the transposed image (8x8-pixel tile transpose plus
+    # edge pixels): sizes around the tile size, both orientations, fill on both sides,
+    # clamped rows, runs split by ulp-moving offsets, both signs.
+    bad = []
+    for k, (h, w) in enumerate([(8, 8), (7, 9), (9, 7), (16, 24), (24, 16), (17, 33), (33, 17),
+                                (15, 1), (1, 15), (8, 1), (1, 8), (224, 224), (61, 130)]):
+        img = _image(h, w, 100 + k)
+        for arg in (-3.0, -0.9, -0.3, -0.27, -0.05, -0.0001, 0.0001, 0.013, 0.1, 0.27, 1 / 3, 0.9, 2.5):
+            got = _C._ra_op(img, "ShearY", float(arg), resample, FILL)
+            want = reference_warp(img, _matrix("ShearY", arg, w, h), resample == "bicubic")
+            if not np.array_equal(got, want):
+                bad.append((h, w, arg, int((got != want).any(axis=2).sum())))
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
+def test_rotate_fast_groups_and_borders(resample):
+    # Rotations run four pixels at a time: groups entirely inside with unclamped taps go
+    # through the paired kernel, the others (fill, clamped taps near the borders, tap loads
+    # near the end of the buffer: last rows, right edge) pixel by pixel; widths around the
+    # group size and small angles (nearly every group fast, partial groups at row ends).
+    bad = []
+    for k, (h, w) in enumerate([(4, 4), (5, 6), (6, 5), (7, 13), (8, 9), (16, 17), (33, 8), (9, 40),
+                                (50, 131), (131, 50), (224, 224)]):
+        img = _image(h, w, 200 + k)
+        for arg in (-0.3, 0.3, 1.0, -2.5, 5.0, 27.0, -27.0, 44.9, 89.0, 170.0, -100.0):
+            got = _C._ra_op(img, "Rotate", float(arg), resample, FILL)
+            want = reference_warp(img, _matrix("Rotate", arg, w, h), resample == "bicubic")
+            if not np.array_equal(got, want):
+                bad.append((h, w, arg, int((got != want).any(axis=2).sum())))
+    assert not bad, bad

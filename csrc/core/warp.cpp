@@ -132,6 +132,30 @@ void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8
   }
 }
 
+// Output pixel (x, y) by the reference formula (warp_scalar's), written to op.
+template <Interp F>
+inline void warp_pixel_ref(const ImageU8& in, const double a[6], int x, int y, const uint8_t fill[3],
+                           uint8_t* op) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  const double X = x + 0.5, Y = y + 0.5;
+  const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
+  Taps t;
+  if (!warp_taps<F>(in, xin, yin, t)) {
+    op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
+    return;
+  }
+  for (int c = 0; c < 3; ++c) {
+    int32_t acc = 0;
+    for (int j = 0; j < N; ++j) {
+      int32_t s = 0;
+      for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
+      acc += ((s + 64) >> 7) * t.wy[j];
+    }
+    const int32_t v = acc >> 21;
+    op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  }
+}
+
 #ifdef TINYVIT_WARP_SIMD
 // Shared steps of the SIMD warps, the same integer arithmetic as warp_scalar with R, G, B
 // (+ a spare byte) in four int32 lanes.
@@ -197,63 +221,6 @@ __attribute__((target("sse4.1"))) void warp_sse(const ImageU8& in, ImageU8& out,
 #endif
 
 #ifdef TINYVIT_WARP_SIMD
-// Per-pixel AVX2 form (the previous general path), kept for shear_y, where its cached
-// column weights (d = 0 everywhere) beat warp_general_avx2 (TODO: a column-run form): where a pixel's taps along x
-// are contiguous (not clamped at the border), one 16-bit multiply-add gives a tap row's
-// sum for all channels (Q14 weights fit int16; products and sums are exact in int32, so
-// r is the same integer as above). Reads up to 16 bytes from a tap row start: affine_warp
-// pads the source by 16 bytes.
-template <Interp F>
-__attribute__((target("avx2"))) void warp_avx2(const ImageU8& in, ImageU8& out, const double a[6],
-                                               const uint8_t fill[3]) {
-  constexpr int N = F == Interp::Bilinear ? 2 : 4;
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  const __m128i shuf2 = _mm256_castsi256_si128(shuf);
-  for (int y = 0; y < in.h; ++y) {
-    uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
-    Taps t;
-    double wd = -2.0;  // d of the weights held in wv
-    __m256i wv = _mm256_setzero_si256();
-    for (int x = 0; x < in.w; ++x, o += 3) {
-      const double X = x + 0.5;
-      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      if (!warp_taps<F>(in, xin, yin, t)) {
-        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
-        continue;
-      }
-      const bool contiguous = t.xs[N - 1] - t.xs[0] == 3 * (N - 1);
-      if (contiguous && t.last_d != wd) {
-        wd = t.last_d;
-        const int16_t w0 = static_cast<int16_t>(t.wx[0]), w1 = static_cast<int16_t>(t.wx[1]);
-        const int16_t w2 = static_cast<int16_t>(N == 4 ? t.wx[2] : 0), w3 = static_cast<int16_t>(N == 4 ? t.wx[3] : 0);
-        wv = _mm256_setr_epi16(w0, w1, w0, w1, w0, w1, 0, 0, w2, w3, w2, w3, w2, w3, 0, 0);
-      }
-      __m128i acc = _mm_setzero_si128();
-      for (int j = 0; j < N; ++j) {
-        if (t.wy[j] == 0) continue;
-        __m128i r;
-        if (contiguous && N == 4) {
-          const __m256i px = _mm256_shuffle_epi8(
-              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0]))),
-              shuf);
-          const __m256i m = _mm256_madd_epi16(px, wv);
-          r = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-        } else if (contiguous) {
-          const __m128i px = _mm_shuffle_epi8(
-              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(t.rows[j] + t.xs[0])), shuf2);
-          r = _mm_madd_epi16(px, _mm256_castsi256_si128(wv));
-        } else {
-          r = warp_tap_row_sse<N>(t, j);
-        }
-        acc = warp_add_row_sse(acc, r, t.wy[j]);
-      }
-      warp_store_rgb_sse(o, acc);
-    }
-  }
-}
-
 // AVX2 warps. Per output row, the per-pixel geometry (sample point, inside test, floor,
 // fractional offsets d, e and their Q14 weights) is computed four pixels at a time in
 // doubles with exactly the scalar operations in the scalar order (separate multiplies and
@@ -278,7 +245,15 @@ __attribute__((target("avx2"))) inline __m128i q14_avx2(__m256d v) {
   return _mm_sub_epi32(_mm256_cvttpd_epi32(t), _mm_set1_epi32(16384));
 }
 
-// warp_taps' weights for four offsets.
+// q14_avx2 of vs / 16384 (vs already scaled).
+__attribute__((target("avx2"))) inline __m128i q14s_avx2(__m256d vs) {
+  return _mm_sub_epi32(_mm256_cvttpd_epi32(_mm256_add_pd(vs, _mm256_set1_pd(16384.5))), _mm_set1_epi32(16384));
+}
+
+// warp_taps' weights for four offsets. The bicubic polynomials run on 16384 d: scaling by
+// a power of two commutes with every rounding (no overflow; |d| is 0 or >= 2^-60, far
+// from subnormal, for any pixel that is not the fill), so each sum is 16384 times the
+// scalar one and q14's v * 16384 is already done: 3 multiplies fewer, the same integers.
 template <Interp F>
 __attribute__((target("avx2"))) inline void weights_avx2(__m256d d, __m128i w[4]) {
   if (F == Interp::Bilinear) {
@@ -287,13 +262,14 @@ __attribute__((target("avx2"))) inline void weights_avx2(__m256d d, __m128i w[4]
     w[2] = w[3] = _mm_setzero_si128();
     return;
   }
-  const __m256d d2 = _mm256_mul_pd(d, d), d3 = _mm256_mul_pd(d2, d);
-  const __m256d two_d2 = _mm256_mul_pd(_mm256_set1_pd(2.0), d2);
-  const __m256d neg_d = _mm256_xor_pd(d, _mm256_set1_pd(-0.0));
-  w[0] = q14_avx2(_mm256_sub_pd(_mm256_add_pd(neg_d, two_d2), d3));                // -d + 2 d2 - d3
-  w[1] = q14_avx2(_mm256_add_pd(_mm256_sub_pd(_mm256_set1_pd(1.0), two_d2), d3));  // 1 - 2 d2 + d3
-  w[2] = q14_avx2(_mm256_sub_pd(_mm256_add_pd(d, d2), d3));                        // d + d2 - d3
-  w[3] = q14_avx2(_mm256_sub_pd(d3, d2));                                          // d3 - d2
+  const __m256d ds = _mm256_mul_pd(d, _mm256_set1_pd(16384.0));
+  const __m256d d2 = _mm256_mul_pd(d, ds), d3 = _mm256_mul_pd(d2, d);  // 16384 d2, 16384 d3
+  const __m256d two_d2 = _mm256_add_pd(d2, d2);
+  const __m256d neg_d = _mm256_xor_pd(ds, _mm256_set1_pd(-0.0));
+  w[0] = q14s_avx2(_mm256_sub_pd(_mm256_add_pd(neg_d, two_d2), d3));                    // -d + 2 d2 - d3
+  w[1] = q14s_avx2(_mm256_add_pd(_mm256_sub_pd(_mm256_set1_pd(16384.0), two_d2), d3));  // 1 - 2 d2 + d3
+  w[2] = q14s_avx2(_mm256_sub_pd(_mm256_add_pd(ds, d2), d3));                           // d + d2 - d3
+  w[3] = q14s_avx2(_mm256_sub_pd(d3, d2));                                              // d3 - d2
 }
 
 // Sample points of pixels x .. x+3 of row y (X = x + .5, Y = y + .5, a0 X + a1 Y + a2, ...).
@@ -317,44 +293,72 @@ struct WarpRowGeom {
   }
 };
 
-// Everything warp_taps computes, for a whole row.
+// Everything warp_taps computes, for pixels x .. x+3 of row y (in registers).
+struct WarpGroup {
+  __m256d xs, ys, fx, fy;
+  __m128i x0, y0;
+  int inside;  // bit k: pixel x + k gets a sample (not the fill)
+  int fast;    // bit k: also all taps unclamped and the tap loads (16 bytes bicubic, 8
+               // bilinear, from each tap row start) inside the image
+};
+
 template <Interp F>
-__attribute__((target("avx2"))) void warp_setup_row(const double a[6], int y, int W, int H, WarpRow& r) {
-  const WarpRowGeom g(a, y);
+__attribute__((target("avx2"))) inline void warp_group(const WarpRowGeom& g, int x, int W, int H, WarpGroup& q) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kOff = N == 4 ? 1 : 0;
+  // A tap row load reads 16 (8) bytes from column xa: it stays in the row if xa <= W - 6 (W - 3).
+  constexpr int kLoadSlack = N == 4 ? 6 : 3;
   const __m256d half = _mm256_set1_pd(0.5), zero = _mm256_setzero_pd();
-  const __m256d Wd = _mm256_set1_pd(W), Hd = _mm256_set1_pd(H);
-  for (int x = 0; x < W; x += 4) {
-    const __m256d X = WarpRowGeom::centres(x);
-    const __m256d xin = g.xin(X), yin = g.yin(X);
-    const __m256d in = _mm256_and_pd(
-        _mm256_and_pd(_mm256_cmp_pd(xin, zero, _CMP_GE_OQ), _mm256_cmp_pd(xin, Wd, _CMP_LT_OQ)),
-        _mm256_and_pd(_mm256_cmp_pd(yin, zero, _CMP_GE_OQ), _mm256_cmp_pd(yin, Hd, _CMP_LT_OQ)));
-    const int m = _mm256_movemask_pd(in);
-    for (int k = 0; k < 4; ++k) r.inside[x + k] = (m >> k) & 1;
-    const __m256d xs = _mm256_sub_pd(xin, half), ys = _mm256_sub_pd(yin, half);
-    const __m256d fx = _mm256_floor_pd(xs), fy = _mm256_floor_pd(ys);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.x0[x]), _mm256_cvttpd_epi32(fx));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.y0[x]), _mm256_cvttpd_epi32(fy));
-    __m128i w[4];
-    weights_avx2<F>(_mm256_sub_pd(xs, fx), w);  // per pixel: 4 x int16
-    {
-      const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
-      const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x]),
-                       _mm_packs_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x + 8]),
-                       _mm_packs_epi32(_mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)));
-    }
-    weights_avx2<F>(_mm256_sub_pd(ys, fy), w);  // per pixel: 4 x int32
-    {
-      const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
-      const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
-      __m128i* o = reinterpret_cast<__m128i*>(&r.wy[4 * x]);
-      _mm_storeu_si128(o, _mm_unpacklo_epi64(t0, t1));
-      _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(t0, t1));
-      _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(t2, t3));
-      _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(t2, t3));
-    }
+  const __m256d X = WarpRowGeom::centres(x);
+  const __m256d xin = g.xin(X), yin = g.yin(X);
+  const __m256d in = _mm256_and_pd(
+      _mm256_and_pd(_mm256_cmp_pd(xin, zero, _CMP_GE_OQ), _mm256_cmp_pd(xin, _mm256_set1_pd(W), _CMP_LT_OQ)),
+      _mm256_and_pd(_mm256_cmp_pd(yin, zero, _CMP_GE_OQ), _mm256_cmp_pd(yin, _mm256_set1_pd(H), _CMP_LT_OQ)));
+  q.inside = _mm256_movemask_pd(in);
+  q.xs = _mm256_sub_pd(xin, half);
+  q.ys = _mm256_sub_pd(yin, half);
+  q.fx = _mm256_floor_pd(q.xs);
+  q.fy = _mm256_floor_pd(q.ys);
+  q.x0 = _mm256_cvttpd_epi32(q.fx);
+  q.y0 = _mm256_cvttpd_epi32(q.fy);
+  // The fast mask (x0, y0 are garbage where not inside: masked by inside).
+  const __m128i xa = _mm_sub_epi32(q.x0, _mm_set1_epi32(kOff)), ya = _mm_sub_epi32(q.y0, _mm_set1_epi32(kOff));
+  const __m128i neg1 = _mm_set1_epi32(-1);
+  __m128i ok = _mm_and_si128(_mm_cmpgt_epi32(xa, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(W - N + 1), xa));
+  ok = _mm_and_si128(ok, _mm_and_si128(_mm_cmpgt_epi32(ya, neg1), _mm_cmpgt_epi32(_mm_set1_epi32(H - N + 1), ya)));
+  // On the last tap row (ya = H - N) the load must end inside the buffer.
+  ok = _mm_and_si128(ok, _mm_or_si128(_mm_cmpgt_epi32(_mm_set1_epi32(H - N), ya),
+                                      _mm_cmpgt_epi32(_mm_set1_epi32(W - kLoadSlack + 1), xa)));
+  int f = q.inside & _mm_movemask_ps(_mm_castsi128_ps(ok));
+  if (x + 4 > W) f &= (1 << (W - x)) - 1;
+  q.fast = f;
+}
+
+// A group's setup into the WarpRow at x (for warp_pixels_avx2).
+template <Interp F>
+__attribute__((target("avx2"))) inline void warp_group_store(const WarpGroup& q, int x, WarpRow& r) {
+  for (int k = 0; k < 4; ++k) r.inside[x + k] = (q.inside >> k) & 1;
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.x0[x]), q.x0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.y0[x]), q.y0);
+  __m128i w[4];
+  weights_avx2<F>(_mm256_sub_pd(q.xs, q.fx), w);  // per pixel: 4 x int16
+  {
+    const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x]),
+                     _mm_packs_epi32(_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.wx[4 * x + 8]),
+                     _mm_packs_epi32(_mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)));
+  }
+  weights_avx2<F>(_mm256_sub_pd(q.ys, q.fy), w);  // per pixel: 4 x int32
+  {
+    const __m128i t0 = _mm_unpacklo_epi32(w[0], w[1]), t1 = _mm_unpacklo_epi32(w[2], w[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(w[0], w[1]), t3 = _mm_unpackhi_epi32(w[2], w[3]);
+    __m128i* o = reinterpret_cast<__m128i*>(&r.wy[4 * x]);
+    _mm_storeu_si128(o, _mm_unpacklo_epi64(t0, t1));
+    _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(t0, t1));
+    _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(t2, t3));
+    _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(t2, t3));
   }
 }
 
@@ -450,15 +454,109 @@ __attribute__((target("avx2"))) void warp_pixels_avx2(const ImageU8& in, const W
   }
 }
 
-// General matrices (rotate, shear_y, ...).
+// Two fast pixels (all taps unclamped, see WarpGroup::fast) in the two 128-bit lanes: per
+// tap row one load per pixel, 16-bit multiply-adds with each lane's own weights (w01, w23:
+// the lane's pixel's (wx0, wx1), (wx2, wx3) int16 pairs), then the vertical step with each
+// lane's row weights wy[j]. The same integers as warp_pixels_avx2. Writes 4 bytes per pixel
+// (the 4th is the next pixel's first byte, written after this) unless last4 is false.
+template <Interp F>
+__attribute__((target("avx2"))) inline void warp_pair_avx2(const uint8_t* pa, const uint8_t* pb, ptrdiff_t stride,
+                                                          __m256i w01, __m256i w23, const __m256i wy[4],
+                                                          uint8_t* op, bool last4) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  const __m256i sh01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                        0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m256i sh23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
+                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m256i c64 = _mm256_set1_epi32(64);
+  __m256i acc = _mm256_setzero_si256();
+  for (int j = 0; j < N; ++j) {
+    __m256i rj;
+    if (N == 4) {
+      const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pb + j * stride),
+                                            reinterpret_cast<const __m128i*>(pa + j * stride));
+      rj = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01),
+                            _mm256_madd_epi16(_mm256_shuffle_epi8(v, sh23), w23));
+    } else {
+      const __m256i v = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(pa + j * stride))),
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(pb + j * stride)), 1);
+      rj = _mm256_madd_epi16(_mm256_shuffle_epi8(v, sh01), w01);
+    }
+    rj = _mm256_srai_epi32(_mm256_add_epi32(rj, c64), 7);
+    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(rj, wy[j]));
+  }
+  const __m256i v = _mm256_srai_epi32(acc, 21);
+  const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v);  // lane: R G B 0 ..
+  const uint32_t ra = static_cast<uint32_t>(_mm256_cvtsi256_si32(b));
+  const uint32_t rb = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1)));
+  std::memcpy(op, &ra, 4);
+  if (last4) {
+    std::memcpy(op + 3, &rb, 4);
+  } else {
+    std::memcpy(op + 3, &rb, 2);
+    op[5] = static_cast<uint8_t>(rb >> 16);
+  }
+}
+
+// int16 pairs (lo, hi) of four int32 lanes (for madd).
+__attribute__((target("avx2"))) inline __m128i pair16(__m128i lo, __m128i hi) {
+  return _mm_or_si128(_mm_and_si128(lo, _mm_set1_epi32(0xffff)), _mm_slli_epi32(hi, 16));
+}
+
+// General matrices (rotate, ...), four pixels at a time: where all four are fast, their
+// weights go from the setup straight into two pixel pairs; else the group's setup is
+// stored and warp_pixels_avx2 does its pixels one by one (fill, clamped taps, ...).
 template <Interp F>
 __attribute__((target("avx2"))) void warp_general_avx2(const ImageU8& in, ImageU8& out, const double a[6],
                                                        const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  constexpr int kOff = N == 4 ? 1 : 0;
   thread_local WarpRow r;
   r.resize(in.w);
-  for (int y = 0; y < in.h; ++y) {
-    warp_setup_row<F>(a, y, in.w, in.h, r);
-    warp_pixels_avx2<F>(in, r, out.row(y), fill, 0, in.w);
+  const int W = in.w, H = in.h;
+  const uint8_t* base = in.data.data();
+  const ptrdiff_t stride = in.stride();
+  // Tap offsets in int32 lanes: fine while the image has < 2^31 bytes.
+  const bool off32 = in.data.size() <= 0x7fffffffu;
+  const __m256i lo2 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), hi2 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  for (int y = 0; y < H; ++y) {
+    const WarpRowGeom g(a, y);
+    uint8_t* o = out.row(y);
+    const bool last_row = y == H - 1;
+    for (int x = 0; x < W; x += 4) {
+      WarpGroup q;
+      warp_group<F>(g, x, W, H, q);
+      if (q.inside == 0) {  // all fill (the corners of a rotation)
+        for (int k = x; k < x + 4 && k < W; ++k) std::memcpy(o + 3 * k, fill, 3);
+        continue;
+      }
+      if (q.fast != 15 || !off32) {
+        warp_group_store<F>(q, x, r);
+        warp_pixels_avx2<F>(in, r, o, fill, x, std::min(x + 4, W));
+        continue;
+      }
+      __m128i wx[4], wy[4];
+      weights_avx2<F>(_mm256_sub_pd(q.xs, q.fx), wx);
+      weights_avx2<F>(_mm256_sub_pd(q.ys, q.fy), wy);
+      const __m256i p01 = _mm256_castsi128_si256(pair16(wx[0], wx[1]));
+      const __m256i p23 = _mm256_castsi128_si256(pair16(wx[2], wx[3]));
+      alignas(16) int32_t off[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(off),
+                      _mm_add_epi32(_mm_mullo_epi32(_mm_sub_epi32(q.y0, _mm_set1_epi32(kOff)),
+                                                    _mm_set1_epi32(static_cast<int32_t>(stride))),
+                                    _mm_mullo_epi32(_mm_sub_epi32(q.x0, _mm_set1_epi32(kOff)), _mm_set1_epi32(3))));
+      __m256i wyl[4], wyh[4];
+      for (int j = 0; j < N; ++j) {
+        wyl[j] = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(wy[j]), lo2);
+        wyh[j] = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(wy[j]), hi2);
+      }
+      uint8_t* op = o + 3 * x;
+      warp_pair_avx2<F>(base + off[0], base + off[1], stride, _mm256_permutevar8x32_epi32(p01, lo2),
+                        _mm256_permutevar8x32_epi32(p23, lo2), wyl, op, true);
+      warp_pair_avx2<F>(base + off[2], base + off[3], stride, _mm256_permutevar8x32_epi32(p01, hi2),
+                        _mm256_permutevar8x32_epi32(p23, hi2), wyh, op + 6, !(last_row && x + 4 == W));
+    }
   }
 }
 
@@ -473,13 +571,14 @@ __attribute__((target("avx2"))) inline __m256i load16(const uint8_t* p) {
   return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// dst[i] = clamp((sum_k src[i + 3k] * w[k] + 64) >> 14), i < len (len >= 16): the column
-// map's formula over a run of pixels with the same taps offset and weights. Each load
-// covers only tap bytes of the run (the last block overlaps the previous one).
-template <int N>
+// dst[i] = clamp((sum_k src[i + 3k] * w[k] + Bias) >> 14), i < len (len >= 16): the column
+// map's formula (Bias 64; shear_y's transposed form: Bias 0) over a run of pixels with the
+// same taps offset and weights. Each load covers only tap bytes of the run (the last block
+// overlaps the previous one).
+template <int N, int Bias = 64>
 __attribute__((target("avx2"))) void filter_run_avx2(const uint8_t* src, uint8_t* dst, int len, const int32_t w[4]) {
   const __m256i w01 = weight_pair(w[0], w[1]), w23 = weight_pair(N == 4 ? w[2] : 0, N == 4 ? w[3] : 0);
-  const __m256i c64 = _mm256_set1_epi32(64);
+  const __m256i c64 = _mm256_set1_epi32(Bias);
   for (int i = 0;; i += 16) {
     if (i > len - 16) i = len - 16;
     const __m256i p0 = load16(src + i), p1 = load16(src + i + 3);
@@ -593,36 +692,109 @@ __attribute__((target("avx2"))) void warp_col_map_avx2(const ImageU8& in, ImageU
   for (int y = 0; y < in.h; ++y) {
     if (y == 0 || !same_rows) col_map_segments<F>(in, a, y, segs);
     uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
     for (const ColSeg& sg : segs) {
       if (sg.kind == 2) {
         filter_run_avx2<N>(in.row(y) + 3 * sg.src, o + 3 * sg.xb, 3 * (sg.xe - sg.xb), sg.wx);
       } else if (sg.kind == 0) {
         for (int x = sg.xb; x < sg.xe; ++x) std::memcpy(o + 3 * x, fill, 3);
       } else {
-        for (int x = sg.xb; x < sg.xe; ++x) {  // the reference formula
-          uint8_t* op = o + 3 * x;
-          const double X = x + 0.5;
-          const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-          Taps t;
-          if (!warp_taps<F>(in, xin, yin, t)) {
-            op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
-            continue;
-          }
-          for (int c = 0; c < 3; ++c) {
-            int32_t acc = 0;
-            for (int j = 0; j < N; ++j) {
-              int32_t s = 0;
-              for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
-              acc += ((s + 64) >> 7) * t.wy[j];
-            }
-            const int32_t v = acc >> 21;
-            op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-          }
-        }
+        for (int x = sg.xb; x < sg.xe; ++x) warp_pixel_ref<F>(in, a, x, y, fill, o + 3 * x);
       }
     }
   }
+}
+
+// Eight RGB0 dwords stored as 24 RGB bytes.
+__attribute__((target("avx2"))) inline void put_rgb24_avx2(uint8_t* q, __m256i px) {
+  // 12 bytes per lane, then dwords 0-2 | 4-6 joined: 24 contiguous bytes.
+  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
+                                        0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(px, pack), _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(b));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 16), _mm256_extracti128_si256(b, 1));
+}
+
+// RGB transpose: dst (src.w x src.h) gets dst(x, y) = src(y, x). 8x8-pixel tiles as
+// 4-byte pixels in AVX2 registers (8x8 32-bit transpose); edges pixel by pixel. Loads and
+// stores touch only the tiles' bytes.
+__attribute__((target("avx2"))) void transpose_rgb_avx2(const ImageU8& src, ImageU8& dst) {
+  const int H = src.h, W = src.w;
+  dst.h = W;
+  dst.w = H;
+  dst.data.resize(static_cast<size_t>(H) * W * 3);  // every byte is written below
+  // 8 pixels (24 bytes, loaded as bytes 0..15 | 8..23) -> 8 x RGB0 dwords.
+  const __m256i expand = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                          4, 5, 6, -1, 7, 8, 9, -1, 10, 11, 12, -1, 13, 14, 15, -1);
+  const int H8 = H & ~7, W8 = W & ~7;
+  const ptrdiff_t ss = src.stride(), ds = dst.stride();
+  for (int y = 0; y < H8; y += 8) {
+    for (int x = 0; x < W8; x += 8) {
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* p = src.data.data() + (y + i) * ss + 3 * x;
+        r[i] = _mm256_shuffle_epi8(_mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 8),
+                                                       reinterpret_cast<const __m128i*>(p)),
+                                   expand);
+      }
+      __m256i t[8], u[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);      // column 0 (| 4) of rows i..i+3
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);  // column 1 (| 5)
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+      }
+      uint8_t* q = dst.data.data() + x * ds + 3 * y;
+      for (int c = 0; c < 4; ++c) {  // immediates must be constants even without unrolling
+        put_rgb24_avx2(q + c * ds, _mm256_permute2x128_si256(u[c], u[4 + c], 0x20));
+        put_rgb24_avx2(q + (c + 4) * ds, _mm256_permute2x128_si256(u[c], u[4 + c], 0x31));
+      }
+    }
+  }
+  auto one = [&](int y, int x) { std::memcpy(dst.data.data() + x * ds + 3 * y, src.data.data() + y * ss + 3 * x, 3); };
+  for (int y = 0; y < H8; ++y)
+    for (int x = W8; x < W; ++x) one(y, x);
+  for (int y = H8; y < H; ++y)
+    for (int x = 0; x < W; ++x) one(y, x);
+}
+
+// shear_y (matrix 1 0 0 / s 1 0) as a column map on the transposed image. Output (x, y)
+// samples xin = (1 X + 0 Y) + 0 = X, yin = (s X + 1 Y) + 0; in the transpose (x' = y,
+// y' = x) the shear_x matrix (1 s 0 / 0 1 0) samples xin' = (1 X' + s Y') + 0 = the same
+// double as yin (X' = Y, Y' = X; the sum's operands commute) and yin' = Y' = X, and
+// inside / clamping swap W and H consistently. Only the rounding differs: here the column
+// weights are one-hot (d = 0), so each tap row's sum is exactly 16384 p, (r + 64) >> 7 =
+// 128 p, and v = (sum_j 128 p_j wy_j) >> 21 = (sum_j p_j wy_j) >> 14: the transposed
+// column map with Bias 0 (not shear_x's + 64). Pixels outside the runs use the reference
+// formula on the original image.
+template <Interp F>
+__attribute__((target("avx2"))) void warp_shear_y_avx2(const ImageU8& in, ImageU8& out, const double a[6],
+                                                       const uint8_t fill[3]) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+  thread_local ImageU8 tin, tout;
+  thread_local std::vector<ColSeg> segs;
+  transpose_rgb_avx2(in, tin);
+  tout.h = tin.h;
+  tout.w = tin.w;
+  tout.data.resize(tin.data.size());
+  const double at[6] = {1.0, a[3], 0.0, 0.0, 1.0, 0.0};
+  for (int yt = 0; yt < tin.h; ++yt) {  // yt: column x of the output
+    col_map_segments<F>(tin, at, yt, segs);
+    uint8_t* o = tout.row(yt);
+    for (const ColSeg& sg : segs) {
+      if (sg.kind == 2) {
+        filter_run_avx2<N, 0>(tin.row(yt) + 3 * sg.src, o + 3 * sg.xb, 3 * (sg.xe - sg.xb), sg.wx);
+      } else if (sg.kind == 0) {
+        for (int x = sg.xb; x < sg.xe; ++x) std::memcpy(o + 3 * x, fill, 3);
+      } else {
+        for (int x = sg.xb; x < sg.xe; ++x) warp_pixel_ref<F>(in, a, yt, x, fill, o + 3 * x);
+      }
+    }
+  }
+  transpose_rgb_avx2(tout, out);
 }
 
 // Row maps' combine (see combine_rows) on 16 bytes at a time: sum_j p_j * wy_j by 16-bit
@@ -757,12 +929,9 @@ void affine_warp(ImageU8& img, const double a[6], Interp resample, const uint8_t
     if (a[0] == 1.0 && a[3] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // column maps (translate_x, shear_x)
       if (bilinear) warp_col_map_avx2<Interp::Bilinear>(img, out, a, fill);
       else warp_col_map_avx2<Interp::Bicubic>(img, out, a, fill);
-    } else if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0) {  // shear_y
-      const size_t n = img.data.size();
-      img.data.resize(n + 16);  // its tap loads read up to 16 bytes from a tap row start
-      if (bilinear) warp_avx2<Interp::Bilinear>(img, out, a, fill);
-      else warp_avx2<Interp::Bicubic>(img, out, a, fill);
-      img.data.resize(n);
+    } else if (a[0] == 1.0 && a[1] == 0.0 && a[2] == 0.0 && a[4] == 1.0 && a[5] == 0.0) {  // shear_y
+      if (bilinear) warp_shear_y_avx2<Interp::Bilinear>(img, out, a, fill);
+      else warp_shear_y_avx2<Interp::Bicubic>(img, out, a, fill);
     } else if (bilinear) {
       warp_general_avx2<Interp::Bilinear>(img, out, a, fill);
     } else {
