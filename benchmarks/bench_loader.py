@@ -22,7 +22,7 @@ per-batch Python call, is inside the measured CPU time; the idle wait for the la
 of a batch is not, so (b) is an upper bound that assumes balanced work — dynamic
 per-image scheduling bounds the imbalance to one image per batch).
 
-    python benchmarks/bench_loader.py            # 200 images, 3 repeats
+    python benchmarks/bench_loader.py            # 200 images, 7 repeats (~30 s)
     python benchmarks/bench_loader.py --quick    # 48 images, 2 repeats
     python benchmarks/bench_loader.py --data DIR # use your own *.jpg folder
 """
@@ -253,7 +253,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="folder of *.jpg to use instead of the generated set")
     ap.add_argument("--images", type=int, default=200, help="images to generate/use (default 200)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7,
+                    help="timed passes per method; medians are reported (the box is noisy)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="48 images, 2 repeats")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
