@@ -474,16 +474,6 @@ void blend_const(ImageU8& img, int deg, float alpha) {
   apply_lut1(img, lut);
 }
 
-// Pillow's COORD: -1 below 0. NaN and values beyond int range map to -1 too (both are
-// outside the image), so the int conversion is always defined.
-inline int coord(double v) { return (v >= 0.0 && v < 2147483647.0) ? static_cast<int>(v) : -1; }
-// floor without a libm call (std::floor is not inlined without SSE4.1); exact for
-// the |v| < 2^31 coordinates used here.
-inline int floor_int(double v) {
-  const int i = static_cast<int>(v);
-  return v < i ? i - 1 : i;
-}
-
 // Python's round(v, 15), which PIL applies to the rotation matrix (so cos 90 is 0).
 inline double round15(double v) { return std::nearbyint(v * 1e15) / 1e15; }
 
