@@ -420,6 +420,109 @@ def test_decode_errors_name_the_source(jpeg, cfg, tmp_path):
         tinyvit.replay(jpeg, 1, cfg, path="gpu")
 
 
+def _drop_segments(data, marker):
+    """The JPEG without its header segments FF<marker> (e.g. 0xDB: DQT, 0xC4: DHT)."""
+    out, i = bytearray(data[:2]), 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        n = 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] != marker:
+            out += data[i:i + n]
+        i += n
+    return bytes(out + data[i:])
+
+
+def _jpeg_zoo():
+    """JPEGs of many kinds (sizes, subsamplings, progressive, greyscale, CMYK, optimised
+    tables) and broken ones, including streams lacking their quantisation or Huffman
+    tables: a decoder that kept tables from the previous image would decode those."""
+    ph = _photo()
+    good = []
+    for k, (w, h) in enumerate([(500, 375), (64, 48), (333, 211), (17, 9), (1, 1), (240, 600)]):
+        img = ph.resize((w, h))
+        good += [_encode(img, quality=90, subsampling=k % 3),
+                 _encode(img, quality=70 + k, progressive=True, subsampling=(k + 1) % 3),
+                 _encode(img, quality=85, optimize=True, subsampling=(k + 2) % 3)]
+    good += [_encode(ph.convert("L"), quality=80), _encode(ph.resize((123, 77)).convert("CMYK"))]
+    base = good[0]
+    # bad[2] lacks the optimised Huffman tables of good[2]: libjpeg falls back to the
+    # standard tables (garbage pixels, no error); kept tables would decode it as good[2].
+    bad = [b"", base[:3], _drop_segments(good[2], 0xC4), _drop_segments(base, 0xDB),
+           base[: len(base) // 3], _drop_segments(good[7], 0xDB),
+           base[:200] + bytes([base[200] ^ 0x10]) + base[201:]]
+    return good, bad
+
+
+@needs_jpeg
+def test_jpeg_sequence_through_one_thread_equals_fresh_decodes():
+    """Good and broken JPEGs of every kind in a row through one pool thread, in two orders:
+    each result (status and bytes) equals that image's result alone."""
+    from tinyvit.replay import _cpp_config
+
+    good, bad = _jpeg_zoo()
+    assert len(_drop_segments(good[0], 0xDB)) < len(good[0])
+    cfg = _cpp_config(tinyvit.AugConfig(img_size=64))
+    pool = _C.PixelPool(1)
+
+    def run(sources, seeds):
+        out = np.zeros((len(sources), 64, 64, 3), np.uint8)
+        return pool.run(sources, seeds, cfg, out), out
+
+    items = []  # each broken input right after a good one
+    for k, g in enumerate(good):
+        items += [g] + bad[k : k + 1]
+    seeds = list(range(100, 100 + len(items)))
+    alone = [run([x], [k]) for x, k in zip(items, seeds)]
+    statuses = [st[0] for st, _ in alone]
+    assert statuses.count(None) >= len(good)
+    # Broken inputs are refused (never decoded with another image's tables).
+    for k, b in enumerate(bad):
+        st, _ = run([b], [0])
+        assert (st[0] is None) == (k == 2) and (k == 2 or st[0][0] == "decode"), (k, st)
+    assert not np.array_equal(run([bad[2]], [7])[1], run([good[2]], [7])[1])
+    for order in (list(range(len(items))), list(range(len(items)))[::-1]):
+        st, out = run([items[i] for i in order], [seeds[i] for i in order])
+        for k, i in enumerate(order):
+            assert st[k] == statuses[i], (i, st[k], statuses[i])
+            if statuses[i] is None:
+                assert np.array_equal(out[k], alone[i][1][0]), i
+    # And through the single-image entry points.
+    for x, k in zip(good, seeds):
+        assert np.array_equal(tinyvit.replay(x, k, cfg), run([x], [k])[1][0])
+
+
+def _fork_child_digest(conn, sources, seeds, cfg):
+    try:
+        h = [_digest(tinyvit.replay_batch(sources, seeds, cfg, num_threads=n).numpy())
+             for n in (1, 2)]
+        conn.send(h)
+    finally:
+        conn.close()
+
+
+@needs_jpeg
+def test_replay_batch_before_and_after_fork():
+    """Per-thread decode state of the parent (its pool threads, the calling thread's
+    buffers) must not leak into a forked child: the child gets the same bytes."""
+    import multiprocessing as mp
+
+    good, _ = _jpeg_zoo()
+    cfg = tinyvit.AugConfig(img_size=96)
+    seeds = list(range(len(good)))
+    ref = [_digest(tinyvit.replay_batch(good, seeds, cfg, num_threads=n).numpy()) for n in (1, 2)]
+    assert ref[0] == ref[1]
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_fork_child_digest, args=(send, good, seeds, cfg))
+    p.start()
+    send.close()
+    assert recv.poll(120)
+    got = recv.recv()
+    p.join(60)
+    assert p.exitcode == 0 and got == ref
+    assert [_digest(tinyvit.replay_batch(good, seeds, cfg, num_threads=n).numpy())
+            for n in (1, 2)] == ref
+
+
 @needs_jpeg
 def test_fuzz_truncated_and_bitflipped_jpegs():
     """Thousands of damaged JPEGs (baseline and progressive): each either decodes or raises

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,22 @@ ImageView jpeg_decode_region_into(const uint8_t*, size_t, int, int, int, int, in
   no_jpeg();
   return {};
 }
+struct JpegDecoder::State {};
+JpegDecoder::JpegDecoder() = default;
+JpegDecoder::~JpegDecoder() = default;
+void JpegDecoder::close() {}
+bool JpegDecoder::is_open() const { return false; }
+const JpegInfo& JpegDecoder::open(const uint8_t*, size_t) { no_jpeg(); return info_; }
+ImageView JpegDecoder::decode_region_into(int, int, int, int, int, int, double, int,
+                                          std::vector<uint8_t>&, ImageU8&, double*) {
+  no_jpeg();
+  return {};
+}
+JpegRegion JpegDecoder::decode_region(int, int, int, int, int, int, double, int) {
+  no_jpeg();
+  return {};
+}
+ImageU8 JpegDecoder::decode_full(int) { no_jpeg(); return {}; }
 
 #else
 
@@ -130,18 +148,12 @@ inline void to_rgb(const JSAMPLE* in, int comps, bool inverted_cmyk, int n, uint
   }
 }
 
-// All decoding goes through here. rect = {x0, y0, x1, y1} in *scaled* output pixels,
-// or nullptr for the full image; it is clamped to the scaled image. Returns the region
-// origin through origin_x/origin_y.
+// A decode of the opened image: the crop box in source pixels (or the full image), mapped
+// to the scaled image once the scaled size is known.
 struct DecodeRequest {
-  const uint8_t* data;
-  size_t size;
-  int scale_denom;       // 1, 2, 4, 8
-  bool header_only;
-  // Region in source pixels, mapped to the scaled image by the caller-provided lambda
-  // below once the scaled size is known.
-  double src_box[4];     // crop in source pixels (x0, y0, x1, y1)
-  double margin_support; // filter support in output pixels
+  int scale_denom;        // 1, 2, 4, 8
+  double src_box[4];      // crop in source pixels (x0, y0, x1, y1)
+  double margin_support;  // filter support in output pixels
   int out_w, out_h;
   bool full;
   // When set (and the output is 3-component), scanlines are decoded straight into this
@@ -151,50 +163,81 @@ struct DecodeRequest {
 };
 
 struct DecodeResult {
-  JpegInfo info;
   ImageU8 image;
   int region_x = 0, region_y = 0, scaled_w = 0, scaled_h = 0;
   ImageView view;  // the region, in image or in *direct
 };
 
-void run_decode(const DecodeRequest& req, DecodeResult& res) {
-  check_input(req.data, req.size);
+}  // namespace
+
+// The libjpeg objects of one JpegDecoder. `created` is true from jpeg_create_decompress
+// to jpeg_destroy_decompress, i.e. while an image is open.
+struct JpegDecoder::State {
   jpeg_decompress_struct cinfo;
   ErrorMgr err;
-  std::vector<JSAMPLE> line;  // declared before setjmp: never constructed after it
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = tv_error_exit;
-  err.pub.emit_message = tv_emit_message;
-  err.pub.output_message = tv_output_message;
-  err.message[0] = '\0';
-  if (setjmp(err.jump)) {
-    jpeg_destroy_decompress(&cinfo);
-    throw ImageDecodeError(std::string("corrupt JPEG: ") + err.message);
+  bool created = false;
+  void destroy() {
+    if (created) jpeg_destroy_decompress(&cinfo);
+    created = false;
   }
-  jpeg_create_decompress(&cinfo);
-  cinfo.mem->max_memory_to_use = kMaxLibjpegMemory;
-  jpeg_mem_src(&cinfo, const_cast<unsigned char*>(req.data), static_cast<unsigned long>(req.size));
-  jpeg_read_header(&cinfo, TRUE);
-  res.info.width = static_cast<int>(cinfo.image_width);
-  res.info.height = static_cast<int>(cinfo.image_height);
-  res.info.components = cinfo.num_components;
-  res.info.progressive = cinfo.progressive_mode != 0;
-  const int64_t pixels = int64_t{res.info.width} * res.info.height;
+};
+
+namespace {
+
+using State = JpegDecoder::State;
+
+// Creates the decompressor on `data` and parses its header into `info`; on any error the
+// object is destroyed and ImageDecodeError thrown. Every function that calls libjpeg sets
+// its own setjmp first (libjpeg errors longjmp to the innermost one), and declares no
+// object with a destructor after it.
+void open_stream(State& s, const uint8_t* data, size_t size, JpegInfo& info) {
+  check_input(data, size);
+  // Zeroed first so that destroy() is safe whatever point of creation an error reaches.
+  std::memset(&s.cinfo, 0, sizeof(s.cinfo));
+  s.cinfo.err = jpeg_std_error(&s.err.pub);
+  s.err.pub.error_exit = tv_error_exit;
+  s.err.pub.emit_message = tv_emit_message;
+  s.err.pub.output_message = tv_output_message;
+  s.err.message[0] = '\0';
+  if (setjmp(s.err.jump)) {
+    s.destroy();
+    throw ImageDecodeError(std::string("corrupt JPEG: ") + s.err.message);
+  }
+  s.created = true;
+  jpeg_create_decompress(&s.cinfo);
+  s.cinfo.mem->max_memory_to_use = kMaxLibjpegMemory;
+  jpeg_mem_src(&s.cinfo, const_cast<unsigned char*>(data), static_cast<unsigned long>(size));
+  jpeg_read_header(&s.cinfo, TRUE);
+  info.width = static_cast<int>(s.cinfo.image_width);
+  info.height = static_cast<int>(s.cinfo.image_height);
+  info.components = s.cinfo.num_components;
+  info.progressive = s.cinfo.progressive_mode != 0;
+  const int64_t pixels = int64_t{info.width} * info.height;
   const char* refuse = nullptr;
-  if (res.info.width <= 0 || res.info.height <= 0) refuse = "image has zero size";
+  if (info.width <= 0 || info.height <= 0) refuse = "image has zero size";
   else if (pixels > kMaxPixels) refuse = "image too large (more than 2^29 pixels)";
-  else if (!choose_out_space(&cinfo)) refuse = "unsupported JPEG colour space";
-  if (refuse || req.header_only) {
-    jpeg_destroy_decompress(&cinfo);
-    if (refuse) throw ImageDecodeError(refuse);
-    return;
+  else if (!choose_out_space(&s.cinfo)) refuse = "unsupported JPEG colour space";
+  if (refuse) {
+    s.destroy();
+    throw ImageDecodeError(refuse);
   }
-  if (!req.full && (req.src_box[0] < 0 || req.src_box[1] < 0 || req.src_box[2] > res.info.width ||
-                    req.src_box[3] > res.info.height || req.src_box[2] <= req.src_box[0] ||
+}
+
+// Decodes the opened image (open_stream succeeded) and always destroys the decompressor:
+// on success, on ImageDecodeError and on std::invalid_argument alike.
+void decode_stream(State& s, const JpegInfo& info, const DecodeRequest& req, DecodeResult& res) {
+  jpeg_decompress_struct& cinfo = s.cinfo;
+  std::vector<JSAMPLE> line;  // declared before setjmp: never constructed after it
+  if (setjmp(s.err.jump)) {
+    s.destroy();
+    throw ImageDecodeError(std::string("corrupt JPEG: ") + s.err.message);
+  }
+  if (!req.full && (req.src_box[0] < 0 || req.src_box[1] < 0 || req.src_box[2] > info.width ||
+                    req.src_box[3] > info.height || req.src_box[2] <= req.src_box[0] ||
                     req.src_box[3] <= req.src_box[1])) {
-    jpeg_destroy_decompress(&cinfo);
-    throw std::invalid_argument("crop box outside the " + std::to_string(res.info.width) + "x" +
-                                std::to_string(res.info.height) + " image");
+    s.destroy();
+    throw std::invalid_argument("crop box outside the " + std::to_string(info.width) + "x" +
+                                std::to_string(info.height) + " image");
   }
   const bool inverted_cmyk = cinfo.out_color_space == JCS_CMYK && cinfo.saw_Adobe_marker;
   cinfo.scale_num = 1;
@@ -237,13 +280,13 @@ void run_decode(const DecodeRequest& req, DecodeResult& res) {
   if (y0 > 0) {
     const JDIMENSION skipped = jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(y0));
     if (static_cast<int>(skipped) != y0) {
-      jpeg_destroy_decompress(&cinfo);
+      s.destroy();
       throw ImageDecodeError("corrupt JPEG: could not skip to the crop");
     }
   }
 #endif
   if (line_x0 > x0 || line_x0 + line_w < x1) {
-    jpeg_destroy_decompress(&cinfo);
+    s.destroy();
     throw ImageDecodeError("internal: libjpeg cropped the scanline outside the request");
   }
   res.region_x = x0;
@@ -259,12 +302,11 @@ void run_decode(const DecodeRequest& req, DecodeResult& res) {
       const int n = std::min(16, y1 - y);
       for (int i = 0; i < n; ++i) dst_rows[i] = base + row_bytes * static_cast<size_t>(y - y0 + i);
       if (jpeg_read_scanlines(&cinfo, dst_rows, static_cast<JDIMENSION>(n)) == 0) {
-        jpeg_destroy_decompress(&cinfo);
+        s.destroy();
         throw ImageDecodeError("corrupt JPEG: no scanline returned");
       }
     }
-    jpeg_abort_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
+    s.destroy();  // stopping early is fine: destroy releases the decoder without reading on
     res.view = ImageView{base + static_cast<size_t>(x0 - line_x0) * 3, y1 - y0, x1 - x0,
                          static_cast<ptrdiff_t>(row_bytes)};
     return;
@@ -275,43 +317,25 @@ void run_decode(const DecodeRequest& req, DecodeResult& res) {
   while (static_cast<int>(cinfo.output_scanline) < y1) {
     const int y = static_cast<int>(cinfo.output_scanline);
     if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) {
-      jpeg_destroy_decompress(&cinfo);
+      s.destroy();
       throw ImageDecodeError("corrupt JPEG: no scanline returned");
     }
     if (y < y0) continue;  // only without jpeg_skip_scanlines (IJG libjpeg)
     to_rgb(line.data() + static_cast<size_t>(x0 - line_x0) * comps, comps, inverted_cmyk,
            x1 - x0, res.image.row(y - y0));
   }
-  // Stopping early is fine: abort releases the decoder without reading the rest.
-  jpeg_abort_decompress(&cinfo);
-  jpeg_destroy_decompress(&cinfo);
+  s.destroy();
   res.view = res.image.view();
 }
 
-}  // namespace
-
-JpegInfo jpeg_read_info(const uint8_t* data, size_t size) {
-  DecodeRequest req{};
-  req.data = data;
-  req.size = size;
-  req.scale_denom = 1;
-  req.header_only = true;
-  DecodeResult res;
-  run_decode(req, res);
-  return res.info;
-}
-
-namespace {
-DecodeRequest region_request(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
-                             int out_w, int out_h, double filter_support, int& scale_denom) {
+DecodeRequest region_request(int cx, int cy, int cw, int ch, int out_w, int out_h,
+                             double filter_support, int& scale_denom) {
   if (cw <= 0 || ch <= 0 || out_w <= 0 || out_h <= 0)
     throw std::invalid_argument("jpeg_decode_region: crop and output sizes must be positive");
   if (scale_denom == 0) scale_denom = jpeg_scale_denom_for(cw, ch, out_w, out_h);
   if (scale_denom != 1 && scale_denom != 2 && scale_denom != 4 && scale_denom != 8)
     throw std::invalid_argument("jpeg_decode_region: scale_denom must be 0, 1, 2, 4 or 8");
   DecodeRequest req{};
-  req.data = data;
-  req.size = size;
   req.scale_denom = scale_denom;
   req.src_box[0] = cx;
   req.src_box[1] = cy;
@@ -330,14 +354,60 @@ void region_box(int cx, int cy, int cw, int ch, int scale_denom, const DecodeRes
   box[2] = (static_cast<double>(cx) + cw) / d - res.region_x;
   box[3] = (static_cast<double>(cy) + ch) / d - res.region_y;
 }
+
 }  // namespace
 
-JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
-                              int out_w, int out_h, double filter_support, int scale_denom) {
-  const DecodeRequest req =
-      region_request(data, size, cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
+JpegDecoder::JpegDecoder() = default;
+JpegDecoder::~JpegDecoder() { close(); }
+
+void JpegDecoder::close() {
+  if (state_) state_->destroy();
+}
+
+bool JpegDecoder::is_open() const { return state_ && state_->created; }
+
+const JpegInfo& JpegDecoder::open(const uint8_t* data, size_t size) {
+  close();
+  info_ = JpegInfo{};
+  if (!state_) state_ = std::make_unique<State>();
+  JpegInfo info;
+  open_stream(*state_, data, size, info);
+  info_ = info;
+  return info_;
+}
+
+ImageView JpegDecoder::decode_region_into(int cx, int cy, int cw, int ch, int out_w, int out_h,
+                                          double filter_support, int scale_denom,
+                                          std::vector<uint8_t>& buffer, ImageU8& fallback,
+                                          double box[4]) {
+  if (!is_open()) throw std::logic_error("JpegDecoder: decode without a successful open()");
+  DecodeRequest req{};
+  try {
+    req = region_request(cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
+  } catch (...) {
+    close();  // a decode, even a refused one, ends the image
+    throw;
+  }
+  req.direct = &buffer;
   DecodeResult res;
-  run_decode(req, res);
+  decode_stream(*state_, info_, req, res);
+  fallback = std::move(res.image);  // empty unless the copying path ran; the view stays valid
+  region_box(cx, cy, cw, ch, scale_denom, res, box);
+  return res.view;
+}
+
+JpegRegion JpegDecoder::decode_region(int cx, int cy, int cw, int ch, int out_w, int out_h,
+                                      double filter_support, int scale_denom) {
+  if (!is_open()) throw std::logic_error("JpegDecoder: decode without a successful open()");
+  DecodeRequest req{};
+  try {
+    req = region_request(cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
+  } catch (...) {
+    close();
+    throw;
+  }
+  DecodeResult res;
+  decode_stream(*state_, info_, req, res);
   JpegRegion out;
   out.image = std::move(res.image);
   out.scale_denom = scale_denom;
@@ -349,30 +419,51 @@ JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, 
   return out;
 }
 
+ImageU8 JpegDecoder::decode_full(int scale_denom) {
+  if (!is_open()) throw std::logic_error("JpegDecoder: decode without a successful open()");
+  if (scale_denom != 1 && scale_denom != 2 && scale_denom != 4 && scale_denom != 8) {
+    close();
+    throw std::invalid_argument("jpeg_decode_full: scale_denom must be 1, 2, 4 or 8");
+  }
+  DecodeRequest req{};
+  req.scale_denom = scale_denom;
+  req.full = true;
+  DecodeResult res;
+  decode_stream(*state_, info_, req, res);
+  return std::move(res.image);
+}
+
+JpegInfo jpeg_read_info(const uint8_t* data, size_t size) {
+  JpegDecoder dec;
+  return dec.open(data, size);
+}
+
+JpegRegion jpeg_decode_region(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
+                              int out_w, int out_h, double filter_support, int scale_denom) {
+  int denom = scale_denom;  // argument errors before data errors, as before the split
+  region_request(cx, cy, cw, ch, out_w, out_h, filter_support, denom);
+  JpegDecoder dec;
+  dec.open(data, size);
+  return dec.decode_region(cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
+}
+
 ImageView jpeg_decode_region_into(const uint8_t* data, size_t size, int cx, int cy, int cw, int ch,
                                   int out_w, int out_h, double filter_support, int scale_denom,
                                   std::vector<uint8_t>& buffer, ImageU8& fallback, double box[4]) {
-  DecodeRequest req =
-      region_request(data, size, cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom);
-  req.direct = &buffer;
-  DecodeResult res;
-  run_decode(req, res);
-  fallback = std::move(res.image);  // empty unless the copying path ran; the view stays valid
-  region_box(cx, cy, cw, ch, scale_denom, res, box);
-  return res.view;
+  int denom = scale_denom;
+  region_request(cx, cy, cw, ch, out_w, out_h, filter_support, denom);
+  JpegDecoder dec;
+  dec.open(data, size);
+  return dec.decode_region_into(cx, cy, cw, ch, out_w, out_h, filter_support, scale_denom, buffer,
+                                fallback, box);
 }
 
 ImageU8 jpeg_decode_full(const uint8_t* data, size_t size, int scale_denom) {
   if (scale_denom != 1 && scale_denom != 2 && scale_denom != 4 && scale_denom != 8)
     throw std::invalid_argument("jpeg_decode_full: scale_denom must be 1, 2, 4 or 8");
-  DecodeRequest req{};
-  req.data = data;
-  req.size = size;
-  req.scale_denom = scale_denom;
-  req.full = true;
-  DecodeResult res;
-  run_decode(req, res);
-  return std::move(res.image);
+  JpegDecoder dec;
+  dec.open(data, size);
+  return dec.decode_full(scale_denom);
 }
 
 #endif  // TINYVIT_WITH_JPEG

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "image.h"
@@ -59,5 +60,42 @@ ImageView jpeg_decode_region_into(const uint8_t* data, size_t size, int cx, int 
 
 // Full decode (optionally IDCT-scaled), for tests and for sources needing the whole image.
 ImageU8 jpeg_decode_full(const uint8_t* data, size_t size, int scale_denom = 1);
+
+// The functions above in two steps on one parsed stream, so that a caller which needs the
+// size first (to make or check a plan) parses the header once, not once per call:
+//   JpegDecoder dec;  const JpegInfo& info = dec.open(data, size);  ... dec.decode_region_into(...)
+// open() keeps a pointer to the bytes; they must stay valid until the decode returns.
+// A decode (or any error) closes the image; open() may then be called again, also after
+// an ImageDecodeError. The libjpeg object lives from open() to the end of the decode: it
+// is not kept across images, because libjpeg keeps Huffman and quantisation tables across
+// streams on one object, and a stream lacking a table would then silently decode with the
+// previous image's (a fresh object rejects it or uses the standard tables).
+class JpegDecoder {
+ public:
+  JpegDecoder();
+  ~JpegDecoder();
+  JpegDecoder(const JpegDecoder&) = delete;
+  JpegDecoder& operator=(const JpegDecoder&) = delete;
+
+  // Parses the header (the checks of jpeg_read_info); throws ImageDecodeError.
+  const JpegInfo& open(const uint8_t* data, size_t size);
+  bool is_open() const;
+  const JpegInfo& info() const { return info_; }  // of the last successful open()
+
+  // jpeg_decode_region_into / jpeg_decode_region / jpeg_decode_full on the opened image.
+  ImageView decode_region_into(int cx, int cy, int cw, int ch, int out_w, int out_h,
+                               double filter_support, int scale_denom,
+                               std::vector<uint8_t>& buffer, ImageU8& fallback, double box[4]);
+  JpegRegion decode_region(int cx, int cy, int cw, int ch, int out_w, int out_h,
+                           double filter_support, int scale_denom = 0);
+  ImageU8 decode_full(int scale_denom = 1);
+
+  struct State;  // libjpeg objects (defined in jpeg_decode.cpp)
+
+ private:
+  void close();
+  std::unique_ptr<State> state_;  // allocated on the first open(), kept for the next ones
+  JpegInfo info_;
+};
 
 }  // namespace tinyvit

@@ -55,18 +55,26 @@ ImageU8 apply_plan(const Plan& plan, const ImageView& src, const ApplyParams& pa
 
 void apply_plan_jpeg(const Plan& plan, const uint8_t* data, size_t size, const ApplyParams& params,
                      uint8_t* out, int scale_denom) {
+  JpegDecoder decoder;
+  decoder.open(data, size);
+  apply_plan_jpeg(plan, decoder, params, out, scale_denom);
+}
+
+void apply_plan_jpeg(const Plan& plan, JpegDecoder& decoder, const ApplyParams& params,
+                     uint8_t* out, int scale_denom) {
+  if (!decoder.is_open()) throw std::logic_error("apply_plan_jpeg: the decoder is not open");
   // Size check before any pixel is decoded: a plan for another image is a caller bug.
-  const JpegInfo info = jpeg_read_info(data, size);
+  const JpegInfo& info = decoder.info();
   validate_plan(plan, info.width, info.height, params);
   // Decoded scanlines go into a per-thread buffer reused across images (no allocation,
   // page faults or copy per image); a very large one is released afterwards.
   thread_local std::vector<uint8_t> scratch;
   ImageU8 fallback;
   double box[4];
-  ImageView region = jpeg_decode_region_into(data, size, plan.crop_x, plan.crop_y, plan.crop_w,
-                                             plan.crop_h, params.out_w, params.out_h,
-                                             filter_support(plan.resize), scale_denom, scratch,
-                                             fallback, box);
+  ImageView region = decoder.decode_region_into(plan.crop_x, plan.crop_y, plan.crop_w, plan.crop_h,
+                                                params.out_w, params.out_h,
+                                                filter_support(plan.resize), scale_denom, scratch,
+                                                fallback, box);
   // Guard against float rounding at the scaled image border.
   for (int k = 0; k < 2; ++k) {
     const double limit = k == 0 ? region.w : region.h;

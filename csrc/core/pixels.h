@@ -11,6 +11,8 @@
 
 namespace tinyvit {
 
+class JpegDecoder;
+
 // What apply needs from the config besides the plan.
 struct ApplyParams {
   int out_h = 224, out_w = 224;
@@ -40,5 +42,10 @@ ImageU8 apply_plan(const Plan& plan, const ImageView& src, const ApplyParams& pa
 // automatic, 1 = off), then the same steps. Throws ImageDecodeError on bad data.
 void apply_plan_jpeg(const Plan& plan, const uint8_t* data, size_t size,
                      const ApplyParams& params, uint8_t* out, int scale_denom = 0);
+
+// The same on an image already opened with `decoder.open()` (whose info made the plan):
+// the header is not parsed again. The decode closes the decoder.
+void apply_plan_jpeg(const Plan& plan, JpegDecoder& decoder, const ApplyParams& params,
+                     uint8_t* out, int scale_denom = 0);
 
 }  // namespace tinyvit

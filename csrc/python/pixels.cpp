@@ -239,9 +239,10 @@ class PixelPool {
           return;
         }
         try {
-          const JpegInfo info = jpeg_read_info(b.data, b.size);
+          JpegDecoder decoder;  // the header is parsed once, for the plan and the decode
+          const JpegInfo& info = decoder.open(b.data, b.size);
           const Plan plan = make_plan(it.seed, info.width, info.height, cfg);
-          apply_plan_jpeg(plan, b.data, b.size, params, base + i * stride, scale_denom);
+          apply_plan_jpeg(plan, decoder, params, base + i * stride, scale_denom);
         } catch (const ImageDecodeError& e) {
           it.status = 2;
           it.message = e.what();
@@ -353,9 +354,10 @@ void init_pixels(py::module_& m) {
         U8Array out({params.out_h, params.out_w, 3});
         uint8_t* dst = out.mutable_data();
         run_released(name.empty() ? bytes_name(b.size) : name, [&] {
-          const JpegInfo info = jpeg_read_info(b.data, b.size);
+          JpegDecoder decoder;
+          const JpegInfo& info = decoder.open(b.data, b.size);
           const Plan plan = make_plan(s, info.width, info.height, cfg);
-          apply_plan_jpeg(plan, b.data, b.size, params, dst, scale_denom);
+          apply_plan_jpeg(plan, decoder, params, dst, scale_denom);
         });
         return out;
       },

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "check.h"
@@ -113,6 +114,8 @@ static void test_jpeg() {
   // Fuzz: truncations and bit flips must only ever throw ImageDecodeError (or succeed).
   const ImageU8 small = noise_image(64, 96, 3);
   int decoded = 0, errors = 0, other = 0;
+  bool same_outcome = true, same_pixels = true;
+  JpegDecoder shared;
   PCG32 rng(42, 1);
   for (int prog = 0; prog < 2; ++prog) {
     const auto base = encode_jpeg(small, 80, prog == 1);
@@ -125,6 +128,8 @@ static void test_jpeg() {
         for (int k = 0; k < flips; ++k)
           buf[rng.bounded(static_cast<uint32_t>(buf.size()))] ^= static_cast<uint8_t>(1u << rng.bounded(8));
       }
+      bool fresh_ok = false;
+      ImageU8 fresh;
       try {
         const JpegInfo info = jpeg_read_info(buf.data(), buf.size());
         const int cw = std::max(1, info.width / 2), ch = std::max(1, info.height / 2);
@@ -132,17 +137,61 @@ static void test_jpeg() {
                                           cw, ch, 16, 16, 2.0, 0);
         ImageU8 out(16, 16);
         resize_box(r.image.view(), r.box, Interp::Bicubic, out);
+        fresh = std::move(r.image);
+        fresh_ok = true;
         ++decoded;
       } catch (const ImageDecodeError&) {
         ++errors;
       } catch (...) {
         ++other;
       }
+      // The same input through one JpegDecoder reused across all of them (after errors,
+      // after abandoned opens): the same outcome and the same pixels as a fresh decoder.
+      if (iter % 7 == 0) shared.open(base.data(), base.size());  // opened, never decoded
+      bool reused_ok = false;
+      try {
+        const JpegInfo& info = shared.open(buf.data(), buf.size());
+        const int cw = std::max(1, info.width / 2), ch = std::max(1, info.height / 2);
+        JpegRegion r = shared.decode_region(info.width - cw, info.height - ch, cw, ch, 16, 16, 2.0);
+        reused_ok = true;
+        if (fresh_ok) same_pixels = same_pixels && r.image.w == fresh.w && r.image.h == fresh.h &&
+                                    r.image.data == fresh.data;
+      } catch (const ImageDecodeError&) {
+      } catch (...) {
+        ++other;
+      }
+      same_outcome = same_outcome && reused_ok == fresh_ok;
+      CHECK(!shared.is_open());
     }
   }
   std::printf("fuzz: %d decoded, %d ImageDecodeError, %d other\n", decoded, errors, other);
   CHECK(other == 0);
   CHECK(errors > 0);
+  CHECK(same_outcome);
+  CHECK(same_pixels);
+  {
+    // Reuse after an error, then a good image of another kind: equals a fresh decode.
+    const auto prog = encode_jpeg(noise_image(37, 53, 3), 75, true);
+    shared.open(prog.data(), prog.size());
+    CHECK(shared.decode_full().data == jpeg_decode_full(prog.data(), prog.size()).data);
+    // Decoding without an open image is a caller bug, not a decode error.
+    bool logic = false;
+    try {
+      shared.decode_full();
+    } catch (const std::logic_error&) {
+      logic = true;
+    }
+    CHECK(logic);
+    // A refused argument still closes the image.
+    shared.open(prog.data(), prog.size());
+    bool invalid = false;
+    try {
+      shared.decode_full(3);
+    } catch (const std::invalid_argument&) {
+      invalid = true;
+    }
+    CHECK(invalid && !shared.is_open());
+  }
   bool threw = false;
   try {
     jpeg_read_info(nullptr, 0);
