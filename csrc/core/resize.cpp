@@ -142,105 +142,111 @@ __attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src,
   }
 }
 
-// AVX2 form of the same sums, four taps per step with 16-bit multiply-adds. Each 22-bit
-// weight is split as w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
+// AVX2 form of the same sums with 16-bit multiply-adds. Each 22-bit weight is split as
+// w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
 //   sum p * w = 2^11 * sum p * wh + sum p * wl
 // holds exactly in int32 (the true sum fits int32 and int32 addition is exact modulo 2^32,
-// so any order gives the same integer): the bytes are those of the scalar loop. A 16-byte
-// load at tap k holds taps k..k+3 (RGBRGB...); vpshufb turns taps (k, k+1) in lane 0 and
-// (k+2, k+3) in lane 1 into int16 pairs (R R G G B B 0 0) for vpmaddwd. Reads up to 4 bytes
-// past the last tap, hence the same last-row rule as SSE.
+// so any order gives the same integer): the bytes are those of the scalar loop.
+// Two output pixels share one 256-bit register, pixel a in lane 0 and pixel b in lane 1,
+// so a tap pair costs one shuffle and two vpmaddwd for both pixels and the per-pixel
+// sums never cross lanes. A 16-byte load at tap 4g holds taps 4g..4g+3 (RGBRGB...); vpshufb
+// turns taps (k, k+1) into int16 pairs (R R G G B B 0 0). A trailing pair (K % 4 == 2) is
+// read by a load at tap K - 4 (its bytes 6..11), so no load reaches more than 4 bytes past
+// the last tap, hence the same last-row rule as SSE.
 // Weights are pre-expanded to the vpmaddwd operand layout (no shuffles in the loop): per
-// quad two 32-byte vectors, lo then hi, lane j holding (w(k+2j), w(k+2j+1)) x 3 pairs + a
-// zero pair; a trailing pair (K % 4 == 2) adds two 16-byte vectors of lane-0 form.
-inline int hpass_avx2_stride(int K) { return (K / 4) * 32 + (K % 4 ? 16 : 0); }  // int16 units
-
+// pixel pair and tap pair j, a hi then a lo 32-byte vector, lane l holding pixel l's
+// (w(2j), w(2j+1)) x 3 pairs + a zero pair.
 void pack_hpass_avx2_weights(const std::vector<int32_t>& w, int K, int out_w, std::vector<int16_t>& packed) {
-  const int stride = hpass_avx2_stride(K);
-  packed.assign(static_cast<size_t>(out_w) * stride, 0);
+  const int pairs = (out_w + 1) / 2;
+  const int stride = 16 * K;  // int16 per pixel pair: K / 2 tap pairs x (hi, lo) x 16
+  packed.assign(static_cast<size_t>(pairs) * stride, 0);
   for (int x = 0; x < out_w; ++x) {
     const int32_t* wk = &w[static_cast<size_t>(x) * K];
-    int16_t* dst = &packed[static_cast<size_t>(x) * stride];
-    // 8 int16 (one 16-byte lane) for taps (k, k+1): 3 pairs, then a zero pair.
-    auto put_lane = [&](int16_t* d, int k, bool high) {
-      const int16_t a = static_cast<int16_t>(high ? wk[k] >> 11 : wk[k] & 2047);
-      const int16_t b = static_cast<int16_t>(high ? wk[k + 1] >> 11 : wk[k + 1] & 2047);
+    int16_t* dst = &packed[static_cast<size_t>(x / 2) * stride + (x & 1) * 8];
+    for (int j = 0; j < K / 2; ++j)
       for (int c = 0; c < 3; ++c) {
-        d[2 * c] = a;
-        d[2 * c + 1] = b;
+        dst[32 * j + 2 * c] = static_cast<int16_t>(wk[2 * j] >> 11);
+        dst[32 * j + 2 * c + 1] = static_cast<int16_t>(wk[2 * j + 1] >> 11);
+        dst[32 * j + 16 + 2 * c] = static_cast<int16_t>(wk[2 * j] & 2047);
+        dst[32 * j + 16 + 2 * c + 1] = static_cast<int16_t>(wk[2 * j + 1] & 2047);
       }
-    };
-    int k = 0;
-    for (; k + 4 <= K; k += 4, dst += 32) {
-      put_lane(dst, k, false);
-      put_lane(dst + 8, k + 2, false);
-      put_lane(dst + 16, k, true);
-      put_lane(dst + 24, k + 2, true);
-    }
-    if (k < K) {
-      put_lane(dst, k, false);
-      put_lane(dst + 8, k, true);
-    }
   }
 }
 
-// One output pixel: int32 lanes (R, G, B, 0) of (sum + 2^21) >> 22, before clamping.
 template <int K>
-__attribute__((target("avx2"))) inline __m128i hpass_pixel_avx2(const uint8_t* p, const int16_t* wk) {
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  __m256i lo = _mm256_setzero_si256(), hi = lo;
-  int k = 0;
-  for (; k + 4 <= K; k += 4, wk += 32) {
-    const __m256i px = _mm256_shuffle_epi8(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * k))), shuf);
-    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk))));
-    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16))));
-  }
-  const __m256i s = _mm256_add_epi32(lo, _mm256_slli_epi32(hi, 11));
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  if (K % 4) {
-    const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)),
-                                        _mm256_castsi256_si128(shuf));
-    const __m128i l = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk)));
-    const __m128i h = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk + 8)));
-    s4 = _mm_add_epi32(s4, _mm_add_epi32(l, _mm_slli_epi32(h, 11)));
-  }
-  return _mm_srai_epi32(_mm_add_epi32(s4, _mm_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
+__attribute__((target("avx2"))) inline __m256i hpass_load_avx2(const uint8_t* pa, const uint8_t* pb, int off) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + off))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + off)), 1);
 }
 
+// Two output pixels: int32 lanes (Ra, Ga, Ba, 0 | Rb, Gb, Bb, 0) of (sum + 2^21) >> 22,
+// before clamping.
+template <int K>
+__attribute__((target("avx2"))) inline __m256i hpass_pair_avx2(const uint8_t* pa, const uint8_t* pb, const int16_t* wk) {
+  const __m256i s01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                       0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m256i s23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
+                                       6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+#define wv(j, l) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 32 * (j) + 16 * (l)))
+  __m256i hi = _mm256_setzero_si256(), lo = hi;
+  int j = 0;
+  for (; 2 * j + 4 <= K; j += 2) {
+    const __m256i v = hpass_load_avx2<K>(pa, pb, 6 * j);
+    const __m256i x0 = _mm256_shuffle_epi8(v, s01), x1 = _mm256_shuffle_epi8(v, s23);
+    hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(x0, wv(j, 0)), _mm256_madd_epi16(x1, wv(j + 1, 0))));
+    lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(x0, wv(j, 1)), _mm256_madd_epi16(x1, wv(j + 1, 1))));
+  }
+  if (K % 4) {
+    const __m256i x1 = _mm256_shuffle_epi8(hpass_load_avx2<K>(pa, pb, 3 * K - 12), s23);
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(x1, wv(j, 0)));
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(x1, wv(j, 1)));
+  }
+  const __m256i s = _mm256_add_epi32(_mm256_slli_epi32(hi, 11), _mm256_add_epi32(lo, _mm256_set1_epi32(1 << (kPrecisionBits - 1))));
+  return _mm256_srai_epi32(s, kPrecisionBits);
+#undef wv
+}
+
+// Pixel pairs (a, b) and (c, d) -> 12 packed RGB bytes a b c d; the saturating packs clamp
+// to [0, 255] as clip_fixed.
+__attribute__((target("avx2"))) inline __m128i hpass_bytes_avx2(__m256i p, __m256i q) {
+  // (Ra Ga Ba 0, Rc Gc Bc 0, Rb Gb Bb 0, Rd Gd Bd 0) bytes -> a b c d.
+  const __m128i compact = _mm_setr_epi8(0, 1, 2, 8, 9, 10, 4, 5, 6, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i h = _mm256_packs_epi32(p, q);  // (a, c | b, d) int16
+  return _mm_shuffle_epi8(_mm_packus_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), compact);
+}
+
+// start has one entry per pixel pair slot ((out_w + 1) / 2 * 2 entries; an odd width's
+// spare slot repeats the last start with zero weights).
 template <int K>
 __attribute__((target("avx2"))) void pass_horizontal_avx2(const ImageView& src, int row0, int row1,
                                                          const std::vector<int>& start,
                                                          const std::vector<int16_t>& packed, int out_w,
                                                          ImageU8& dst) {
-  constexpr int kStride = (K / 4) * 32 + (K % 4 ? 16 : 0);
-  // (R, G, B, 0) x 4 bytes -> 12 packed RGB bytes.
-  const __m128i compact = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  constexpr int kStride = 16 * K;
   const int16_t* w0 = packed.data();
   const int* st = start.data();
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
     uint8_t* out = dst.row(y - row0);
+#define TINYVIT_HPAIR(x)                                                                      \
+  hpass_pair_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, in + static_cast<ptrdiff_t>(st[(x) + 1]) * 3, \
+                     w0 + static_cast<size_t>((x) / 2) * kStride)
     int x = 0;
-    // Four pixels per store: the saturating packs clamp to [0, 255] as clip_fixed.
     for (; x + 4 <= out_w; x += 4) {
-      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
-      const __m128i b = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 1]) * 3, w0 + static_cast<size_t>(x + 1) * kStride);
-      const __m128i c = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 2]) * 3, w0 + static_cast<size_t>(x + 2) * kStride);
-      const __m128i d = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 3]) * 3, w0 + static_cast<size_t>(x + 3) * kStride);
-      const __m128i v = _mm_shuffle_epi8(_mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)), compact);
+      const __m128i v = hpass_bytes_avx2(TINYVIT_HPAIR(x), TINYVIT_HPAIR(x + 2));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x), v);
       const uint32_t tail = static_cast<uint32_t>(_mm_extract_epi32(v, 2));
       std::memcpy(out + 3 * x + 8, &tail, 4);
     }
-    for (; x < out_w; ++x) {
-      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
-      const __m128i v = _mm_packus_epi16(_mm_packs_epi32(a, a), a);
-      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(v));
-      std::memcpy(out + 3 * x, &rgb, 3);
+    if (x < out_w) {  // 1..3 pixels (pair slots past out_w exist, see above)
+      const __m256i p = TINYVIT_HPAIR(x);
+      const __m128i v = hpass_bytes_avx2(p, x + 2 < out_w ? TINYVIT_HPAIR(x + 2) : p);
+      alignas(16) uint8_t buf[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(buf), v);
+      std::memcpy(out + 3 * x, buf, static_cast<size_t>(out_w - x) * 3);
     }
   }
+#undef TINYVIT_HPAIR
 }
 
 bool cpu_has_avx2() {
@@ -275,13 +281,15 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
     if (last > row0 && cpu_has_avx2()) {
       std::vector<int16_t> packed;
       pack_hpass_avx2_weights(w, K, out_w, packed);
+      std::vector<int> st2(start);
+      if (out_w & 1) st2.push_back(start.back());
       switch (K) {
-        case 4: pass_horizontal_avx2<4>(src, row0, last, start, packed, out_w, dst); break;
-        case 6: pass_horizontal_avx2<6>(src, row0, last, start, packed, out_w, dst); break;
-        case 8: pass_horizontal_avx2<8>(src, row0, last, start, packed, out_w, dst); break;
-        case 10: pass_horizontal_avx2<10>(src, row0, last, start, packed, out_w, dst); break;
-        case 12: pass_horizontal_avx2<12>(src, row0, last, start, packed, out_w, dst); break;
-        default: pass_horizontal_avx2<16>(src, row0, last, start, packed, out_w, dst); break;
+        case 4: pass_horizontal_avx2<4>(src, row0, last, st2, packed, out_w, dst); break;
+        case 6: pass_horizontal_avx2<6>(src, row0, last, st2, packed, out_w, dst); break;
+        case 8: pass_horizontal_avx2<8>(src, row0, last, st2, packed, out_w, dst); break;
+        case 10: pass_horizontal_avx2<10>(src, row0, last, st2, packed, out_w, dst); break;
+        case 12: pass_horizontal_avx2<12>(src, row0, last, st2, packed, out_w, dst); break;
+        default: pass_horizontal_avx2<16>(src, row0, last, st2, packed, out_w, dst); break;
       }
     } else if (last > row0) {
       switch (K) {
