@@ -179,31 +179,42 @@ __attribute__((target("avx2"))) inline __m256i hpass_load_avx2(const uint8_t* pa
                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + off)), 1);
 }
 
-// Two output pixels: int32 lanes (Ra, Ga, Ba, 0 | Rb, Gb, Bb, 0) of (sum + 2^21) >> 22,
-// before clamping.
-template <int K>
-__attribute__((target("avx2"))) inline __m256i hpass_pair_avx2(const uint8_t* pa, const uint8_t* pb, const int16_t* wk) {
+// Two output pixels (byte offsets oa, ob of their first taps) in R rows (in[r]): int32
+// lanes (Ra, Ga, Ba, 0 | Rb, Gb, Bb, 0) of (sum + 2^21) >> 22, before clamping, into
+// res[r]. Rows share the weight loads.
+template <int K, int R>
+__attribute__((target("avx2"))) inline void hpass_pair_avx2(const uint8_t* const* in, ptrdiff_t oa, ptrdiff_t ob,
+                                                            const int16_t* wk, __m256i* res) {
   const __m256i s01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
                                        0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
   const __m256i s23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-#define wv(j, l) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 32 * (j) + 16 * (l)))
-  __m256i hi = _mm256_setzero_si256(), lo = hi;
+#define TINYVIT_WV(j, l) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 32 * (j) + 16 * (l)))
+  __m256i hi[R], lo[R];
+  for (int r = 0; r < R; ++r) hi[r] = lo[r] = _mm256_setzero_si256();
   int j = 0;
   for (; 2 * j + 4 <= K; j += 2) {
-    const __m256i v = hpass_load_avx2<K>(pa, pb, 6 * j);
-    const __m256i x0 = _mm256_shuffle_epi8(v, s01), x1 = _mm256_shuffle_epi8(v, s23);
-    hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(x0, wv(j, 0)), _mm256_madd_epi16(x1, wv(j + 1, 0))));
-    lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(x0, wv(j, 1)), _mm256_madd_epi16(x1, wv(j + 1, 1))));
+    const __m256i h0 = TINYVIT_WV(j, 0), l0 = TINYVIT_WV(j, 1), h1 = TINYVIT_WV(j + 1, 0), l1 = TINYVIT_WV(j + 1, 1);
+    for (int r = 0; r < R; ++r) {
+      const __m256i v = hpass_load_avx2<K>(in[r] + oa, in[r] + ob, 6 * j);
+      const __m256i x0 = _mm256_shuffle_epi8(v, s01), x1 = _mm256_shuffle_epi8(v, s23);
+      hi[r] = _mm256_add_epi32(hi[r], _mm256_add_epi32(_mm256_madd_epi16(x0, h0), _mm256_madd_epi16(x1, h1)));
+      lo[r] = _mm256_add_epi32(lo[r], _mm256_add_epi32(_mm256_madd_epi16(x0, l0), _mm256_madd_epi16(x1, l1)));
+    }
   }
   if (K % 4) {
-    const __m256i x1 = _mm256_shuffle_epi8(hpass_load_avx2<K>(pa, pb, 3 * K - 12), s23);
-    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(x1, wv(j, 0)));
-    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(x1, wv(j, 1)));
+    const __m256i h1 = TINYVIT_WV(j, 0), l1 = TINYVIT_WV(j, 1);
+    for (int r = 0; r < R; ++r) {
+      const __m256i x1 = _mm256_shuffle_epi8(hpass_load_avx2<K>(in[r] + oa, in[r] + ob, 3 * K - 12), s23);
+      hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(x1, h1));
+      lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(x1, l1));
+    }
   }
-  const __m256i s = _mm256_add_epi32(_mm256_slli_epi32(hi, 11), _mm256_add_epi32(lo, _mm256_set1_epi32(1 << (kPrecisionBits - 1))));
-  return _mm256_srai_epi32(s, kPrecisionBits);
-#undef wv
+#undef TINYVIT_WV
+  const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  for (int r = 0; r < R; ++r)
+    res[r] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi[r], 11), _mm256_add_epi32(lo[r], half)),
+                               kPrecisionBits);
 }
 
 // Pixel pairs (a, b) and (c, d) -> 12 packed RGB bytes a b c d; the saturating packs clamp
@@ -215,38 +226,62 @@ __attribute__((target("avx2"))) inline __m128i hpass_bytes_avx2(__m256i p, __m25
   return _mm_shuffle_epi8(_mm_packus_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), compact);
 }
 
-// start has one entry per pixel pair slot ((out_w + 1) / 2 * 2 entries; an odd width's
-// spare slot repeats the last start with zero weights).
-template <int K>
-__attribute__((target("avx2"))) void pass_horizontal_avx2(const ImageView& src, int row0, int row1,
-                                                         const std::vector<int>& start,
-                                                         const std::vector<int16_t>& packed, int out_w,
-                                                         ImageU8& dst) {
-  constexpr int kStride = 16 * K;
-  const int16_t* w0 = packed.data();
-  const int* st = start.data();
-  for (int y = row0; y < row1; ++y) {
-    const uint8_t* in = src.row(y);
-    uint8_t* out = dst.row(y - row0);
-#define TINYVIT_HPAIR(x)                                                                      \
-  hpass_pair_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, in + static_cast<ptrdiff_t>(st[(x) + 1]) * 3, \
-                     w0 + static_cast<size_t>((x) / 2) * kStride)
-    int x = 0;
-    for (; x + 4 <= out_w; x += 4) {
-      const __m128i v = hpass_bytes_avx2(TINYVIT_HPAIR(x), TINYVIT_HPAIR(x + 2));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x), v);
+// R rows at once. off has one byte offset per pixel pair slot ((out_w + 1) / 2 * 2
+// entries; an odd width's spare slot repeats the last offset with zero weights).
+template <int K, int R>
+__attribute__((target("avx2"))) inline void hpass_rows_avx2(const uint8_t* const* in, uint8_t* const* out,
+                                                            const ptrdiff_t* off, const int16_t* w0, int out_w) {
+  constexpr int kStride = 16 * K;  // int16 per pixel pair
+  const int16_t* wk = w0;
+  int x = 0;
+  for (; x + 4 <= out_w; x += 4, wk += 2 * kStride) {
+    __m256i p[R], q[R];
+    hpass_pair_avx2<K, R>(in, off[x], off[x + 1], wk, p);
+    hpass_pair_avx2<K, R>(in, off[x + 2], off[x + 3], wk + kStride, q);
+    for (int r = 0; r < R; ++r) {
+      const __m128i v = hpass_bytes_avx2(p[r], q[r]);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[r] + 3 * x), v);
       const uint32_t tail = static_cast<uint32_t>(_mm_extract_epi32(v, 2));
-      std::memcpy(out + 3 * x + 8, &tail, 4);
-    }
-    if (x < out_w) {  // 1..3 pixels (pair slots past out_w exist, see above)
-      const __m256i p = TINYVIT_HPAIR(x);
-      const __m128i v = hpass_bytes_avx2(p, x + 2 < out_w ? TINYVIT_HPAIR(x + 2) : p);
-      alignas(16) uint8_t buf[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(buf), v);
-      std::memcpy(out + 3 * x, buf, static_cast<size_t>(out_w - x) * 3);
+      std::memcpy(out[r] + 3 * x + 8, &tail, 4);
     }
   }
-#undef TINYVIT_HPAIR
+  if (x < out_w) {  // 1..3 pixels (pair slots past out_w exist, see above)
+    __m256i p[R], q[R];
+    hpass_pair_avx2<K, R>(in, off[x], off[x + 1], wk, p);
+    if (x + 2 < out_w) hpass_pair_avx2<K, R>(in, off[x + 2], off[x + 3], wk + kStride, q);
+    for (int r = 0; r < R; ++r) {
+      const __m128i v = hpass_bytes_avx2(p[r], x + 2 < out_w ? q[r] : p[r]);
+      alignas(16) uint8_t buf[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(buf), v);
+      std::memcpy(out[r] + 3 * x, buf, static_cast<size_t>(out_w - x) * 3);
+    }
+  }
+}
+
+// rows rows from in0 (byte stride in_stride; every row readable for 4 bytes past its last
+// tap) to out0 (out_stride).
+template <int K>
+__attribute__((target("avx2"))) void pass_horizontal_avx2(const uint8_t* in0, ptrdiff_t in_stride, int rows,
+                                                         uint8_t* out0, ptrdiff_t out_stride,
+                                                         const std::vector<ptrdiff_t>& off,
+                                                         const std::vector<int16_t>& packed, int out_w) {
+  // Two rows per weight load pays for K = 4 only; wider kernels run out of registers.
+  constexpr int R = K <= 4 ? 2 : 1;
+  int y = 0;
+  for (; y + R <= rows; y += R) {
+    const uint8_t* in[R];
+    uint8_t* out[R];
+    for (int r = 0; r < R; ++r) {
+      in[r] = in0 + (y + r) * in_stride;
+      out[r] = out0 + (y + r) * out_stride;
+    }
+    hpass_rows_avx2<K, R>(in, out, off.data(), packed.data(), out_w);
+  }
+  if (y < rows) {
+    const uint8_t* in[1] = {in0 + y * in_stride};
+    uint8_t* out[1] = {out0 + y * out_stride};
+    hpass_rows_avx2<K, 1>(in, out, off.data(), packed.data(), out_w);
+  }
 }
 
 bool cpu_has_avx2() {
@@ -278,19 +313,32 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
 #ifdef TINYVIT_HPASS_SIMD
   if (cpu_has_sse41()) {
     const int last = std::min(row1, src.h - 1);  // rows with readable bytes after them
-    if (last > row0 && cpu_has_avx2()) {
+    if (cpu_has_avx2()) {
       std::vector<int16_t> packed;
       pack_hpass_avx2_weights(w, K, out_w, packed);
-      std::vector<int> st2(start);
-      if (out_w & 1) st2.push_back(start.back());
-      switch (K) {
-        case 4: pass_horizontal_avx2<4>(src, row0, last, st2, packed, out_w, dst); break;
-        case 6: pass_horizontal_avx2<6>(src, row0, last, st2, packed, out_w, dst); break;
-        case 8: pass_horizontal_avx2<8>(src, row0, last, st2, packed, out_w, dst); break;
-        case 10: pass_horizontal_avx2<10>(src, row0, last, st2, packed, out_w, dst); break;
-        case 12: pass_horizontal_avx2<12>(src, row0, last, st2, packed, out_w, dst); break;
-        default: pass_horizontal_avx2<16>(src, row0, last, st2, packed, out_w, dst); break;
+      std::vector<ptrdiff_t> off(start.begin(), start.end());
+      for (auto& o : off) o *= 3;
+      if (out_w & 1) off.push_back(off.back());
+      auto run = [&](const uint8_t* in0, ptrdiff_t in_stride, int rows, uint8_t* out0) {
+        switch (K) {
+          case 4: return pass_horizontal_avx2<4>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 6: return pass_horizontal_avx2<6>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 8: return pass_horizontal_avx2<8>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 10: return pass_horizontal_avx2<10>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 12: return pass_horizontal_avx2<12>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          default: return pass_horizontal_avx2<16>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+        }
+      };
+      if (last > row0) run(src.row(row0), src.stride, last - row0, dst.row(0));
+      // The image's last row (nothing readable after it): a copy with 16 spare bytes.
+      for (int y = std::max(last, row0); y < row1; ++y) {
+        const size_t n = static_cast<size_t>(src.w) * 3;
+        thread_local std::vector<uint8_t> pad;
+        pad.assign(n + 16, 0);
+        std::memcpy(pad.data(), src.row(y), n);
+        run(pad.data(), 0, 1, dst.row(y - row0));
       }
+      return;
     } else if (last > row0) {
       switch (K) {
         case 4: pass_horizontal_sse<4>(src, row0, last, start, w, out_w, dst); break;
@@ -358,29 +406,49 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
 
 #ifdef TINYVIT_HPASS_SIMD
 // AVX2 vertical pass for bytes [0, n16) of each output row (n16 a multiple of 16): the
-// same int32 sums as the scalar loop, but 16 bytes at a time with all taps accumulated in
-// registers (no accumulator array round trip per tap).
+// same int32 sums as the scalar loop, all taps accumulated in registers (no accumulator
+// array round trip per tap). 32 bytes per step in four independent accumulators, each fed
+// by a zero-extending 8-byte load (no shuffle to split a 16-byte load); a 16-byte step
+// takes the rest.
 __attribute__((target("avx2"))) void pass_vertical_avx2(const ImageView& src, int row_offset,
                                                         const Coeffs& c, int out_h, int n16,
                                                         ImageU8& dst) {
   const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  // packs/packus work per 128-bit lane: dwords (0-3, 8-11, 16-19, 24-27 | 4-7, ...) -> in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto ld8 = [](const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); };
   for (int y = 0; y < out_h; ++y) {
     const int32_t* wk = &c.w[static_cast<size_t>(y) * c.ksize];
     const int n = c.count[y];
     const uint8_t* row0 = src.row(c.start[y] - row_offset);
     uint8_t* out = dst.row(y);
-    for (int i = 0; i < n16; i += 16) {
+    int i = 0;
+    for (; i + 32 <= n16; i += 32) {
+      __m256i a0 = half, a1 = half, a2 = half, a3 = half;
+      const uint8_t* in = row0 + i;
+      for (int k = 0; k < n; ++k, in += src.stride) {
+        const __m256i wv = _mm256_set1_epi32(wk[k]);
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in)), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 8)), wv));
+        a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 16)), wv));
+        a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 24)), wv));
+      }
+      // Saturating packs = clamp to [0, 255], as clip_fixed.
+      const __m256i p01 = _mm256_packs_epi32(_mm256_srai_epi32(a0, kPrecisionBits), _mm256_srai_epi32(a1, kPrecisionBits));
+      const __m256i p23 = _mm256_packs_epi32(_mm256_srai_epi32(a2, kPrecisionBits), _mm256_srai_epi32(a3, kPrecisionBits));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                          _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p01, p23), order));
+    }
+    for (; i < n16; i += 16) {
       __m256i a0 = half, a1 = half;
       const uint8_t* in = row0 + i;
       for (int k = 0; k < n; ++k, in += src.stride) {
-        const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
         const __m256i wv = _mm256_set1_epi32(wk[k]);
-        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), wv));
-        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(px, 8)), wv));
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in)), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 8)), wv));
       }
       a0 = _mm256_srai_epi32(a0, kPrecisionBits);
       a1 = _mm256_srai_epi32(a1, kPrecisionBits);
-      // Saturating packs = clamp to [0, 255], as clip_fixed.
       const __m128i w0 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
       const __m128i w1 = _mm_packs_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(w0, w1));
