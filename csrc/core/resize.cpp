@@ -161,9 +161,9 @@ __attribute__((target("avx2"))) Coeffs precompute_avx2(int in_size, double in0, 
   }
   return c;
 }
-#endif
 
 bool cpu_has_avx2();
+#endif
 
 Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filter) {
 #ifdef TINYVIT_HPASS_SIMD
