@@ -38,9 +38,12 @@ struct Coeffs {
   std::vector<int32_t> w;         // out * ksize fixed-point weights
 };
 
-Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filter) {
-  double (*fn)(double) = filter == Interp::Bilinear ? bilinear_w : bicubic_w;
-  const double fsupport = filter == Interp::Bilinear ? 1.0 : 2.0;
+// The filter is a template parameter so its weight function inlines (same operations in
+// the same order as a call: identical doubles).
+template <Interp F>
+TINYVIT_INLINE Coeffs precompute_impl(int in_size, double in0, double in1, int out_size) {
+  double (*const fn)(double) = F == Interp::Bilinear ? bilinear_w : bicubic_w;
+  const double fsupport = F == Interp::Bilinear ? 1.0 : 2.0;
   const double scale = (in1 - in0) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
   const double support = fsupport * filterscale;
@@ -59,11 +62,9 @@ Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filt
     if (hi > in_size) hi = in_size;
     int n = hi - lo;
     if (n > c.ksize) n = c.ksize;
+    for (int k = 0; k < n; ++k) tmp[k] = fn((k + lo - center + 0.5) * ss);
     double total = 0.0;
-    for (int k = 0; k < n; ++k) {
-      tmp[k] = fn((k + lo - center + 0.5) * ss);
-      total += tmp[k];
-    }
+    for (int k = 0; k < n; ++k) total += tmp[k];  // in order, as PIL
     if (n <= 0 || total == 0.0) {  // degenerate box: take the nearest pixel
       lo = std::min(std::max(static_cast<int>(center), 0), in_size - 1);
       n = 1;
@@ -78,6 +79,99 @@ Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filt
     }
   }
   return c;
+}
+
+Coeffs precompute_scalar(int in_size, double in0, double in1, int out_size, Interp filter) {
+  return filter == Interp::Bilinear ? precompute_impl<Interp::Bilinear>(in_size, in0, in1, out_size)
+                                    : precompute_impl<Interp::Bicubic>(in_size, in0, in1, out_size);
+}
+
+#ifdef TINYVIT_HPASS_SIMD
+// precompute_impl four taps at a time: every lane runs the scalar code's operations in the
+// same order (|x| by the same select, both polynomials then a select, IEEE division by
+// the total, round half away from zero by the same select, truncation), so the doubles and
+// the weights are identical; only the total stays a scalar in-order sum.
+template <Interp F>
+__attribute__((target("avx2"))) Coeffs precompute_avx2(int in_size, double in0, double in1, int out_size) {
+  const double fsupport = F == Interp::Bilinear ? 1.0 : 2.0;
+  const double scale = (in1 - in0) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = fsupport * filterscale;
+  Coeffs c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.start.resize(out_size);
+  c.count.resize(out_size);
+  c.w.assign(static_cast<size_t>(out_size) * c.ksize, 0);
+  const int kpad = (c.ksize + 3) & ~3;
+  std::vector<double> tmp(kpad);
+  std::vector<int32_t> wbuf(kpad);
+  const double ss = 1.0 / filterscale;
+  const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0), halfd = _mm256_set1_pd(0.5);
+  const __m256d vss = _mm256_set1_pd(ss), sign = _mm256_set1_pd(-0.0);
+  const __m256d fixed = _mm256_set1_pd(static_cast<double>(1 << kPrecisionBits));
+  const __m128i step = _mm_setr_epi32(0, 1, 2, 3);
+  for (int i = 0; i < out_size; ++i) {
+    const double center = in0 + (i + 0.5) * scale;
+    int lo = static_cast<int>(center - support + 0.5);  // truncation, as PIL
+    if (lo < 0) lo = 0;
+    int hi = static_cast<int>(center + support + 0.5);
+    if (hi > in_size) hi = in_size;
+    int n = hi - lo;
+    if (n > c.ksize) n = c.ksize;
+    const __m256d vc = _mm256_set1_pd(center);
+    for (int k = 0; k < n; k += 4) {
+      // (k + lo - center + 0.5) * ss: the int sum converts exactly.
+      const __m128i kl = _mm_add_epi32(_mm_set1_epi32(k + lo), step);
+      __m256d x = _mm256_mul_pd(_mm256_add_pd(_mm256_sub_pd(_mm256_cvtepi32_pd(kl), vc), halfd), vss);
+      x = _mm256_blendv_pd(x, _mm256_xor_pd(x, sign), _mm256_cmp_pd(x, zero, _CMP_LT_OQ));
+      __m256d v;
+      if (F == Interp::Bilinear) {
+        v = _mm256_and_pd(_mm256_sub_pd(one, x), _mm256_cmp_pd(x, one, _CMP_LT_OQ));
+      } else {
+        constexpr double a = -0.5;
+        const __m256d p1 = _mm256_add_pd(
+            _mm256_mul_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_mul_pd(_mm256_set1_pd(a + 2.0), x), _mm256_set1_pd(a + 3.0)), x), x),
+            one);
+        const __m256d p2 = _mm256_mul_pd(
+            _mm256_sub_pd(
+                _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(_mm256_sub_pd(x, _mm256_set1_pd(5.0)), x), _mm256_set1_pd(8.0)), x),
+                _mm256_set1_pd(4.0)),
+            _mm256_set1_pd(a));
+        v = _mm256_and_pd(_mm256_blendv_pd(p2, p1, _mm256_cmp_pd(x, one, _CMP_LT_OQ)),
+                          _mm256_cmp_pd(x, _mm256_set1_pd(2.0), _CMP_LT_OQ));
+      }
+      _mm256_storeu_pd(&tmp[k], v);
+    }
+    double total = 0.0;
+    for (int k = 0; k < n; ++k) total += tmp[k];  // in order, as PIL
+    if (n <= 0 || total == 0.0) {  // degenerate box: take the nearest pixel
+      lo = std::min(std::max(static_cast<int>(center), 0), in_size - 1);
+      n = 1;
+      tmp[0] = total = 1.0;
+    }
+    c.start[i] = lo;
+    c.count[i] = n;
+    const __m256d vt = _mm256_set1_pd(total);
+    for (int k = 0; k < n; k += 4) {
+      const __m256d v = _mm256_mul_pd(_mm256_div_pd(_mm256_loadu_pd(&tmp[k]), vt), fixed);
+      const __m256d r = _mm256_blendv_pd(_mm256_add_pd(v, halfd), _mm256_sub_pd(v, halfd), _mm256_cmp_pd(v, zero, _CMP_LT_OQ));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(&wbuf[k]), _mm256_cvttpd_epi32(r));
+    }
+    std::memcpy(&c.w[static_cast<size_t>(i) * c.ksize], wbuf.data(), static_cast<size_t>(n) * sizeof(int32_t));
+  }
+  return c;
+}
+
+bool cpu_has_avx2();
+#endif
+
+Coeffs precompute(int in_size, double in0, double in1, int out_size, Interp filter) {
+#ifdef TINYVIT_HPASS_SIMD
+  if (cpu_has_avx2())
+    return filter == Interp::Bilinear ? precompute_avx2<Interp::Bilinear>(in_size, in0, in1, out_size)
+                                      : precompute_avx2<Interp::Bicubic>(in_size, in0, in1, out_size);
+#endif
+  return precompute_scalar(in_size, in0, in1, out_size, filter);
 }
 
 inline uint8_t clip_fixed(int32_t acc) {
@@ -142,104 +236,145 @@ __attribute__((target("sse4.1"))) void pass_horizontal_sse(const ImageView& src,
   }
 }
 
-// AVX2 form of the same sums, four taps per step with 16-bit multiply-adds. Each 22-bit
-// weight is split as w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
+// AVX2 form of the same sums with 16-bit multiply-adds. Each 22-bit weight is split as
+// w = wh * 2^11 + wl (wh = w >> 11, wl = w & 2047, both fit int16), so
 //   sum p * w = 2^11 * sum p * wh + sum p * wl
 // holds exactly in int32 (the true sum fits int32 and int32 addition is exact modulo 2^32,
-// so any order gives the same integer): the bytes are those of the scalar loop. A 16-byte
-// load at tap k holds taps k..k+3 (RGBRGB...); vpshufb turns taps (k, k+1) in lane 0 and
-// (k+2, k+3) in lane 1 into int16 pairs (R R G G B B 0 0) for vpmaddwd. Reads up to 4 bytes
-// past the last tap, hence the same last-row rule as SSE.
+// so any order gives the same integer): the bytes are those of the scalar loop.
+// Two output pixels share one 256-bit register, pixel a in lane 0 and pixel b in lane 1,
+// so a tap pair costs one shuffle and two vpmaddwd for both pixels and the per-pixel
+// sums never cross lanes. A 16-byte load at tap 4g holds taps 4g..4g+3 (RGBRGB...); vpshufb
+// turns taps (k, k+1) into int16 pairs (R R G G B B 0 0). A trailing pair (K % 4 == 2) is
+// read by a load at tap K - 4 (its bytes 6..11), so no load reaches more than 4 bytes past
+// the last tap, hence the same last-row rule as SSE.
 // Weights are pre-expanded to the vpmaddwd operand layout (no shuffles in the loop): per
-// quad two 32-byte vectors, lo then hi, lane j holding (w(k+2j), w(k+2j+1)) x 3 pairs + a
-// zero pair; a trailing pair (K % 4 == 2) adds two 16-byte vectors of lane-0 form.
-inline int hpass_avx2_stride(int K) { return (K / 4) * 32 + (K % 4 ? 16 : 0); }  // int16 units
-
+// pixel pair and tap pair j, a hi then a lo 32-byte vector, lane l holding pixel l's
+// (w(2j), w(2j+1)) x 3 pairs + a zero pair.
 void pack_hpass_avx2_weights(const std::vector<int32_t>& w, int K, int out_w, std::vector<int16_t>& packed) {
-  const int stride = hpass_avx2_stride(K);
-  packed.assign(static_cast<size_t>(out_w) * stride, 0);
+  const int pairs = (out_w + 1) / 2;
+  const int stride = 16 * K;  // int16 per pixel pair: K / 2 tap pairs x (hi, lo) x 16
+  packed.assign(static_cast<size_t>(pairs) * stride, 0);
   for (int x = 0; x < out_w; ++x) {
     const int32_t* wk = &w[static_cast<size_t>(x) * K];
-    int16_t* dst = &packed[static_cast<size_t>(x) * stride];
-    // 8 int16 (one 16-byte lane) for taps (k, k+1): 3 pairs, then a zero pair.
-    auto put_lane = [&](int16_t* d, int k, bool high) {
-      const int16_t a = static_cast<int16_t>(high ? wk[k] >> 11 : wk[k] & 2047);
-      const int16_t b = static_cast<int16_t>(high ? wk[k + 1] >> 11 : wk[k + 1] & 2047);
+    int16_t* dst = &packed[static_cast<size_t>(x / 2) * stride + (x & 1) * 8];
+    for (int j = 0; j < K / 2; ++j)
       for (int c = 0; c < 3; ++c) {
-        d[2 * c] = a;
-        d[2 * c + 1] = b;
+        dst[32 * j + 2 * c] = static_cast<int16_t>(wk[2 * j] >> 11);
+        dst[32 * j + 2 * c + 1] = static_cast<int16_t>(wk[2 * j + 1] >> 11);
+        dst[32 * j + 16 + 2 * c] = static_cast<int16_t>(wk[2 * j] & 2047);
+        dst[32 * j + 16 + 2 * c + 1] = static_cast<int16_t>(wk[2 * j + 1] & 2047);
       }
-    };
-    int k = 0;
-    for (; k + 4 <= K; k += 4, dst += 32) {
-      put_lane(dst, k, false);
-      put_lane(dst + 8, k + 2, false);
-      put_lane(dst + 16, k, true);
-      put_lane(dst + 24, k + 2, true);
-    }
-    if (k < K) {
-      put_lane(dst, k, false);
-      put_lane(dst + 8, k, true);
-    }
   }
 }
 
-// One output pixel: int32 lanes (R, G, B, 0) of (sum + 2^21) >> 22, before clamping.
 template <int K>
-__attribute__((target("avx2"))) inline __m128i hpass_pixel_avx2(const uint8_t* p, const int16_t* wk) {
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                        6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  __m256i lo = _mm256_setzero_si256(), hi = lo;
-  int k = 0;
-  for (; k + 4 <= K; k += 4, wk += 32) {
-    const __m256i px = _mm256_shuffle_epi8(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * k))), shuf);
-    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk))));
-    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16))));
+__attribute__((target("avx2"))) inline __m256i hpass_load_avx2(const uint8_t* pa, const uint8_t* pb, int off) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + off))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + off)), 1);
+}
+
+// Two output pixels (byte offsets oa, ob of their first taps) in R rows (in[r]): int32
+// lanes (Ra, Ga, Ba, 0 | Rb, Gb, Bb, 0) of (sum + 2^21) >> 22, before clamping, into
+// res[r]. Rows share the weight loads.
+template <int K, int R>
+__attribute__((target("avx2"))) inline void hpass_pair_avx2(const uint8_t* const* in, ptrdiff_t oa, ptrdiff_t ob,
+                                                            const int16_t* wk, __m256i* res) {
+  const __m256i s01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                       0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m256i s23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
+                                       6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+#define TINYVIT_WV(j, l) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 32 * (j) + 16 * (l)))
+  __m256i hi[R], lo[R];
+  for (int r = 0; r < R; ++r) hi[r] = lo[r] = _mm256_setzero_si256();
+  int j = 0;
+  for (; 2 * j + 4 <= K; j += 2) {
+    const __m256i h0 = TINYVIT_WV(j, 0), l0 = TINYVIT_WV(j, 1), h1 = TINYVIT_WV(j + 1, 0), l1 = TINYVIT_WV(j + 1, 1);
+    for (int r = 0; r < R; ++r) {
+      const __m256i v = hpass_load_avx2<K>(in[r] + oa, in[r] + ob, 6 * j);
+      const __m256i x0 = _mm256_shuffle_epi8(v, s01), x1 = _mm256_shuffle_epi8(v, s23);
+      hi[r] = _mm256_add_epi32(hi[r], _mm256_add_epi32(_mm256_madd_epi16(x0, h0), _mm256_madd_epi16(x1, h1)));
+      lo[r] = _mm256_add_epi32(lo[r], _mm256_add_epi32(_mm256_madd_epi16(x0, l0), _mm256_madd_epi16(x1, l1)));
+    }
   }
-  const __m256i s = _mm256_add_epi32(lo, _mm256_slli_epi32(hi, 11));
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
   if (K % 4) {
-    const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)),
-                                        _mm256_castsi256_si128(shuf));
-    const __m128i l = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk)));
-    const __m128i h = _mm_madd_epi16(px, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wk + 8)));
-    s4 = _mm_add_epi32(s4, _mm_add_epi32(l, _mm_slli_epi32(h, 11)));
+    const __m256i h1 = TINYVIT_WV(j, 0), l1 = TINYVIT_WV(j, 1);
+    for (int r = 0; r < R; ++r) {
+      const __m256i x1 = _mm256_shuffle_epi8(hpass_load_avx2<K>(in[r] + oa, in[r] + ob, 3 * K - 12), s23);
+      hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(x1, h1));
+      lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(x1, l1));
+    }
   }
-  return _mm_srai_epi32(_mm_add_epi32(s4, _mm_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
+#undef TINYVIT_WV
+  const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  for (int r = 0; r < R; ++r)
+    res[r] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi[r], 11), _mm256_add_epi32(lo[r], half)),
+                               kPrecisionBits);
 }
 
-template <int K>
-__attribute__((target("avx2"))) void pass_horizontal_avx2(const ImageView& src, int row0, int row1,
-                                                         const std::vector<int>& start,
-                                                         const std::vector<int16_t>& packed, int out_w,
-                                                         ImageU8& dst) {
-  constexpr int kStride = (K / 4) * 32 + (K % 4 ? 16 : 0);
-  // (R, G, B, 0) x 4 bytes -> 12 packed RGB bytes.
-  const __m128i compact = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-  const int16_t* w0 = packed.data();
-  const int* st = start.data();
-  for (int y = row0; y < row1; ++y) {
-    const uint8_t* in = src.row(y);
-    uint8_t* out = dst.row(y - row0);
-    int x = 0;
-    // Four pixels per store: the saturating packs clamp to [0, 255] as clip_fixed.
-    for (; x + 4 <= out_w; x += 4) {
-      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
-      const __m128i b = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 1]) * 3, w0 + static_cast<size_t>(x + 1) * kStride);
-      const __m128i c = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 2]) * 3, w0 + static_cast<size_t>(x + 2) * kStride);
-      const __m128i d = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x + 3]) * 3, w0 + static_cast<size_t>(x + 3) * kStride);
-      const __m128i v = _mm_shuffle_epi8(_mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)), compact);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x), v);
+// Pixel pairs (a, b) and (c, d) -> 12 packed RGB bytes a b c d; the saturating packs clamp
+// to [0, 255] as clip_fixed.
+__attribute__((target("avx2"))) inline __m128i hpass_bytes_avx2(__m256i p, __m256i q) {
+  // (Ra Ga Ba 0, Rc Gc Bc 0, Rb Gb Bb 0, Rd Gd Bd 0) bytes -> a b c d.
+  const __m128i compact = _mm_setr_epi8(0, 1, 2, 8, 9, 10, 4, 5, 6, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i h = _mm256_packs_epi32(p, q);  // (a, c | b, d) int16
+  return _mm_shuffle_epi8(_mm_packus_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), compact);
+}
+
+// R rows at once. off has one byte offset per pixel pair slot ((out_w + 1) / 2 * 2
+// entries; an odd width's spare slot repeats the last offset with zero weights).
+template <int K, int R>
+__attribute__((target("avx2"))) inline void hpass_rows_avx2(const uint8_t* const* in, uint8_t* const* out,
+                                                            const ptrdiff_t* off, const int16_t* w0, int out_w) {
+  constexpr int kStride = 16 * K;  // int16 per pixel pair
+  const int16_t* wk = w0;
+  int x = 0;
+  for (; x + 4 <= out_w; x += 4, wk += 2 * kStride) {
+    __m256i p[R], q[R];
+    hpass_pair_avx2<K, R>(in, off[x], off[x + 1], wk, p);
+    hpass_pair_avx2<K, R>(in, off[x + 2], off[x + 3], wk + kStride, q);
+    for (int r = 0; r < R; ++r) {
+      const __m128i v = hpass_bytes_avx2(p[r], q[r]);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[r] + 3 * x), v);
       const uint32_t tail = static_cast<uint32_t>(_mm_extract_epi32(v, 2));
-      std::memcpy(out + 3 * x + 8, &tail, 4);
+      std::memcpy(out[r] + 3 * x + 8, &tail, 4);
     }
-    for (; x < out_w; ++x) {
-      const __m128i a = hpass_pixel_avx2<K>(in + static_cast<ptrdiff_t>(st[x]) * 3, w0 + static_cast<size_t>(x) * kStride);
-      const __m128i v = _mm_packus_epi16(_mm_packs_epi32(a, a), a);
-      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(v));
-      std::memcpy(out + 3 * x, &rgb, 3);
+  }
+  if (x < out_w) {  // 1..3 pixels (pair slots past out_w exist, see above)
+    __m256i p[R], q[R];
+    hpass_pair_avx2<K, R>(in, off[x], off[x + 1], wk, p);
+    if (x + 2 < out_w) hpass_pair_avx2<K, R>(in, off[x + 2], off[x + 3], wk + kStride, q);
+    for (int r = 0; r < R; ++r) {
+      const __m128i v = hpass_bytes_avx2(p[r], x + 2 < out_w ? q[r] : p[r]);
+      alignas(16) uint8_t buf[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(buf), v);
+      std::memcpy(out[r] + 3 * x, buf, static_cast<size_t>(out_w - x) * 3);
     }
+  }
+}
+
+// rows rows from in0 (byte stride in_stride; every row readable for 4 bytes past its last
+// tap) to out0 (out_stride).
+template <int K>
+__attribute__((target("avx2"))) void pass_horizontal_avx2(const uint8_t* in0, ptrdiff_t in_stride, int rows,
+                                                         uint8_t* out0, ptrdiff_t out_stride,
+                                                         const std::vector<ptrdiff_t>& off,
+                                                         const std::vector<int16_t>& packed, int out_w) {
+  // Two rows per weight load pays for K = 4 only; wider kernels run out of registers.
+  constexpr int R = K <= 4 ? 2 : 1;
+  int y = 0;
+  for (; y + R <= rows; y += R) {
+    const uint8_t* in[R];
+    uint8_t* out[R];
+    for (int r = 0; r < R; ++r) {
+      in[r] = in0 + (y + r) * in_stride;
+      out[r] = out0 + (y + r) * out_stride;
+    }
+    hpass_rows_avx2<K, R>(in, out, off.data(), packed.data(), out_w);
+  }
+  if (y < rows) {
+    const uint8_t* in[1] = {in0 + y * in_stride};
+    uint8_t* out[1] = {out0 + y * out_stride};
+    hpass_rows_avx2<K, 1>(in, out, off.data(), packed.data(), out_w);
   }
 }
 
@@ -272,17 +407,32 @@ void run_horizontal(const ImageView& src, int row0, int row1, const std::vector<
 #ifdef TINYVIT_HPASS_SIMD
   if (cpu_has_sse41()) {
     const int last = std::min(row1, src.h - 1);  // rows with readable bytes after them
-    if (last > row0 && cpu_has_avx2()) {
+    if (cpu_has_avx2()) {
       std::vector<int16_t> packed;
       pack_hpass_avx2_weights(w, K, out_w, packed);
-      switch (K) {
-        case 4: pass_horizontal_avx2<4>(src, row0, last, start, packed, out_w, dst); break;
-        case 6: pass_horizontal_avx2<6>(src, row0, last, start, packed, out_w, dst); break;
-        case 8: pass_horizontal_avx2<8>(src, row0, last, start, packed, out_w, dst); break;
-        case 10: pass_horizontal_avx2<10>(src, row0, last, start, packed, out_w, dst); break;
-        case 12: pass_horizontal_avx2<12>(src, row0, last, start, packed, out_w, dst); break;
-        default: pass_horizontal_avx2<16>(src, row0, last, start, packed, out_w, dst); break;
+      std::vector<ptrdiff_t> off(start.begin(), start.end());
+      for (auto& o : off) o *= 3;
+      if (out_w & 1) off.push_back(off.back());
+      auto run = [&](const uint8_t* in0, ptrdiff_t in_stride, int rows, uint8_t* out0) {
+        switch (K) {
+          case 4: return pass_horizontal_avx2<4>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 6: return pass_horizontal_avx2<6>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 8: return pass_horizontal_avx2<8>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 10: return pass_horizontal_avx2<10>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          case 12: return pass_horizontal_avx2<12>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+          default: return pass_horizontal_avx2<16>(in0, in_stride, rows, out0, dst.stride(), off, packed, out_w);
+        }
+      };
+      if (last > row0) run(src.row(row0), src.stride, last - row0, dst.row(0));
+      // The image's last row (nothing readable after it): a copy with 16 spare bytes.
+      for (int y = std::max(last, row0); y < row1; ++y) {
+        const size_t n = static_cast<size_t>(src.w) * 3;
+        thread_local std::vector<uint8_t> pad;
+        pad.assign(n + 16, 0);
+        std::memcpy(pad.data(), src.row(y), n);
+        run(pad.data(), 0, 1, dst.row(y - row0));
       }
+      return;
     } else if (last > row0) {
       switch (K) {
         case 4: pass_horizontal_sse<4>(src, row0, last, start, w, out_w, dst); break;
@@ -350,29 +500,49 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
 
 #ifdef TINYVIT_HPASS_SIMD
 // AVX2 vertical pass for bytes [0, n16) of each output row (n16 a multiple of 16): the
-// same int32 sums as the scalar loop, but 16 bytes at a time with all taps accumulated in
-// registers (no accumulator array round trip per tap).
+// same int32 sums as the scalar loop, all taps accumulated in registers (no accumulator
+// array round trip per tap). 32 bytes per step in four independent accumulators, each fed
+// by a zero-extending 8-byte load (no shuffle to split a 16-byte load); a 16-byte step
+// takes the rest.
 __attribute__((target("avx2"))) void pass_vertical_avx2(const ImageView& src, int row_offset,
                                                         const Coeffs& c, int out_h, int n16,
                                                         ImageU8& dst) {
   const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  // packs/packus work per 128-bit lane: dwords (0-3, 8-11, 16-19, 24-27 | 4-7, ...) -> in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto ld8 = [](const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); };
   for (int y = 0; y < out_h; ++y) {
     const int32_t* wk = &c.w[static_cast<size_t>(y) * c.ksize];
     const int n = c.count[y];
     const uint8_t* row0 = src.row(c.start[y] - row_offset);
     uint8_t* out = dst.row(y);
-    for (int i = 0; i < n16; i += 16) {
+    int i = 0;
+    for (; i + 32 <= n16; i += 32) {
+      __m256i a0 = half, a1 = half, a2 = half, a3 = half;
+      const uint8_t* in = row0 + i;
+      for (int k = 0; k < n; ++k, in += src.stride) {
+        const __m256i wv = _mm256_set1_epi32(wk[k]);
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in)), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 8)), wv));
+        a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 16)), wv));
+        a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 24)), wv));
+      }
+      // Saturating packs = clamp to [0, 255], as clip_fixed.
+      const __m256i p01 = _mm256_packs_epi32(_mm256_srai_epi32(a0, kPrecisionBits), _mm256_srai_epi32(a1, kPrecisionBits));
+      const __m256i p23 = _mm256_packs_epi32(_mm256_srai_epi32(a2, kPrecisionBits), _mm256_srai_epi32(a3, kPrecisionBits));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                          _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p01, p23), order));
+    }
+    for (; i < n16; i += 16) {
       __m256i a0 = half, a1 = half;
       const uint8_t* in = row0 + i;
       for (int k = 0; k < n; ++k, in += src.stride) {
-        const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
         const __m256i wv = _mm256_set1_epi32(wk[k]);
-        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), wv));
-        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(px, 8)), wv));
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in)), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(ld8(in + 8)), wv));
       }
       a0 = _mm256_srai_epi32(a0, kPrecisionBits);
       a1 = _mm256_srai_epi32(a1, kPrecisionBits);
-      // Saturating packs = clamp to [0, 255], as clip_fixed.
       const __m128i w0 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
       const __m128i w1 = _mm_packs_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(w0, w1));

@@ -452,6 +452,33 @@ static void test_resize_reference() {
   }
   CHECK(cases == 120);
   CHECK(mismatches == 0);
+  // Edge shapes of the AVX2 kernels (two pixels per register, two rows per weight load,
+  // the last image row through a padded copy): output widths and heights 1..9, sources
+  // 1 pixel wide or 1 row high, odd row counts, downscales beyond 16x (K = 16 and the
+  // unpadded fallback).
+  int edge_bad = 0, edge_cases = 0;
+  for (int t = 0; t < 240; ++t) {
+    const int ow = 1 + t % 9, oh = 1 + (t / 9) % 9;
+    const double factor = t % 5 == 0 ? 16.0 + 8.0 * g.uniform() : 0.3 + 4.0 * g.uniform();
+    const int w = t % 17 == 0 ? 1 : std::max(1, static_cast<int>(ow * factor) + static_cast<int>(g.bounded(3)));
+    const int h = t % 13 == 0 ? 1 : std::max(1, static_cast<int>(oh * (0.3 + 4.0 * g.uniform())) + static_cast<int>(g.bounded(3)));
+    ImageU8 img = noise_image(h, w, 900 + t);
+    const double x0 = t % 3 == 0 ? 0.0 : g.uniform() * w * 0.2, y0 = t % 3 == 0 ? 0.0 : g.uniform() * h * 0.2;
+    const double box[4] = {x0, y0, t % 3 == 0 ? w : x0 + (w - x0) * (0.5 + 0.5 * g.uniform()),
+                           t % 3 == 0 ? h : y0 + (h - y0) * (0.5 + 0.5 * g.uniform())};
+    for (bool cubic : {false, true}) {
+      ImageU8 out(oh, ow), mirrored(oh, ow);
+      resize_box(img.view(), box, cubic ? Interp::Bicubic : Interp::Bilinear, out);
+      resize_box(img.view(), box, cubic ? Interp::Bicubic : Interp::Bilinear, mirrored, true);
+      ImageU8 ref = reference_resize(img.view(), box, cubic, oh, ow);
+      edge_bad += out.data != ref.data;
+      flip_horizontal(ref);
+      edge_bad += mirrored.data != ref.data;
+      ++edge_cases;
+    }
+  }
+  CHECK(edge_cases == 480);
+  CHECK(edge_bad == 0);
 }
 
 int main() {
