@@ -46,7 +46,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import tinyvit  # noqa: E402
-from machine import cpu_model, load_average  # noqa: E402  (benchmarks/machine.py)
+from machine import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/machine.py)
 
 RA = "rand-m9-mstd0.5-inc1"
 
@@ -246,6 +246,7 @@ def machine_facts():
         "torch": torch.__version__, "timm": timm.__version__, "PIL": PIL.__version__,
         "pillow_simd": ".post" in PIL.__version__,
         "libjpeg_turbo": info.get("libjpeg_turbo_version"), "device": "cpu",
+        "tinyvit_commit": git_revision(),
     }
 
 

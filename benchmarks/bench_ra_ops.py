@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 import tinyvit  # noqa: E402
 from tinyvit import _C  # noqa: E402
-from machine import cpu_model, load_average  # noqa: E402  (benchmarks/machine.py)
+from machine import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/machine.py)
 
 # (op, argument at magnitude ~9 of 10, as rand-m9 would pass it)
 OPS = [("AutoContrast", 0), ("Equalize", 0), ("Invert", 0), ("Rotate", 27.0),
@@ -85,6 +85,7 @@ def main(argv=None):
     print(f"expected RandAugment cost per image (rand-m9-mstd0.5-inc1): {expected:.1f} us")
     result = {
         "machine": {"cpu": cpu_model(), "load_average": load_average(),
+                    "tinyvit_commit": git_revision(),
                     "build": {k: v for k, v in tinyvit.build_info().items()
                               if k in ("compiler", "jpeg_lib_version")}},
         "image": f"{args.size}x{args.size} RGB (skimage astronaut)",

@@ -21,3 +21,19 @@ def load_average():
         return os.getloadavg()
     except (AttributeError, OSError):
         return None
+
+
+def git_revision():
+    """The checkout's commit (with '+dirty' when files differ), or None outside git."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc",
+                                "tinyvit", "setup.py"], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (rev + ("+dirty" if dirty else "")) or None
