@@ -104,11 +104,11 @@ def extension():
     cuda_sources = sorted(glob.glob("csrc/ops/*.cu"))
     with_cuda = bool(cuda_sources) and want_cuda()
     sources = sorted(glob.glob("csrc/python/*.cpp") + glob.glob("csrc/ops/*.cpp")
-                     + glob.glob("csrc/core/*.cpp"))
+                     + glob.glob("csrc/core/**/*.cpp", recursive=True))
     if with_cuda:
         sources += cuda_sources
     # -ffp-contract=off: the augmentation decoder must not be FMA-fused differently by
-    # different compilers (see csrc/core/detmath.h).
+    # different compilers (see csrc/core/rng/detmath.h).
     cxx = ["-O3", "-ffp-contract=off", "-fvisibility=hidden"]
     nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
     define_macros = []

@@ -46,7 +46,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import tinyvit  # noqa: E402
-from machine import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/machine.py)
+from _common import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/_common.py)
 
 RA = "rand-m9-mstd0.5-inc1"
 

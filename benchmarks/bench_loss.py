@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy  # noqa: E402
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

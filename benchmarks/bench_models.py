@@ -19,7 +19,7 @@ import sys
 import time
 
 import torch
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 

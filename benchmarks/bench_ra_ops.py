@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 import tinyvit  # noqa: E402
 from tinyvit import _C  # noqa: E402
-from machine import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/machine.py)
+from _common import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/_common.py)
 
 # (op, argument at magnitude ~9 of 10, as rand-m9 would pass it)
 OPS = [("AutoContrast", 0), ("Equalize", 0), ("Invert", 0), ("Rotate", 27.0),

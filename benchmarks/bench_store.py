@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 import torch
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402

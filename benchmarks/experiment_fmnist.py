@@ -31,10 +31,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402
-from tinyvit.demo import demo_aug_config, teacher_aug_config  # noqa: E402
-from tinyvit.runtime import build_model, eval_tensors  # noqa: E402
-from tinyvit.save_logits import open_or_create_store, save_logits  # noqa: E402
-from tinyvit.train import _soft_ce, train  # noqa: E402
+from tinyvit.jobs.demo import demo_aug_config, teacher_aug_config  # noqa: E402
+from tinyvit.jobs.models import build_model
+from tinyvit.jobs.evaluate import eval_tensors  # noqa: E402
+from tinyvit.jobs.save_logits import open_or_create_store, save_logits  # noqa: E402
+from tinyvit.jobs.train import soft_cross_entropy as _soft_ce, train  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -71,7 +72,7 @@ def truncated_store(src, path, k, ds, cfg):
 
 def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
     """Interleaved per-step times (s) for each mode: loader batch + fwd + loss + bwd + step."""
-    from tinyvit.device_ops import mix_targets
+    from tinyvit.augment.device import mix_targets
 
     models, opts, iters = {}, {}, {}
     for mode in loaders:

@@ -1,22 +1,29 @@
 """tinyvit: fast pretraining distillation (TinyViT, ECCV 2022).
 
-Data path: record (store) -> plan (seed -> augmentation parameters, C++) -> pixels
--> uint8 batch -> device ops -> sparse soft cross-entropy.
+The data path, one subpackage per stage (docs/README.md has the picture):
+
+    record (tinyvit.store) -> plan (tinyvit.augment.plan, C++) -> pixels (tinyvit.augment.replay)
+    -> uint8 batch (tinyvit.data.loader) -> device ops (tinyvit.augment.device)
+    -> sparse soft cross-entropy (tinyvit.loss)
+
+Jobs (save-logits, train, evaluate, demo) live in tinyvit.jobs, their command line in
+tinyvit.cli, the TinyViT model family and contraction search in tinyvit.models.
 """
 from types import ModuleType as _ModuleType
 
 from ._ext import _C, build_info
-from .rng import PCG32, pcg32_u32
-from .aug_config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
-from .plan import make_plan, pack_plans, plan_device_params
-from .pairing import (PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed,
-                      sample_seeds)
-from .replay import ImageDecodeError, replay, replay_batch
-from .device_ops import (DeviceAugment, batch_partners, mix, mix_targets, normalize,
-                         random_erase)
+from .augment.rng import PCG32, pcg32_u32
+from .augment.config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
+from .augment.plan import make_plan, pack_plans, plan_device_params
+from .augment.seeds import (PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed,
+                            sample_seeds)
+from .augment.replay import ImageDecodeError, replay, replay_batch
+from .augment.device import (DeviceAugment, batch_partners, mix, mix_targets, normalize,
+                             random_erase)
 from .store import (
     ChecksumError,
     CorruptRecordError,
+    DatasetMismatchError,
     EpochMissingError,
     FileSizeError,
     FingerprintMismatchError,
@@ -31,13 +38,13 @@ from .store import (
     StoreError,
     StoreExistsError,
     StoreIOError,
+    StoreMismatchError,
     TruncatedFileError,
 )
 from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_cross_entropy
-from .datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
-from .loader import (DatasetMismatchError, DistillLoader, ReplayLoader, SparseTargets,
-                     StoreMismatchError)
-from .runtime import ModelError, TeacherOutputError
+from .data.datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
+from .data.loader import DistillLoader, ReplayLoader, SparseTargets
+from .jobs.models import ModelError, TeacherOutputError
 from . import models  # TinyViT family from contraction factors (timm imported lazily)
 
 __version__ = "0.1.0"

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "../core/jpeg_decode.h"
-#include "../core/pixels.h"
-#include "../core/plan.h"
-#include "../core/randaugment.h"
-#include "../core/resize.h"
-#include "../core/thread_pool.h"
+#include "core/pixels/jpeg_decode.h"
+#include "core/pixels/pixels.h"
+#include "core/plan/plan.h"
+#include "core/pixels/randaugment.h"
+#include "core/pixels/resize.h"
+#include "core/util/thread_pool.h"
 #include "args.h"
 #include "bindings.h"
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "../core/pairing.h"
-#include "../core/plan.h"
+#include "core/plan/pairing.h"
+#include "core/plan/plan.h"
 #include "args.h"
 #include "bindings.h"
 
@@ -265,7 +265,7 @@ std::vector<uint64_t> checked_u64_array(py::handle obj, const char* name, uint64
 
 void init_plan(py::module_& m) {
   py::class_<AugConfig>(m, "AugConfig", R"doc(
-The C++ augmentation config (csrc/core/plan.h). Build it with tinyvit.AugConfig(...)._cpp();
+The C++ augmentation config (csrc/core/plan/plan.h). Build it with tinyvit.AugConfig(...)._cpp();
 constructing it here from a dict requires every field (see to_dict()) and validates ranges.
 C++ bindings take it as `const tinyvit::AugConfig&`.
 )doc")

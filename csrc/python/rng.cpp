@@ -2,7 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include "../core/pcg32.h"
+#include "core/rng/pcg32.h"
 #include "args.h"
 #include "bindings.h"
 

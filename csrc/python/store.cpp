@@ -1,4 +1,4 @@
-// Python bindings of the logit store (core: csrc/core/store_format.h, store_io.h).
+// Python bindings of the logit store (core: csrc/core/store/store_format.h, store_io.h).
 // Thin: tensor checks, the GIL released around every batch, and StoreException kinds mapped
 // to the Python exception classes that tinyvit/store.py registers at import.
 #include <torch/extension.h>
@@ -8,8 +8,8 @@
 #include <mutex>
 #include <string>
 
-#include "../core/store_format.h"
-#include "../core/store_io.h"
+#include "core/store/store_format.h"
+#include "core/store/store_io.h"
 #include "args.h"
 #include "bindings.h"
 

@@ -7,8 +7,8 @@
 #include <limits>
 
 #include "check.h"
-#include "core/detmath.h"
-#include "core/pcg32.h"
+#include "core/rng/detmath.h"
+#include "core/rng/pcg32.h"
 
 using tinyvit::PCG32;
 namespace dm = tinyvit::detmath;

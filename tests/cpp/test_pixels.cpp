@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "check.h"
-#include "core/jpeg_decode.h"
-#include "core/pcg32.h"
-#include "core/pixels.h"
-#include "core/randaugment.h"
-#include "core/resize.h"
-#include "core/thread_pool.h"
+#include "core/pixels/jpeg_decode.h"
+#include "core/rng/pcg32.h"
+#include "core/pixels/pixels.h"
+#include "core/pixels/randaugment.h"
+#include "core/pixels/resize.h"
+#include "core/util/thread_pool.h"
 
 #ifdef TINYVIT_WITH_JPEG
 #include <jpeglib.h>

@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "check.h"
-#include "core/pairing.h"
-#include "core/pcg32.h"
-#include "core/plan.h"
+#include "core/plan/pairing.h"
+#include "core/rng/pcg32.h"
+#include "core/plan/plan.h"
 
 using namespace tinyvit;
 

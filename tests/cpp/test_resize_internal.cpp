@@ -1,14 +1,14 @@
-// White-box tests of csrc/core/resize.cpp's internals: the AVX2 coefficient precompute
+// White-box tests of csrc/core/pixels/resize.cpp's internals: the AVX2 coefficient precompute
 // against the scalar one (every double must match, so every fixed-point weight must), and
 // the AVX2 horizontal / vertical kernels against the scalar loops for every tap count,
 // output widths 1..9 and odd row counts. The TU includes resize.cpp itself to reach its
 // anonymous namespace; the library's copy of it is then never pulled from the archive.
-#include "core/resize.cpp"
+#include "core/pixels/resize.cpp"
 
 #include <cstdio>
 
 #include "check.h"
-#include "core/pcg32.h"
+#include "core/rng/pcg32.h"
 
 using namespace tinyvit;
 

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "check.h"
-#include "core/pcg32.h"
-#include "core/store_format.h"
-#include "core/store_io.h"
+#include "core/rng/pcg32.h"
+#include "core/store/store_format.h"
+#include "core/store/store_io.h"
 
 using namespace tinyvit;
 using namespace tinyvit::store;

@@ -14,7 +14,6 @@ Both are deterministic for a fixed ``seed`` (init, shuffling) on CPU.
 """
 from __future__ import annotations
 
-import gzip
 import os
 from typing import Callable, Dict, Optional, Tuple
 
@@ -22,30 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.idx import read_idx
 from .contraction import ContractionFactors
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+from ..data.datasets import FASHION_MNIST_DIR  # noqa: E402
 _FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
 
 def _read_idx(path: str) -> np.ndarray:
-    """Read an IDX file (optionally gzip'd): big-endian header, magic 0x00 0x00 type ndim."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise OSError(f"{path}: cannot read IDX file: {e}") from e
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(dims))
-    if len(data) - header != count:
-        raise ValueError(f"{path}: {len(data) - header} data bytes, header says {dims} = {count}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return read_idx(path, None)
 
 
 def load_fashion_mnist(split: str = "train", limit: Optional[int] = None, offset: int = 0,

@@ -1,0 +1,192 @@
+"""`tinyvit contract`: progressive model contraction search on a small dataset (CLI)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+DESCRIPTION = """\
+Progressive model contraction (TinyViT paper Sec. 3.2): starting from a seed set of
+contraction factors, each step generates one smaller neighbour per contraction move
+(D1-..D4-: one head-dim step narrower; N1-..N4-: one block fewer; W2-..W4-: next smaller
+window dividing the feature map; R-/M-: MBConv / MLP ratio - 1; E/2: half the head dim),
+applying a move repeatedly until the candidate fits the step's parameter budget
+(max(--max-params, --step-ratio x current params)). Candidates slower than
+min(--min-throughput, current) x (1 - --tput-tolerance) are rejected; the rest are scored
+by a short proxy training and the best-validating one becomes the current model, until it
+meets --max-params and --min-throughput.
+
+Proxy ("distill", the default with --store): a few epochs of stored-logit distillation
+(sparse top-K teacher probabilities read from a tinyvit.LogitStore, loss
+tinyvit.sparse_soft_cross_entropy); "labels": hard-label cross-entropy. Data: Fashion-MNIST
+(Debian dataset-fashion-mnist): the first --train-samples training images train the proxy,
+the next --val-samples validate it; grayscale, in_chans=1, zero-padded to --img-size.
+Throughput is measured on --tput-device at --img-size, batch --tput-batch.
+
+Every candidate (factors, params, throughput, proxy accuracy, accepted/rejected + reason)
+is appended to --log as JSON lines. Rerunning with the same --log resumes: logged
+measurements and scores are reused, only new candidates are measured/scored. A PNG of the
+explored points (params vs throughput, colour = proxy accuracy) with the chosen path is
+written next to the log (or --png). Exit status 0 when the targets are met, 3 otherwise.
+"""
+
+EPILOG = """\
+example:
+  tinyvit contract --seed tinyvit_5m --img-size 32 --max-params 1.5M --min-throughput 200 \\
+      --store /tmp/fm_store --make-store --log /tmp/contract.jsonl
+"""
+
+
+def _count(s: str) -> float:
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*", s)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a number (optionally with k/M/G suffix): {s!r}")
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+
+
+def load_factors(spec: str):
+    """A preset name, a JSON file path, or an inline JSON object -> ContractionFactors."""
+    from ..models.contraction import PRESETS, ContractionFactors
+
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if spec.lstrip().startswith("{"):
+        return ContractionFactors.from_dict(json.loads(spec))
+    if os.path.exists(spec):
+        with open(spec, encoding="utf-8") as fh:
+            return ContractionFactors.from_dict(json.load(fh))
+    raise ValueError(f"--seed/--teacher {spec!r}: not a preset ({sorted(PRESETS)}), "
+                     f"a JSON file or an inline JSON object")
+
+
+def add_contract_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--seed", default="tinyvit_5m",
+                   help="seed factors: preset name, JSON file or inline JSON (default tinyvit_5m)")
+    g.add_argument("--max-params", type=_count, default=None,
+                   help="target: at most this many parameters (e.g. 1.5M)")
+    g.add_argument("--min-throughput", type=_count, default=None,
+                   help="target: at least this many images/s (measured as below)")
+    g.add_argument("--step-ratio", type=float, default=0.9,
+                   help="per-step parameter budget as a fraction of the current model (default 0.9)")
+    g.add_argument("--tput-tolerance", type=float, default=0.05,
+                   help="allowed throughput loss per step for timing noise (default 0.05)")
+    g.add_argument("--max-steps", type=int, default=20, help="stop after this many steps (default 20)")
+    g.add_argument("--moves", default=None,
+                   help="comma-separated subset of moves "
+                   "(default all: D1-..D4-,N1-..N4-,W2-..W4-,R-,M-,E/2)")
+    g.add_argument("--no-fit-windows", action="store_true",
+                   help="do not shrink the seed's windows to divisors of the feature maps at --img-size")
+    g.add_argument("--log", required=True, help="JSON-lines log (appended; rerun to resume)")
+    g.add_argument("--png", default=None, help="plot path (default: log path with .png)")
+    g.add_argument("--quiet", action="store_true", help="no per-step output")
+    g = p.add_argument_group("proxy")
+    g.add_argument("--proxy", choices=("distill", "labels"), default=None,
+                   help="proxy score (default: distill with --store, labels without)")
+    g.add_argument("--store", default=None, help="LogitStore with the teacher's top-K for the training subset")
+    g.add_argument("--make-store", action="store_true",
+                   help="if --store does not exist, train --teacher on the labels and save its top-K there")
+    g.add_argument("--teacher", default=None, help="teacher factors for --make-store (default: the seed)")
+    g.add_argument("--teacher-epochs", type=int, default=4, help="teacher training epochs (default 4)")
+    g.add_argument("--topk", type=int, default=5, help="top-K saved by --make-store (default 5)")
+    g.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
+    g.add_argument("--batch", type=int, default=32, help="proxy batch size (default 32)")
+    g.add_argument("--lr", type=float, default=3e-3, help="proxy AdamW peak lr, one-cycle (default 3e-3)")
+    g.add_argument("--rng-seed", type=int, default=0, help="init / shuffle seed (default 0)")
+    g = p.add_argument_group("data and measurement")
+    g.add_argument("--data-dir", default=None,
+                   help="Fashion-MNIST idx .gz directory (default /usr/share/datasets/fashion-mnist)")
+    g.add_argument("--train-samples", type=int, default=512, help="proxy training images (default 512)")
+    g.add_argument("--val-samples", type=int, default=256, help="proxy validation images (default 256)")
+    g.add_argument("--img-size", type=int, default=32, help="input side in px (default 32)")
+    g.add_argument("--tput-batch", type=int, default=32, help="throughput batch (default 32)")
+    g.add_argument("--tput-repeats", type=int, default=5, help="timed repeats, median (default 5)")
+    g.add_argument("--tput-warmup", type=int, default=2, help="untimed warm-up passes (default 2)")
+    g.add_argument("--tput-device", default="cpu", help="throughput device (default cpu)")
+    g.add_argument("--tput-threads", type=int, default=1,
+                   help="CPU intra-op threads while timing (default 1: stable on shared CPUs; "
+                        "0 = torch's default)")
+    g.add_argument("--amp", action="store_true", help="autocast fp16 throughput (CUDA only)")
+
+
+def run_contract(args) -> int:
+    import torch
+
+    from ..models.proxy import FASHION_MNIST_DIR, DistillProxy, LabelsProxy, load_fashion_mnist, \
+        make_teacher_store, to_tensor
+    from ..models.search import MOVES, Measurer, contract_search, plot_log
+
+    if args.max_params is None and args.min_throughput is None:
+        raise SystemExit("tinyvit contract: give --max-params and/or --min-throughput")
+    seed = load_factors(args.seed)
+    if not args.no_fit_windows:
+        seed = seed.fit_windows(args.img_size)
+    root = args.data_dir or FASHION_MNIST_DIR
+    n_tr, n_va = args.train_samples, args.val_samples
+    x, y = load_fashion_mnist("train", limit=n_tr + n_va, root=root)
+    xt = to_tensor(x, args.img_size)
+    yt = torch.from_numpy(y)
+    num_classes = 10
+    data_id = f"fashion-mnist:train[0:{n_tr}]+[{n_tr}:{n_tr + n_va}]@{args.img_size}px"
+    tr = (xt[:n_tr], yt[:n_tr], xt[n_tr:], yt[n_tr:])
+    kw = dict(num_classes=num_classes, epochs=args.epochs, batch=args.batch, lr=args.lr,
+              seed=args.rng_seed, data_id=data_id)
+    proxy = args.proxy or ("distill" if args.store else "labels")
+    if proxy == "distill":
+        if not args.store:
+            raise SystemExit("tinyvit contract: --proxy distill needs --store")
+        from .. import LogitStore
+
+        if os.path.exists(os.path.join(args.store, "manifest.json")):
+            store = LogitStore.open(args.store, "r")
+        elif args.make_store:
+            teacher = load_factors(args.teacher).fit_windows(args.img_size) if args.teacher else seed
+            print(f"training teacher {teacher.key()} for {args.teacher_epochs} epochs -> {args.store}")
+            make_teacher_store(args.store, teacher, tr[0], tr[1], num_classes, topk=args.topk,
+                               epochs=args.teacher_epochs, seed=args.rng_seed,
+                               data_id=data_id).close()
+            store = LogitStore.open(args.store, "r")
+        else:
+            raise SystemExit(f"tinyvit contract: no store at {args.store} (add --make-store)")
+        scorer = DistillProxy(store, *tr, **kw)
+    else:
+        scorer = LabelsProxy(*tr, **kw)
+    measure = Measurer(num_classes, 1, args.img_size, batch=args.tput_batch,
+                       device=args.tput_device, warmup=args.tput_warmup,
+                       repeats=args.tput_repeats, amp=args.amp, threads=args.tput_threads or None)
+    moves = tuple(m.strip() for m in args.moves.split(",")) if args.moves else MOVES
+    summary = contract_search(
+        seed, scorer, args.log, img_size=args.img_size, max_params=args.max_params,
+        min_throughput=args.min_throughput, measure=measure, step_ratio=args.step_ratio,
+        tput_tolerance=args.tput_tolerance, max_steps=args.max_steps, moves=moves,
+        config={"proxy": scorer.config(), "measure": measure.config()}, verbose=not args.quiet)
+    png = args.png or os.path.splitext(args.log)[0] + ".png"
+    plot_log(args.log, png)
+    print(json.dumps({k: summary[k] for k in ("status", "steps", "final_key", "params",
+                                              "throughput", "proxy_acc", "new_measurements",
+                                              "new_scores")}))
+    print(f"log: {args.log}\nplot: {png}")
+    return 0 if summary["status"] == "target_met" else 3
+
+
+def add_contract_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("contract", help="progressive model contraction search (paper Sec. 3.2)",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_contract_arguments(p)
+    p.set_defaults(func=run_contract)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tinyvit-contract")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_contract_parser(sub)
+    args = parser.parse_args(["contract"] + list(sys.argv[1:] if argv is None else argv))
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""`tinyvit inspect STORE` and `tinyvit verify STORE`: look into / check a logit store.
+
+Exit status (both commands): 0 = store opened and every epoch complete and valid,
+1 = findings (incomplete epoch, missing/torn/corrupt records, invalid content, missing or
+wrong-size data file), 2 = the store cannot be opened (manifest missing/garbled/unsupported).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ..store import EpochMissingError, FileSizeError, LogitStore, StoreError
+
+_EXIT_HELP = (
+    "exit status: 0 = every epoch complete and valid; 1 = findings (missing/torn/corrupt "
+    "records, invalid content, missing or wrong-size data files); 2 = the store cannot be "
+    "opened (manifest missing, garbled, or of an unsupported format version)."
+)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        enabled = False
+    if not enabled:
+        class _Null:
+            def update(self, n):
+                pass
+
+            def close(self):
+                pass
+        return _Null()
+    return tqdm(total=total, desc=desc, unit="rec", unit_scale=True, leave=False,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _open(path: str):
+    try:
+        return LogitStore.open(path, mode="r")
+    except StoreError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+
+
+def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool):
+    """Missing count of one epoch, chunked for the progress bar."""
+    f = store._epoch(epoch)
+    n = store.num_samples
+    bar = _progress(n, f"epoch {epoch}", progress)
+    missing = 0
+    first = None
+    try:
+        for a in range(0, n, chunk):
+            m = f.missing(a, min(chunk, n - a))
+            if len(m) and first is None:
+                first = int(m[0])
+            missing += len(m)
+            bar.update(min(chunk, n - a))
+    finally:
+        bar.close()
+    return missing, first
+
+
+def cmd_inspect(args) -> int:
+    store = _open(args.store)
+    if store is None:
+        return 2
+    m = store.manifest
+    findings = 0
+    print(f"store        {store.path}")
+    print(f"format       {m['format']} v{m['format_version']}  (checksum {m['checksum']}, "
+          f"store_id {m['store_id']})")
+    print(f"samples N    {m['num_samples']}")
+    print(f"classes C    {m['num_classes']}  (index dtype {m['index_dtype']})")
+    print(f"top-K        {m['topk']}  (value encoding {m['value_encoding']})")
+    print(f"record size  {m['record_size']} bytes")
+    print(f"epochs       {m['epochs']}")
+    print(f"aug fp       {m.get('aug_fingerprint')!r}")
+    print(f"teacher      {json.dumps(m.get('teacher'))}")
+    print(f"dataset fp   {m.get('dataset_fingerprint')!r}")
+    if m.get("meta"):
+        print(f"meta         {json.dumps(m['meta'])}")
+    print(f"size         {_human(store.nbytes)} logical, {_human(store.disk_usage())} on disk")
+    print("epoch  complete        missing  state")
+    sample_epoch = None
+    for e in (args.epoch if args.epoch else range(store.epochs)):
+        try:
+            miss, first = _scan_missing(store, e, args.chunk, not args.no_progress)
+        except (EpochMissingError, FileSizeError, StoreError) as ex:
+            print(f"{e:5d}  {'-':>8}  {'-':>13}  {type(ex).__name__}: {ex}")
+            findings += 1
+            continue
+        done = store.num_samples - miss
+        pct = 100.0 * done / store.num_samples
+        state = "complete" if miss == 0 else f"incomplete (first missing sample {first})"
+        findings += miss > 0
+        print(f"{e:5d}  {pct:7.2f}%  {miss:13d}  {state}")
+        if sample_epoch is None and done > 0:
+            sample_epoch = e
+    if args.records > 0 and sample_epoch is not None:
+        e = sample_epoch
+        f = store._epoch(e)
+        print(f"records of epoch {e} (first {args.records} verified; top-5 shown):")
+        shown, a = 0, 0
+        missing = set()
+        n = store.num_samples
+        while shown < args.records and a < n:
+            b = min(n, a + 4096)
+            missing = set(f.missing(a, b - a).tolist())
+            for s in range(a, b):
+                if s in missing:
+                    continue
+                seeds, idx, probs = store.read(e, [s])
+                top = ", ".join(f"{int(i)}:{float(p):.4g}" for i, p in
+                                zip(idx[0, :5], probs[0, :5]))
+                print(f"  sample {s}: seed {int(seeds[0])}  sum(p) {float(probs[0].sum()):.5f}"
+                      f"  [{top}{', ...' if store.topk > 5 else ''}]")
+                shown += 1
+                if shown >= args.records:
+                    break
+            a = b
+    store.close()
+    return 1 if findings else 0
+
+
+def cmd_verify(args) -> int:
+    store = _open(args.store)
+    if store is None:
+        return 2
+    epochs = args.epoch if args.epoch else list(range(store.epochs))
+    n = store.num_samples
+    total_bad = 0
+    keys = ("missing", "bad_checksum", "bad_index", "duplicate_index", "prob_range", "prob_sum",
+            "bad_encoding")
+    for e in epochs:
+        try:
+            f = store._epoch(e)
+        except StoreError as ex:
+            print(f"epoch {e}: {type(ex).__name__}: {ex}")
+            total_bad += 1
+            continue
+        counts = dict.fromkeys(keys, 0)
+        counts["ok"] = 0
+        first = None
+        bar = _progress(n, f"verify epoch {e}", not args.no_progress)
+        try:
+            for a in range(0, n, args.chunk):
+                c = f.audit(a, min(args.chunk, n - a))
+                for k in keys + ("ok",):
+                    counts[k] += c[k]
+                if first is None and c["first_bad_sample"] >= 0:
+                    first = (c["first_bad_sample"], c["first_bad_detail"])
+                bar.update(min(args.chunk, n - a))
+        finally:
+            bar.close()
+        bad = sum(counts[k] for k in keys)
+        total_bad += bad
+        if bad == 0:
+            print(f"epoch {e}: OK ({counts['ok']} records verified)")
+        else:
+            detail = ", ".join(f"{k} {counts[k]}" for k in keys if counts[k])
+            print(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: sample "
+                  f"{first[0]} ({first[1]}) in {f.path}")
+    store.close()
+    if total_bad:
+        print(f"FAILED: {total_bad} findings")
+        return 1
+    print("all records verified")
+    return 0
+
+
+def add_store_parsers(subparsers) -> None:
+    """Register `inspect` and `verify` on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "inspect",
+        help="show a logit store's manifest, size, per-epoch completeness and a few records",
+        description="Show the manifest of a logit store (N, C, K, encodings, fingerprints), its "
+                    "logical and on-disk size, how complete every epoch is (a record counts "
+                    "when its checksum verifies: this reads every record of the epochs shown, "
+                    "limit them with --epoch), and a few decoded records.",
+        epilog=_EXIT_HELP,
+    )
+    p.add_argument("store", help="store directory (holding manifest.json)")
+    p.add_argument("--records", type=int, default=3, help="decoded records to show (default 3)")
+    p.add_argument("--epoch", type=int, action="append", help="only this epoch (repeatable)")
+    p.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_inspect)
+
+    v = subparsers.add_parser(
+        "verify",
+        help="check every record of a logit store (checksums and content)",
+        description="Check every record of every epoch (or of --epoch E ...): the checksum "
+                    "verifies (else: missing = never written, or torn/corrupt), class indices "
+                    "are < C and distinct, probabilities lie in [0, 1] and sum to at most "
+                    "1 + 2e-3 per record.",
+        epilog=_EXIT_HELP,
+    )
+    v.add_argument("store", help="store directory (holding manifest.json)")
+    v.add_argument("--epoch", type=int, action="append", help="only this epoch (repeatable)")
+    v.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
+    v.add_argument("--no-progress", action="store_true", help="no progress bars")
+    v.set_defaults(func=cmd_verify)
+
+
+def main(argv=None) -> int:  # pragma: no cover - thin wrapper, tested through cli.main
+    parser = argparse.ArgumentParser(prog="tinyvit")
+    add_store_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

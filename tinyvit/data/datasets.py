@@ -1,0 +1,231 @@
+"""Data sources for save-logits / train / DistillLoader.
+
+A dataset here is an indexable collection of *sources* (what ``tinyvit.replay`` takes:
+JPEG bytes, a path, a PIL image or a numpy array) with optional integer labels and a
+``fingerprint()`` that changes whenever the sample order or content changes. The logit
+store records the fingerprint, and ``DistillLoader`` refuses a store made from another
+dataset, because record ``i`` is only meaningful for the image at index ``i``.
+
+- ``ImageFolder(root)``: ``root/<class>/<image>`` (torchvision's layout); classes sorted,
+  files sorted by relative path; fingerprint = sha256 of every (relative path, size).
+- ``FashionMNIST(root, split, subset)``: the idx ``.gz`` files of Debian's
+  ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), read with numpy;
+  sources are 28x28 uint8 grayscale arrays (replay converts them to RGB).
+- ``open_dataset(spec)``: ``"fashion-mnist"``, ``"fashion-mnist:DIR"`` or a directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .idx import DatasetError, read_idx as _read_idx
+
+__all__ = ["DatasetError", "ImageFolder", "FashionMNIST", "ArrayDataset", "open_dataset",
+           "FASHION_MNIST_DIR", "IMG_EXTENSIONS"]
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class _Base:
+    classes: Sequence[str] = ()
+    targets: Optional[np.ndarray] = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def sources(self, indices) -> list:
+        return [self[int(i)] for i in indices]
+
+    def labels(self, indices) -> np.ndarray:
+        if self.targets is None:
+            raise DatasetError(f"{self!r} has no labels")
+        return self.targets[np.asarray(indices, dtype=np.int64)]
+
+
+class ImageFolder(_Base):
+    """``root/<class>/**/<file>`` with an image extension; sample i = i-th path in sorted
+    order of (class, relative path). ``ds[i]`` is the file path (replay reads it; JPEGs take
+    the C++ decoder). Unreadable files surface as ``tinyvit.ImageDecodeError`` naming the
+    path when replayed."""
+
+    def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS):
+        root = os.fspath(root)
+        if not os.path.isdir(root):
+            raise DatasetError(f"ImageFolder: {root!r} is not a directory")
+        self.root = os.path.abspath(root)
+        classes = sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+        if not classes:
+            raise DatasetError(f"ImageFolder: {root!r} has no class subdirectories")
+        exts = tuple(e.lower() for e in extensions)
+        rel, labels, sizes = [], [], []
+        for c, name in enumerate(classes):
+            files = []
+            for dirpath, dirnames, filenames in os.walk(os.path.join(self.root, name)):
+                dirnames.sort()
+                for f in filenames:
+                    if f.lower().endswith(exts):
+                        files.append(os.path.relpath(os.path.join(dirpath, f), self.root))
+            for f in sorted(files):
+                rel.append(f)
+                labels.append(c)
+                try:
+                    sizes.append(os.stat(os.path.join(self.root, f)).st_size)
+                except OSError as exc:
+                    raise DatasetError(f"ImageFolder: cannot stat {os.path.join(self.root, f)!r}: "
+                                       f"{exc.strerror}") from None
+        if not rel:
+            raise DatasetError(f"ImageFolder: no images with extensions {exts} under {root!r}")
+        self.classes = classes
+        self.relpaths = rel
+        self.sizes = np.asarray(sizes, np.int64)
+        self.targets = np.asarray(labels, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.relpaths)
+
+    def __getitem__(self, i: int) -> str:
+        return os.path.join(self.root, self.relpaths[i])
+
+    def source_sizes(self, indices) -> np.ndarray:
+        """(n, 2) (width, height) from the image headers (Pillow reads only the header),
+        cached per index. An unreadable header raises tinyvit.ImageDecodeError naming the
+        file."""
+        from .sources import source_size
+
+        cache = self.__dict__.setdefault("_sizes", {})
+        out = np.empty((len(np.asarray(indices).reshape(-1)), 2), np.int64)
+        for k, i in enumerate(np.asarray(indices).reshape(-1).tolist()):
+            wh = cache.get(i)
+            if wh is None:
+                wh = cache[i] = source_size(self[i])
+            out[k] = wh
+        return out
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
+        for r, s in zip(self.relpaths, self.sizes.tolist()):
+            h.update(r.replace(os.sep, "/").encode() + b"\0" + str(s).encode() + b"\n")
+        return "if1-" + h.hexdigest()[:32]
+
+    def __repr__(self) -> str:
+        return f"ImageFolder({self.root!r}, {len(self)} images, {len(self.classes)} classes)"
+
+
+class ArrayDataset(_Base):
+    """In-memory uint8 images ``(N, H, W)`` or ``(N, H, W, 3)`` with labels; fingerprint =
+    sha256 of the pixels, shape and labels."""
+
+    def __init__(self, images: np.ndarray, targets=None, classes: Sequence[str] = (),
+                 name: str = "array"):
+        self.images = np.ascontiguousarray(images, dtype=np.uint8)
+        self.targets = None if targets is None else np.asarray(targets, np.int64)
+        if self.targets is not None and len(self.targets) != len(self.images):
+            raise DatasetError(f"{name}: {len(self.images)} images but {len(self.targets)} labels")
+        self.classes = tuple(classes) if classes else (
+            tuple(str(c) for c in range(int(self.targets.max()) + 1)) if self.targets is not None
+            and len(self.targets) else ())
+        self.name = name
+        self._fp = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.images[i]
+
+    def source_sizes(self, indices) -> np.ndarray:
+        n = len(np.asarray(indices).reshape(-1))
+        return np.tile(np.array([[self.images.shape[2], self.images.shape[1]]], np.int64), (n, 1))
+
+    def fingerprint(self) -> str:
+        if self._fp is None:
+            h = hashlib.sha256(b"tinyvit-array-v1\0")
+            h.update(repr(self.images.shape).encode())
+            h.update(self.images.tobytes())
+            if self.targets is not None:
+                h.update(self.targets.astype("<i8").tobytes())
+            self._fp = "ar1-" + h.hexdigest()[:32]
+        return self._fp
+
+    def __repr__(self) -> str:
+        return f"{self.name}({len(self)} images {self.images.shape[1:]}, {len(self.classes)} classes)"
+
+
+class FashionMNIST(ArrayDataset):
+    """Fashion-MNIST from its idx files. ``split``: 'train' (60k) or 'test' (10k).
+    ``subset``: None (all) or n (the first n samples in file order; the files are shuffled,
+    so classes are balanced to within a few percent)."""
+
+    def __init__(self, root: str = FASHION_MNIST_DIR, split: str = "train",
+                 subset: Optional[int] = None):
+        if split not in ("train", "test"):
+            raise DatasetError(f"Fashion-MNIST: split must be 'train' or 'test', got {split!r}")
+        if not os.path.isdir(root):
+            raise DatasetError(f"Fashion-MNIST: {root!r} is not a directory (install Debian's "
+                               "dataset-fashion-mnist or pass fashion-mnist:DIR)")
+        prefix = "train" if split == "train" else "t10k"
+
+        def find(stem):
+            for name in (stem + ".gz", stem):
+                p = os.path.join(root, name)
+                if os.path.exists(p):
+                    return p
+            return os.path.join(root, stem + ".gz")
+
+        images = _read_idx(find(f"{prefix}-images-idx3-ubyte"), 3)
+        labels = _read_idx(find(f"{prefix}-labels-idx1-ubyte"), 1)
+        if len(images) != len(labels):
+            raise DatasetError(f"Fashion-MNIST {root!r}: {len(images)} images but "
+                               f"{len(labels)} labels")
+        if labels.size and labels.max() >= 10:
+            raise DatasetError(f"Fashion-MNIST {root!r}: label {int(labels.max())} >= 10")
+        if subset is not None:
+            if not 1 <= int(subset) <= len(images):
+                raise DatasetError(f"Fashion-MNIST: subset must be in [1, {len(images)}], "
+                                   f"got {subset}")
+            images, labels = images[:int(subset)], labels[:int(subset)]
+        super().__init__(images, labels, FASHION_MNIST_CLASSES,
+                         name=f"FashionMNIST[{split}]")
+        self.root, self.split = root, split
+
+
+def open_dataset(spec: str, split: str = "train", subset: Optional[int] = None):
+    """``fashion-mnist`` / ``fashion-mnist:DIR`` (split, subset apply) or an ImageFolder
+    directory (for ImageFolder the split is a subdirectory ``train``/``val`` when present).
+    Raises DatasetError naming the path."""
+    if spec == "fashion-mnist" or spec.startswith("fashion-mnist:"):
+        root = spec.split(":", 1)[1] if ":" in spec else FASHION_MNIST_DIR
+        return FashionMNIST(root or FASHION_MNIST_DIR, split=split, subset=subset)
+    root = spec
+    sub = {"train": "train", "test": "val"}[split] if split in ("train", "test") else split
+    if os.path.isdir(os.path.join(root, sub)):
+        root = os.path.join(root, sub)
+    ds = ImageFolder(root)
+    if subset is not None:
+        ds = _subset_imagefolder(ds, int(subset))
+    return ds
+
+
+def _subset_imagefolder(ds: ImageFolder, n: int) -> ImageFolder:
+    if not 1 <= n <= len(ds):
+        raise DatasetError(f"ImageFolder {ds.root!r}: subset must be in [1, {len(ds)}], got {n}")
+    # every k-th file keeps all classes represented (files are grouped by class)
+    keep = np.linspace(0, len(ds) - 1, n).round().astype(np.int64)
+    keep = np.unique(keep)
+    ds.relpaths = [ds.relpaths[i] for i in keep]
+    ds.sizes = ds.sizes[keep]
+    ds.targets = ds.targets[keep]
+    ds.__dict__.pop("_sizes", None)
+    return ds
+
+
+def dataset_fingerprint(ds) -> Optional[str]:
+    fp = getattr(ds, "fingerprint", None)
+    return fp() if callable(fp) else None

@@ -1,0 +1,44 @@
+"""What a dataset item (a *source*) is, and its (width, height): the plan's crop depends on it."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ['source_sizes', 'source_size']
+
+
+def source_sizes(dataset, indices) -> np.ndarray:
+    """(n, 2) int64 (width, height) of the source images (the plan's crop depends on it).
+    Uses ``dataset.source_sizes`` when the dataset has it (arrays: the shape; ImageFolder:
+    header reads, cached), else reads each source's header with Pillow."""
+    fn = getattr(dataset, "source_sizes", None)
+    if callable(fn):
+        return np.asarray(fn(indices), np.int64).reshape(-1, 2)
+    out = np.empty((len(indices), 2), np.int64)
+    for k, i in enumerate(np.asarray(indices).tolist()):
+        out[k] = source_size(dataset[i])
+    return out
+
+
+def source_size(src):
+    if isinstance(src, np.ndarray):
+        return src.shape[1], src.shape[0]
+    from PIL import Image
+
+    if isinstance(src, Image.Image):
+        return src.size
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        import io
+
+        with Image.open(io.BytesIO(bytes(src))) as im:
+            return im.size
+    try:
+        with Image.open(os.fspath(src)) as im:
+            return im.size
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # an undecodable header: same error type replay would raise
+        from ..augment.replay import ImageDecodeError
+
+        raise ImageDecodeError(f"{os.fspath(src)}: cannot read the image header: {exc}") from None

@@ -1,0 +1,137 @@
+"""manifest.json: the store's self-description, published atomically, validated on read."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+from .._ext import _C
+from .errors import FormatVersionError, ManifestError
+
+FORMAT_NAME = "tinyvit-logit-store"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+EPOCH_FILE = "epoch_{:05d}.bin"
+ENCODINGS = ("fp16", "compact")
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_manifest(path: str, manifest: dict, exclusive: bool) -> bool:
+    """Atomically publish manifest.json: tmp file + fsync, then link (exclusive) or rename.
+
+    Returns False when ``exclusive`` and a manifest already exists (someone else created it).
+    """
+    final = os.path.join(path, MANIFEST)
+    tmp = os.path.join(path, f".{MANIFEST}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        if exclusive:
+            try:
+                os.link(tmp, final)  # atomic and fails if it exists: first creator wins
+            except FileExistsError:
+                return False
+            except OSError:  # file systems without hard links
+                if os.path.exists(final):
+                    return False
+                os.rename(tmp, final)
+                tmp = None
+        else:
+            os.replace(tmp, final)
+            tmp = None
+    finally:
+        if tmp is not None:
+            os.unlink(tmp)
+    _fsync_dir(path)
+    return True
+
+
+_INT_FIELDS = ("format_version", "num_samples", "num_classes", "topk", "record_size", "epochs")
+_STR_FIELDS = ("format", "index_dtype", "value_encoding", "store_id", "checksum", "epoch_file")
+
+
+def _read_manifest(path: str) -> dict:
+    mpath = os.path.join(path, MANIFEST)
+    try:
+        with open(mpath, "rb") as f:
+            raw = f.read(1 << 24)
+    except FileNotFoundError:
+        raise ManifestError(f"{mpath}: manifest missing (not a logit store, or creation did "
+                            f"not finish)") from None
+    except OSError as e:
+        raise ManifestError(f"{mpath}: cannot read manifest: {e}") from None
+    try:
+        m = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ManifestError(f"{mpath}: manifest is not valid JSON: {e}") from None
+    if not isinstance(m, dict):
+        raise ManifestError(f"{mpath}: manifest must be a JSON object, got {type(m).__name__}")
+    if m.get("format") != FORMAT_NAME:
+        raise ManifestError(f"{mpath}: field 'format' must be {FORMAT_NAME!r}, got "
+                            f"{m.get('format')!r}")
+    v = m.get("format_version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ManifestError(f"{mpath}: field 'format_version' missing or not an integer: {v!r}")
+    if v != FORMAT_VERSION:
+        raise FormatVersionError(f"{mpath}: field 'format_version' is {v}; this tinyvit reads "
+                                 f"version {FORMAT_VERSION}")
+    for k in _INT_FIELDS:
+        x = m.get(k)
+        if not isinstance(x, int) or isinstance(x, bool):
+            raise ManifestError(f"{mpath}: field {k!r} missing or not an integer: {x!r}")
+    for k in _STR_FIELDS:
+        if not isinstance(m.get(k), str):
+            raise ManifestError(f"{mpath}: field {k!r} missing or not a string: {m.get(k)!r}")
+    if not isinstance(m.get("aug_fingerprint"), (str, type(None))):
+        raise ManifestError(f"{mpath}: field 'aug_fingerprint' must be a string or null")
+    n, c, k, e = m["num_samples"], m["num_classes"], m["topk"], m["epochs"]
+    if not 1 <= n <= 1 << 48:
+        raise ManifestError(f"{mpath}: field 'num_samples' = {n} outside [1, 2^48]")
+    if not 1 <= c <= 0x7FFFFFFF:
+        raise ManifestError(f"{mpath}: field 'num_classes' = {c} outside [1, 2^31 - 1]")
+    if not 1 <= k <= min(c, 65535):
+        raise ManifestError(f"{mpath}: field 'topk' = {k} outside [1, min(num_classes, 65535)]")
+    if not 0 <= e <= 1 << 20:
+        raise ManifestError(f"{mpath}: field 'epochs' = {e} outside [0, 2^20]")
+    if m["value_encoding"] not in ENCODINGS:
+        raise ManifestError(f"{mpath}: field 'value_encoding' = {m['value_encoding']!r}, "
+                            f"expected one of {ENCODINGS}")
+    want_dtype = "uint16" if c <= 65535 else "int32"
+    if m["index_dtype"] != want_dtype:
+        raise ManifestError(f"{mpath}: field 'index_dtype' = {m['index_dtype']!r}, expected "
+                            f"{want_dtype!r} for num_classes = {c}")
+    if m["checksum"] != "crc32c":
+        raise ManifestError(f"{mpath}: field 'checksum' = {m['checksum']!r}, expected 'crc32c'")
+    if m["epoch_file"] != EPOCH_FILE:
+        raise ManifestError(f"{mpath}: field 'epoch_file' = {m['epoch_file']!r}, expected "
+                            f"{EPOCH_FILE!r}")
+    try:
+        sid = int(m["store_id"], 16)
+        if not 0 <= sid < 1 << 64 or len(m["store_id"]) != 16:
+            raise ValueError
+    except ValueError:
+        raise ManifestError(f"{mpath}: field 'store_id' = {m['store_id']!r} is not 16 hex "
+                            f"digits") from None
+    layout = _C._store_layout(m["value_encoding"], k, c, sid)
+    if m["record_size"] != layout["record_size"]:
+        raise ManifestError(f"{mpath}: field 'record_size' = {m['record_size']}, but "
+                            f"{m['value_encoding']} records with K={k}, C={c} are "
+                            f"{layout['record_size']} bytes")
+    return m
