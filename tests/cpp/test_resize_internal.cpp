@@ -1,16 +1,17 @@
-// White-box tests of csrc/core/pixels/resize.cpp's internals: the AVX2 coefficient precompute
-// against the scalar one (every double must match, so every fixed-point weight must), and
-// the AVX2 horizontal / vertical kernels against the scalar loops for every tap count,
-// output widths 1..9 and odd row counts. The TU includes resize.cpp itself to reach its
-// anonymous namespace; the library's copy of it is then never pulled from the archive.
-#include "core/pixels/resize.cpp"
+// White-box tests of the resampler's internals (core/pixels/resize_internal.h): the AVX2
+// coefficient precompute against the scalar one (every double must match, so every
+// fixed-point weight must), and the AVX2 horizontal / vertical kernels against the scalar
+// loops for every tap count, output widths 1..9 and odd row counts.
+#include "core/pixels/resize_internal.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "check.h"
 #include "core/rng/pcg32.h"
 
 using namespace tinyvit;
+using namespace tinyvit::resize_detail;
 
 static bool same_coeffs(const Coeffs& a, const Coeffs& b) {
   return a.ksize == b.ksize && a.start == b.start && a.count == b.count && a.w == b.w;

@@ -1,34 +1,15 @@
-// RandAugment operations and colour jitter on uint8 RGB images, with Pillow's
-// semantics (the ops timm's RandAugment calls: ImageOps / ImageEnhance / transform),
-// computed with integer or fixed-order float arithmetic so results are identical on
-// every platform. Each op takes the plan's already-resolved argument; nothing here
-// draws random numbers.
+// RandAugment operations on uint8 RGB images, with Pillow's semantics (the ops timm's
+// RandAugment calls: ImageOps / ImageEnhance / transform). The colour ops and colour
+// jitter are in colour.h; the geometric ops and the step dispatch here. Each op takes the
+// plan's already-resolved argument; nothing here draws random numbers.
 #pragma once
 
+#include "core/pixels/colour.h"
 #include "core/pixels/image.h"
 #include "core/plan/plan.h"
 #include "core/pixels/warp.h"
 
 namespace tinyvit {
-
-// LUT ops.
-void ra_autocontrast(ImageU8& img);
-void ra_equalize(ImageU8& img);
-void ra_invert(ImageU8& img);
-void ra_posterize(ImageU8& img, int bits);              // keep the top `bits` bits (0..8)
-void ra_solarize(ImageU8& img, double threshold);       // v >= threshold -> 255 - v
-void ra_solarize_add(ImageU8& img, int add, int threshold = 128);  // v < thr -> min(255, v + add)
-
-// ImageEnhance-style blends of the image with a degenerate image by `factor`
-// (factor 1 = identity, 0 = the degenerate image; > 1 extrapolates, clipped).
-void ra_color(ImageU8& img, float factor);       // degenerate: greyscale (ITU-R 601 luma)
-void ra_contrast(ImageU8& img, float factor);    // degenerate: mean grey level
-void ra_brightness(ImageU8& img, float factor);  // degenerate: black
-void ra_sharpness(ImageU8& img, float factor);   // degenerate: 3x3 smooth filter
-
-// Tests: turn the SIMD paths of the colour ops off (scalar reference) or on (where the CPU
-// has them); returns the previous setting. Both give identical bytes.
-bool ra_colour_simd(bool on);
 
 // Affine warps (affine_warp, in warp.h): rotate about the centre, shear, translate.
 void ra_rotate(ImageU8& img, double degrees, Interp resample, const uint8_t fill[3]);  // CCW, about the centre
@@ -36,10 +17,6 @@ void ra_shear_x(ImageU8& img, double factor, Interp resample, const uint8_t fill
 void ra_shear_y(ImageU8& img, double factor, Interp resample, const uint8_t fill[3]);
 void ra_translate_x(ImageU8& img, double pixels, Interp resample, const uint8_t fill[3]);
 void ra_translate_y(ImageU8& img, double pixels, Interp resample, const uint8_t fill[3]);
-
-// torchvision ColorJitter on PIL images: factors for brightness, contrast, saturation,
-// and a hue shift in [-0.5, 0.5] (applied in PIL's 8-bit HSV space), in `order`.
-void color_jitter(ImageU8& img, const float factors[4], const uint8_t order[4]);
 
 // One RandAugment step; the fill colour is the config's (timm's image mean).
 void apply_ra_step(ImageU8& img, const RaStep& step, const uint8_t fill[3]);
