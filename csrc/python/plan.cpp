@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/plan/names.h"
 #include "core/plan/pairing.h"
 #include "core/plan/plan.h"
 #include "args.h"
@@ -21,38 +22,35 @@ namespace {
 constexpr uint64_t kMaxSeed = UINT32_MAX;
 constexpr uint64_t kMaxSide = INT32_MAX;
 
+// "'a', 'b' or 'c'": the accepted names of a table, for error messages.
+template <typename E>
+std::string one_of(const char* (*name)(E), int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    if (i) out += i + 1 == count ? " or " : ", ";
+    out += std::string("'") + name(static_cast<E>(i)) + "'";
+  }
+  return out;
+}
+
+template <typename E>
+py::tuple names_of(const char* (*name)(E), int count) {
+  py::list out;
+  for (int i = 0; i < count; ++i) out.append(name(static_cast<E>(i)));
+  return py::tuple(out);
+}
+
 Interp interp_from(const std::string& s, const char* field) {
-  if (s == "nearest") return Interp::Nearest;
-  if (s == "bilinear") return Interp::Bilinear;
-  if (s == "bicubic") return Interp::Bicubic;
-  if (s == "random") return Interp::Random;
-  throw py::value_error(std::string(field) +
-                        " must be 'nearest', 'bilinear', 'bicubic' or 'random', got '" + s + "'");
+  Interp i;
+  if (interp_from_name(s, &i)) return i;
+  throw py::value_error(std::string(field) + " must be " + one_of(interp_name, kNumInterp) + ", got '" +
+                        s + "'");
 }
 
 EraseMode erase_mode_from(const std::string& s) {
-  if (s == "const") return EraseMode::Const;
-  if (s == "rand") return EraseMode::Rand;
-  if (s == "pixel") return EraseMode::Pixel;
-  throw py::value_error("re_mode must be 'const', 'rand' or 'pixel', got '" + s + "'");
-}
-
-const char* erase_mode_name(EraseMode m) {
-  switch (m) {
-    case EraseMode::Const: return "const";
-    case EraseMode::Rand: return "rand";
-    case EraseMode::Pixel: return "pixel";
-  }
-  return "?";
-}
-
-const char* mix_name(MixMode m) {
-  switch (m) {
-    case MixMode::None: return "none";
-    case MixMode::Mixup: return "mixup";
-    case MixMode::CutMix: return "cutmix";
-  }
-  return "?";
+  EraseMode m;
+  if (erase_mode_from_name(s, &m)) return m;
+  throw py::value_error("re_mode must be " + one_of(erase_mode_name, kNumEraseModes) + ", got '" + s + "'");
 }
 
 const std::vector<std::string>& config_keys() {
@@ -221,7 +219,7 @@ py::dict plan_to_dict(const Plan& p) {
     erase.append(box);
   }
   d["erase"] = erase;
-  d["mix"] = mix_name(p.mix);
+  d["mix"] = mix_mode_name(p.mix);
   d["lam"] = p.lam;
   d["cut_box"] = p.mix == MixMode::CutMix
                      ? py::object(py::make_tuple(p.cut_x0, p.cut_y0, p.cut_x1, p.cut_y1))
@@ -460,9 +458,18 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
   streams["pairing"] = kStreamPairing;
   streams["seeds"] = kStreamSeeds;
   m.attr("PCG32_STREAMS") = streams;
-  py::list ops;
-  for (int i = 0; i < static_cast<int>(RaOp::Count); ++i) ops.append(ra_op_name(static_cast<RaOp>(i)));
-  m.attr("RA_OPS") = py::tuple(ops);
+  // The name tables (core/plan/names.h), so Python keeps no copy of them.
+  m.attr("INTERPOLATIONS") = names_of(interp_name, kNumInterp);
+  m.attr("RA_OPS") = names_of(ra_op_name, kNumRaOps);
+  m.attr("ERASE_MODES") = names_of(erase_mode_name, kNumEraseModes);
+  m.attr("MIX_MODES") = names_of(mix_mode_name, kNumMixModes);
+  py::list rand, rand_inc;
+  for (int i = 0; i < kNumRandTransforms; ++i) {
+    rand.append(ra_op_name(kRandTransforms[i]));
+    rand_inc.append(ra_op_name(kRandIncreasingTransforms[i]));
+  }
+  m.attr("RAND_TRANSFORMS") = py::tuple(rand);
+  m.attr("RAND_INCREASING_TRANSFORMS") = py::tuple(rand_inc);
 }
 
 }  // namespace tinyvit

@@ -95,11 +95,44 @@ static void replay_is_bit_exact() {
   CHECK(a.state() == b.state());
 }
 
+// advance(n) is the jump-ahead the per-sample seeds rely on (plan/pairing.cpp): it must
+// land exactly where n calls of next_u32 do, on any stream, and compose additively.
+static void advance_equals_stepping() {
+  for (uint64_t seq : {uint64_t{0}, uint64_t{54}, uint64_t{0x7469'6e79'7669'7404ULL}}) {
+    PCG32 stepped(42, seq);
+    uint64_t done = 0;
+    for (uint64_t n : {0u, 1u, 2u, 3u, 7u, 64u, 1000u, 4097u}) {
+      while (done < n) {
+        stepped.next_u32();
+        ++done;
+      }
+      PCG32 jumped(42, seq);
+      jumped.advance(n);
+      CHECK(jumped.state() == stepped.state());
+      CHECK(jumped.inc() == stepped.inc());
+      PCG32 copy = stepped;
+      CHECK(jumped.next_u32() == copy.next_u32());
+      CHECK(PCG32::output(stepped.state()) == PCG32(stepped).next_u32());
+    }
+  }
+  PCG32 a(7, 9), b(7, 9);
+  a.advance(123456789);
+  a.advance(987654321);
+  b.advance(123456789ull + 987654321ull);
+  CHECK(a.state() == b.state());
+  // A full period (2^64 steps) is the identity: advance(2^64 - 1) then one step.
+  PCG32 c(3, 5), d(3, 5);
+  c.advance(~uint64_t{0});
+  c.next_u32();
+  CHECK(c.state() == d.state());
+}
+
 int main() {
   reference_vectors();
   uniform_is_one_draw();
   detmath_accuracy();
   distributions_moments();
   replay_is_bit_exact();
+  advance_equals_stepping();
   return TEST_REPORT();
 }

@@ -1,6 +1,7 @@
 // Unit tests for make_plan and pairing/seeds (pure C++, no Python).
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -112,6 +113,36 @@ void test_invalid() {
   CHECK(!ra_op_from_name("Cutout", &op));
 }
 
+// names.h: each table is a bijection between the enum values and their names.
+void test_name_tables() {
+  for (int i = 0; i < kNumInterp; ++i) {
+    Interp v;
+    CHECK(interp_from_name(interp_name(static_cast<Interp>(i)), &v) && static_cast<int>(v) == i);
+  }
+  for (int i = 0; i < kNumRaOps; ++i) {
+    RaOp v;
+    CHECK(ra_op_from_name(ra_op_name(static_cast<RaOp>(i)), &v) && static_cast<int>(v) == i);
+  }
+  for (int i = 0; i < kNumEraseModes; ++i) {
+    EraseMode v;
+    CHECK(erase_mode_from_name(erase_mode_name(static_cast<EraseMode>(i)), &v) && static_cast<int>(v) == i);
+  }
+  CHECK(std::string(interp_name(Interp::Bicubic)) == "bicubic");
+  CHECK(std::string(erase_mode_name(EraseMode::Pixel)) == "pixel");
+  CHECK(std::string(mix_mode_name(MixMode::CutMix)) == "cutmix");
+  CHECK(std::string(interp_name(static_cast<Interp>(kNumInterp))) == "?");
+  Interp i;
+  CHECK(!interp_from_name("lanczos", &i) && !interp_from_name("Bicubic", &i));
+  EraseMode m;
+  CHECK(!erase_mode_from_name("", &m));
+  // timm's increasing set swaps in the *Increasing variant where one exists, in place.
+  for (int k = 0; k < kNumRandTransforms; ++k) {
+    const std::string a = ra_op_name(kRandTransforms[k]), b = ra_op_name(kRandIncreasingTransforms[k]);
+    RaOp inc;
+    CHECK(b == (ra_op_from_name(a + "Increasing", &inc) ? a + "Increasing" : a));
+  }
+}
+
 void test_sample_seed_is_stream_output() {
   PCG32 g((uint64_t{77} << 32) | 5, kStreamSeeds);
   bool ok = true;
@@ -169,6 +200,7 @@ int main() {
   test_determinism_and_bounds();
   test_fallback_crop();
   test_invalid();
+  test_name_tables();
   test_sample_seed_is_stream_output();
   test_pairing();
   test_erase_noise();

@@ -19,20 +19,13 @@ from .._ext import _C
 
 PLAN_FORMAT_VERSION: int = int(_C.PLAN_FORMAT_VERSION)
 
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "random")
-_ERASE_MODES = ("const", "rand", "pixel")
+# The name tables live in C++ (csrc/core/plan/names.h); these are views of them.
+_INTERPOLATIONS: Tuple[str, ...] = tuple(_C.INTERPOLATIONS)
+_ERASE_MODES: Tuple[str, ...] = tuple(_C.ERASE_MODES)
 
 # timm's _RAND_TRANSFORMS and _RAND_INCREASING_TRANSFORMS (timm/data/auto_augment.py).
-RAND_TRANSFORMS = (
-    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd",
-    "Color", "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel",
-    "TranslateYRel",
-)
-RAND_INCREASING_TRANSFORMS = (
-    "AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing",
-    "SolarizeAdd", "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing",
-    "SharpnessIncreasing", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
-)
+RAND_TRANSFORMS: Tuple[str, ...] = tuple(_C.RAND_TRANSFORMS)
+RAND_INCREASING_TRANSFORMS: Tuple[str, ...] = tuple(_C.RAND_INCREASING_TRANSFORMS)
 
 
 @dataclasses.dataclass(frozen=True)

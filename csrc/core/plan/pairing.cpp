@@ -10,30 +10,6 @@
 namespace tinyvit {
 namespace {
 
-// PCG32's XSH-RR output for a given state (same function as PCG32::next_u32).
-uint32_t pcg_output(uint64_t old) {
-  const uint32_t xorshifted = static_cast<uint32_t>(((old >> 18u) ^ old) >> 27u);
-  const uint32_t rot = static_cast<uint32_t>(old >> 59u);
-  return (xorshifted >> rot) | (xorshifted << ((0u - rot) & 31u));
-}
-
-// State after `delta` LCG steps (Brown, "Random number generation with arbitrary
-// strides", as pcg32_advance_r).
-uint64_t pcg_advance(uint64_t state, uint64_t inc, uint64_t delta) {
-  uint64_t cur_mult = PCG32::kMultiplier, cur_plus = inc;
-  uint64_t acc_mult = 1u, acc_plus = 0u;
-  while (delta > 0) {
-    if (delta & 1u) {
-      acc_mult *= cur_mult;
-      acc_plus = acc_plus * cur_mult + cur_plus;
-    }
-    cur_plus = (cur_mult + 1u) * cur_plus;
-    cur_mult *= cur_mult;
-    delta >>= 1u;
-  }
-  return acc_mult * state + acc_plus;
-}
-
 // splitmix64's finalizer: a strong 64-bit mixer for the Feistel round function.
 uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -92,7 +68,8 @@ void check_domain(uint64_t x, uint64_t n, const char* what) {
 
 uint32_t sample_seed(uint32_t base_seed, uint32_t epoch, uint64_t index) {
   PCG32 g((static_cast<uint64_t>(base_seed) << 32) | epoch, kStreamSeeds);
-  return pcg_output(pcg_advance(g.state(), g.inc(), index));
+  g.advance(index);
+  return g.next_u32();
 }
 
 uint64_t pair_perm(uint64_t position, uint64_t n, uint32_t base_seed, uint32_t epoch) {
@@ -147,9 +124,12 @@ void mix_partner_batch(const uint64_t* indices, uint64_t* out, size_t count, uin
 
 void sample_seed_batch(const uint64_t* indices, uint32_t* out, size_t count, uint32_t base_seed,
                        uint32_t epoch) {
-  PCG32 g((static_cast<uint64_t>(base_seed) << 32) | epoch, kStreamSeeds);
-  for (size_t i = 0; i < count; ++i)
-    out[i] = pcg_output(pcg_advance(g.state(), g.inc(), indices[i]));
+  const PCG32 start((static_cast<uint64_t>(base_seed) << 32) | epoch, kStreamSeeds);
+  for (size_t i = 0; i < count; ++i) {
+    PCG32 g = start;
+    g.advance(indices[i]);
+    out[i] = g.next_u32();
+  }
 }
 
 void erase_noise(uint32_t noise_seed, float* out, size_t n) {

@@ -126,38 +126,6 @@ bool prob_ok(double p) { return p >= 0.0 && p <= 1.0; }
 
 }  // namespace
 
-const char* ra_op_name(RaOp op) {
-  static const char* const kNames[] = {
-      "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd",
-      "Color", "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel",
-      "TranslateYRel", "PosterizeIncreasing", "SolarizeIncreasing", "ColorIncreasing",
-      "ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncreasing"};
-  static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(RaOp::Count),
-                "name table out of sync with RaOp");
-  const auto i = static_cast<size_t>(op);
-  return i < static_cast<size_t>(RaOp::Count) ? kNames[i] : "?";
-}
-
-bool ra_op_from_name(const std::string& name, RaOp* op) {
-  for (int i = 0; i < static_cast<int>(RaOp::Count); ++i) {
-    if (name == ra_op_name(static_cast<RaOp>(i))) {
-      *op = static_cast<RaOp>(i);
-      return true;
-    }
-  }
-  return false;
-}
-
-const char* interp_name(Interp i) {
-  switch (i) {
-    case Interp::Nearest: return "nearest";
-    case Interp::Bilinear: return "bilinear";
-    case Interp::Bicubic: return "bicubic";
-    case Interp::Random: return "random";
-  }
-  return "?";
-}
-
 void validate_config(const AugConfig& c) {
   constexpr int kMaxSide = 1 << 16;
   require(c.out_h > 0 && c.out_h <= kMaxSide && c.out_w > 0 && c.out_w <= kMaxSide, "img_size",

@@ -13,25 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "core/plan/names.h"
+
 namespace tinyvit {
 
 // Bump whenever make_plan's draw order or any apply semantics change: it is part of
 // AugConfig's fingerprint, so stores written under an older plan format are refused.
 constexpr int kPlanFormatVersion = 1;
-
-enum class Interp : uint8_t { Nearest = 0, Bilinear = 1, Bicubic = 2, Random = 3 };
-
-// RandAugment operations (timm's names). The *Increasing variants only differ in how
-// the magnitude maps to the argument; the plan stores the resolved argument.
-enum class RaOp : uint8_t {
-  AutoContrast = 0, Equalize, Invert, Rotate, Posterize, Solarize, SolarizeAdd, Color,
-  Contrast, Brightness, Sharpness, ShearX, ShearY, TranslateXRel, TranslateYRel,
-  PosterizeIncreasing, SolarizeIncreasing, ColorIncreasing, ContrastIncreasing,
-  BrightnessIncreasing, SharpnessIncreasing, Count
-};
-
-enum class EraseMode : uint8_t { Const = 0, Rand = 1, Pixel = 2 };
-enum class MixMode : uint8_t { None = 0, Mixup = 1, CutMix = 2 };
 
 struct AugConfig {
   int out_h = 224, out_w = 224;
@@ -108,10 +96,6 @@ Plan make_plan(uint32_t seed, int src_w, int src_h, const AugConfig& cfg);
 // Throws std::invalid_argument naming the field when cfg is out of range.
 void validate_config(const AugConfig& cfg);
 
-// timm's op names ("AutoContrast", ..., "TranslateYRel", "PosterizeIncreasing", ...).
-const char* ra_op_name(RaOp op);
-bool ra_op_from_name(const std::string& name, RaOp* op);  // false when unknown
-const char* interp_name(Interp i);  // "nearest", "bilinear", "bicubic", "random"
 inline bool ra_op_is_geometric(RaOp op) {
   return op == RaOp::Rotate || op == RaOp::ShearX || op == RaOp::ShearY ||
          op == RaOp::TranslateXRel || op == RaOp::TranslateYRel;

@@ -6,6 +6,7 @@
 // transcendental, no std::*_distribution whose algorithms differ between standard
 // libraries), and a documented number of draws per call:
 //   next_u32      1 draw
+//   advance(n)    skips n draws (jump-ahead, O(log n))
 //   bounded(n)    1 draw, plus 1 per rejection (probability < n / 2^32)
 //   uniform()     1 draw: u32 * 2^-32, exact in double, in [0, 1)
 //   uniform(a,b)  1 draw: a + (b - a) * uniform()
@@ -39,9 +40,31 @@ class PCG32 {
   uint32_t next_u32() {
     const uint64_t old = state_;
     state_ = old * kMultiplier + inc_;
-    const uint32_t xorshifted = static_cast<uint32_t>(((old >> 18u) ^ old) >> 27u);
-    const uint32_t rot = static_cast<uint32_t>(old >> 59u);
+    return output(old);
+  }
+
+  // The XSH-RR output function: the u32 next_u32 returns while the state is `state`.
+  static uint32_t output(uint64_t state) {
+    const uint32_t xorshifted = static_cast<uint32_t>(((state >> 18u) ^ state) >> 27u);
+    const uint32_t rot = static_cast<uint32_t>(state >> 59u);
     return (xorshifted >> rot) | (xorshifted << ((0u - rot) & 31u));
+  }
+
+  // Skip `delta` outputs in O(log delta) steps (pcg32_advance_r; Brown, "Random number
+  // generation with arbitrary strides"): afterwards next_u32 returns output number delta.
+  void advance(uint64_t delta) {
+    uint64_t cur_mult = kMultiplier, cur_plus = inc_;
+    uint64_t acc_mult = 1u, acc_plus = 0u;
+    while (delta > 0) {
+      if (delta & 1u) {
+        acc_mult *= cur_mult;
+        acc_plus = acc_plus * cur_mult + cur_plus;
+      }
+      cur_plus = (cur_mult + 1u) * cur_plus;
+      cur_mult *= cur_mult;
+      delta >>= 1u;
+    }
+    state_ = acc_mult * state_ + acc_plus;
   }
 
   // Unbiased integer in [0, bound) by rejection (pcg32_boundedrand_r). bound must be > 0.
