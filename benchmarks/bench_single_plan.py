@@ -61,8 +61,7 @@ def main(argv=None):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from _common import load_average
 
-    cfg = tinyvit.AugConfig(img_size=224, rand_augment="rand-m9-mstd0.5-inc1", re_prob=0.25,
-                            mixup_alpha=0.8, cutmix_alpha=1.0)
+    cfg = tinyvit.AugConfig(img_size=224)  # timm/TinyViT defaults: RandAugment, erase, mix
     with tempfile.TemporaryDirectory() as tmp:
         make_folder(tmp, args.images)
         cold, warm = [], []
