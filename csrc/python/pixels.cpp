@@ -138,23 +138,6 @@ U8Array to_array(const ImageU8& img) {
   return a;
 }
 
-// The Error a core exception stands for (one mapping for every pixel binding).
-Error error_of_current_exception() {
-  try {
-    throw;
-  } catch (const ImageDecodeError& e) {
-    return Error(error_kind::kDecode, e.what());
-  } catch (const std::invalid_argument& e) {
-    return Error(error_kind::kValue, e.what());
-  } catch (const std::bad_alloc&) {
-    return Error(error_kind::kDecode, "out of memory decoding the image");
-  } catch (const std::exception& e) {
-    return Error(error_kind::kDecode, e.what());
-  } catch (...) {
-    return Error(error_kind::kDecode, "unknown error");
-  }
-}
-
 // Runs fn with the GIL released; a core failure is raised as its registered Python class,
 // the message prefixed with the source `name`.
 template <class Fn>
@@ -165,7 +148,7 @@ void run_released(const std::string& name, Fn&& fn) {
     try {
       fn();
     } catch (...) {
-      err = error_of_current_exception();
+      err = current_pixel_error();
     }
   }
   if (err) raise_error(err, name + ": ");

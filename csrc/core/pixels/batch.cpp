@@ -67,21 +67,29 @@ void run_item(const BatchItem& it, const AugConfig& cfg, const ApplyParams& para
     apply_plan_jpeg(plan, decoder, params, dst, scale_denom);
     out.plans[it.slot] = plan;
     out.has_plan[it.slot] = 1;
-  } catch (const ImageDecodeError& e) {
-    err = Error(error_kind::kDecode, e.what());
-  } catch (const std::invalid_argument& e) {
-    err = Error(error_kind::kValue, e.what());
-  } catch (const std::bad_alloc&) {
-    // A decodable header can declare more pixels than memory holds (a decompression bomb).
-    err = Error(error_kind::kDecode, "out of memory decoding the image");
-  } catch (const std::exception& e) {
-    err = Error(error_kind::kDecode, e.what());
   } catch (...) {
-    err = Error(error_kind::kDecode, "unknown error");
+    err = current_pixel_error();
   }
 }
 
 }  // namespace
+
+Error current_pixel_error() {
+  try {
+    throw;
+  } catch (const ImageDecodeError& e) {
+    return Error(error_kind::kDecode, e.what());
+  } catch (const std::invalid_argument& e) {
+    return Error(error_kind::kValue, e.what());
+  } catch (const std::bad_alloc&) {
+    // A decodable header can declare more pixels than memory holds (a decompression bomb).
+    return Error(error_kind::kDecode, "out of memory decoding the image");
+  } catch (const std::exception& e) {
+    return Error(error_kind::kDecode, e.what());
+  } catch (...) {
+    return Error(error_kind::kDecode, "unknown error");
+  }
+}
 
 Error read_image_file(const std::string& path, std::vector<uint8_t>& bytes, size_t max_bytes) {
   Fd f;

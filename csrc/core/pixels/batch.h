@@ -48,6 +48,10 @@ struct BatchOutput {
 void run_batch(ThreadPool& pool, const std::vector<BatchItem>& items, const AugConfig& cfg,
                int scale_denom, uint8_t* pixels, BatchOutput& out);
 
+// Inside a catch block: the Error the in-flight exception stands for on the pixel path
+// (ImageDecodeError and anything unexpected -> decode, std::invalid_argument -> value).
+Error current_pixel_error();
+
 // The whole file at `path` into `bytes`: a regular file only (opened non-blocking, so a
 // FIFO or device cannot hang the reader), at most max_bytes. Returns the Error (kind
 // not_found / permission / is_directory / io / decode for an oversized file) or none.
