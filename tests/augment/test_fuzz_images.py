@@ -13,13 +13,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.mark.skipif(not _C._jpeg_supported(), reason="built without libjpeg")
 def test_fuzz_images_short():
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    bench = os.path.join(ROOT, "benchmarks")
+    sys.path.insert(0, bench)  # the spawned worker imports fuzz_images by name too
     try:
         import fuzz_images
+
+        n = 2 * len(fuzz_images.KINDS)  # every kind twice (bytes/file variants differ by seed)
+        r = fuzz_images.fuzz(cases=n, seconds=45, seed=1, case_timeout=20, loader_every=3)
     finally:
-        sys.path.remove(os.path.join(ROOT, "benchmarks"))
-    n = 2 * len(fuzz_images.KINDS)  # every kind twice (bytes and file variants differ by seed)
-    r = fuzz_images.fuzz(cases=n, seconds=45, seed=1, case_timeout=20, loader_every=3)
+        sys.path.remove(bench)
     assert r["cases"] == n, r
     bad = {o: r["totals"][o] for o in ("untyped", "wrong", "crash", "hang")}
     assert bad == dict(untyped=0, wrong=0, crash=0, hang=0), r["problems"]

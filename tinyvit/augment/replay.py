@@ -13,11 +13,10 @@ import io
 import os
 import threading
 import warnings
+from typing import Dict, NamedTuple
 
 import numpy as np
 import torch
-
-from typing import Dict, NamedTuple
 
 from .._ext import _C
 from .config import cpp_config
