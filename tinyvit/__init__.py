@@ -14,7 +14,7 @@ from types import ModuleType as _ModuleType
 from ._ext import _C, build_info
 from .augment.rng import PCG32, pcg32_u32
 from .augment.config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
-from .augment.plan import make_plan, pack_plans, plan_device_params
+from .augment.plan import make_plan, plan_device_params
 from .augment.seeds import (PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed,
                             sample_seeds)
 from .augment.replay import ImageDecodeError, replay, replay_batch

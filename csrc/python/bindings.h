@@ -7,6 +7,7 @@ namespace tinyvit {
 namespace py = pybind11;
 
 void init_build_info(py::module_& m);
+void init_errors(py::module_& m);
 void init_rng(py::module_& m);
 void init_plan(py::module_& m);
 void init_store(py::module_& m);

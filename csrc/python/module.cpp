@@ -6,6 +6,7 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tinyvit compiled core";
   tinyvit::init_build_info(m);
+  tinyvit::init_errors(m);  // before any init that registers error kinds
   tinyvit::init_rng(m);
   tinyvit::init_plan(m);
   tinyvit::init_store(m);

@@ -1,17 +1,18 @@
-// Python bindings for the pixel pipeline (core/pixels.h, core/jpeg_decode.h): JPEG fast
-// path, plan application, single RandAugment ops (for tests) and the batch thread pool.
-// Thin: argument conversion here, all logic in core/.
+// Python bindings for the pixel pipeline (core/pixels/pixels.h, jpeg_decode.h, batch.h):
+// JPEG fast path, plan application, single RandAugment ops (for tests) and the batch
+// thread pool. Thin: argument conversion here, all logic in core/; failures cross as core
+// Errors through errors.h.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/pixels/batch.h"
 #include "core/pixels/jpeg_decode.h"
 #include "core/pixels/pixels.h"
 #include "core/plan/plan.h"
@@ -20,6 +21,7 @@
 #include "core/util/thread_pool.h"
 #include "args.h"
 #include "bindings.h"
+#include "errors.h"
 
 namespace tinyvit {
 
@@ -136,58 +138,66 @@ U8Array to_array(const ImageU8& img) {
   return a;
 }
 
-// Runs fn with the GIL released; maps core exceptions to Python ones naming `name`.
+// Runs fn with the GIL released; a core failure is raised as its registered Python class,
+// the message prefixed with the source `name`.
 template <class Fn>
 void run_released(const std::string& name, Fn&& fn) {
-  std::string decode_error, value_error;
+  Error err;
   {
     py::gil_scoped_release release;
     try {
       fn();
-    } catch (const ImageDecodeError& e) {
-      decode_error = e.what();
-    } catch (const std::invalid_argument& e) {
-      value_error = e.what();
+    } catch (...) {
+      err = current_pixel_error();
     }
   }
-  if (!decode_error.empty()) throw ImageDecodeError(name + ": " + decode_error);
-  if (!value_error.empty()) throw py::value_error(name + ": " + value_error);
+  if (err) raise_error(err, name + ": ");
 }
 
 std::string bytes_name(size_t n) { return "<bytes len=" + std::to_string(n) + ">"; }
 
-bool read_file(const std::string& path, std::vector<uint8_t>& out, std::string& err) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    err = "cannot open file";
-    return false;
-  }
-  f.seekg(0, std::ios::end);
-  const std::streamoff n = f.tellg();
-  if (n < 0) {
-    err = "cannot read file";
-    return false;
-  }
-  f.seekg(0, std::ios::beg);
-  out.resize(static_cast<size_t>(n));
-  if (n > 0 && !f.read(reinterpret_cast<char*>(out.data()), n)) {
-    err = "cannot read file";
-    return false;
-  }
-  return true;
+py::dict to_dict(const DeviceParams& d) {
+  const size_t n = d.n, B = d.max_boxes;
+  py::array_t<int32_t> erase_boxes({n, B, size_t{4}});
+  py::array_t<int64_t> erase_seeds({n, B});
+  py::array_t<int32_t> erase_count(n);
+  py::array_t<int8_t> mix(n);
+  py::array_t<float> lam(n);
+  py::array_t<int32_t> cut_box({n, size_t{4}});
+  auto copy = [](auto& arr, const auto& vec) {
+    if (!vec.empty()) std::memcpy(arr.mutable_data(), vec.data(), vec.size() * sizeof(vec[0]));
+  };
+  copy(erase_boxes, d.erase_boxes);
+  copy(erase_seeds, d.erase_seeds);
+  copy(erase_count, d.erase_count);
+  copy(mix, d.mix);
+  copy(lam, d.lam);
+  copy(cut_box, d.cut_box);
+  py::dict out;
+  out["erase_boxes"] = erase_boxes;
+  out["erase_seeds"] = erase_seeds;
+  out["erase_count"] = erase_count;
+  out["mix"] = mix;
+  out["lam"] = lam;
+  out["cut_box"] = cut_box;
+  return out;
 }
 
-// The batch pool: owns its threads; one Python object is reused across batches.
+// The batch pool: owns its threads; one Python object is reused across batches. The work
+// is core/pixels/batch.h run_batch; this class converts arguments and results only.
 class PixelPool {
  public:
   explicit PixelPool(int n) : pool_(n) {}
   int num_threads() const { return pool_.size(); }
 
-  // sources: list of bytes (JPEG) or str (path). Fills out[i] for every JPEG source and
-  // returns per-item status: None (done), ("notjpeg", None) (caller uses the PIL path),
-  // ("decode" | "value" | "io", message).
-  py::list run(const py::list& sources, py::handle seeds_obj, const AugConfig& cfg, py::array out,
-               int scale_denom) {
+  // sources[i]: bytes/bytearray (encoded image), str (path, read by a worker) or a uint8
+  // (H, W, 3) array (decoded RGB). Non-JPEG encoded items are handed, as bytes, to
+  // decode(i, data) -> uint8 (H, W, 3) array (Python: Pillow) and augmented here like arrays.
+  // Fills out[i] and returns the device part of every item's plan (the same plans the
+  // pixels were made with). The first failing item (lowest i) is raised as its registered
+  // class, the message "<names[i]> (batch item i): ...".
+  py::dict run(const py::list& sources, py::handle seeds_obj, const AugConfig& cfg, py::array out,
+               int scale_denom, py::object decode, py::object names_obj) {
     const size_t n = sources.size();
     // Checked, never converted: a converted copy would silently swallow the writes.
     if (!out.dtype().is(py::dtype::of<uint8_t>()) || !(out.flags() & py::array::c_style) ||
@@ -198,74 +208,85 @@ class PixelPool {
                             std::to_string(cfg.out_w) + ", 3)");
     auto seeds = py::cast<std::vector<py::object>>(seeds_obj);
     if (seeds.size() != n) throw py::value_error("seeds and sources must have the same length");
-    struct Item {
-      Bytes bytes;
-      std::string path;
-      bool is_path = false;
-      uint32_t seed = 0;
-      int status = 0;  // 0 ok, 1 notjpeg, 2 decode, 3 value, 4 io
-      std::string message;
-    };
-    std::vector<Item> items(n);
+    std::vector<std::string> names;
+    if (!names_obj.is_none()) {
+      names = py::cast<std::vector<std::string>>(names_obj);
+      if (names.size() != n) throw py::value_error("names and sources must have the same length");
+    }
+    std::vector<BatchItem> items(n);
+    std::vector<U8Array> keep;  // arrays referenced by Image items
     for (size_t i = 0; i < n; ++i) {
       py::handle s = sources[i];
-      items[i].seed = static_cast<uint32_t>(checked_u64(seeds[i], "seed", 0, UINT32_MAX));
+      BatchItem& it = items[i];
+      it.slot = i;
+      it.seed = static_cast<uint32_t>(checked_u64(seeds[i], "seed", 0, UINT32_MAX));
+      std::string name;
       if (PyUnicode_Check(s.ptr())) {
-        items[i].is_path = true;
-        items[i].path = py::cast<std::string>(s);
+        it.kind = BatchItem::Kind::File;
+        it.path = py::cast<std::string>(s);
+        name = it.path;
+      } else if (PyBytes_Check(s.ptr()) || PyByteArray_Check(s.ptr())) {
+        const Bytes b = bytes_of(s, "source");
+        it.kind = BatchItem::Kind::Encoded;
+        it.data = b.data;
+        it.size = b.size;
+        name = bytes_name(b.size);
       } else {
-        items[i].bytes = bytes_of(s, "source");
+        U8Array arr = U8Array::ensure(s);
+        if (!arr) throw py::type_error("sources[" + std::to_string(i) +
+                                       "] must be bytes, a path or a uint8 (H, W, 3) array");
+        it.kind = BatchItem::Kind::Image;
+        it.image = view_of(arr, "source");
+        keep.push_back(std::move(arr));
+        name = "<array>";
       }
+      if (names_obj.is_none()) names.push_back(name);
     }
-    const ApplyParams params = ApplyParams::from(cfg);
-    uint8_t* base = static_cast<uint8_t*>(out.mutable_data());
-    const size_t stride = static_cast<size_t>(cfg.out_h) * cfg.out_w * 3;
+    uint8_t* pixels = static_cast<uint8_t*>(out.mutable_data());
+    BatchOutput result(n);
     {
       py::gil_scoped_release release;
-      pool_.parallel_for(n, [&](size_t i) {
-        Item& it = items[i];
-        std::vector<uint8_t> file;
-        Bytes b = it.bytes;
-        if (it.is_path) {
-          if (!read_file(it.path, file, it.message)) {
-            it.status = 4;
-            return;
-          }
-          b.data = file.data();
-          b.size = file.size();
-        }
-        if (b.size > 0 && !looks_like_jpeg(b.data, b.size)) {
-          it.status = 1;
-          return;
-        }
-        try {
-          JpegDecoder decoder;  // the header is parsed once, for the plan and the decode
-          const JpegInfo& info = decoder.open(b.data, b.size);
-          const Plan plan = make_plan(it.seed, info.width, info.height, cfg);
-          apply_plan_jpeg(plan, decoder, params, base + i * stride, scale_denom);
-        } catch (const ImageDecodeError& e) {
-          it.status = 2;
-          it.message = e.what();
-        } catch (const std::invalid_argument& e) {
-          it.status = 3;
-          it.message = e.what();
-        } catch (const std::exception& e) {
-          it.status = 2;
-          it.message = e.what();
-        }
-      });
+      run_batch(pool_, items, cfg, scale_denom, pixels, result);
     }
-    static const char* const kKinds[5] = {"", "notjpeg", "decode", "value", "io"};
-    py::list status;
-    for (const Item& it : items) {
-      if (it.status == 0) status.append(py::none());
-      else if (it.status == 1) status.append(py::make_tuple(kKinds[1], py::none()));
-      else status.append(py::make_tuple(kKinds[it.status], it.message));
+    raise_first_error(result, names);
+    // Second pass, same slots: formats the JPEG path does not read, decoded by the caller.
+    std::vector<BatchItem> second;
+    for (size_t i = 0; i < n; ++i) {
+      if (!result.needs_decode[i]) continue;
+      if (decode.is_none())
+        raise_error(Error(error_kind::kDecode, "not a JPEG and no decoder given"),
+                    names[i] + " (batch item " + std::to_string(i) + "): ");
+      const auto& data = result.undecoded[i];
+      py::object rgb = decode(i, py::bytes(reinterpret_cast<const char*>(data.data()), data.size()));
+      U8Array arr = U8Array::ensure(rgb);
+      if (!arr) throw py::type_error("decode must return a uint8 (H, W, 3) array");
+      BatchItem it;
+      it.kind = BatchItem::Kind::Image;
+      it.slot = i;
+      it.seed = items[i].seed;
+      it.image = view_of(arr, "decoded source");
+      keep.push_back(std::move(arr));
+      second.push_back(std::move(it));
+      std::vector<uint8_t>().swap(result.undecoded[i]);
     }
-    return status;
+    if (!second.empty()) {
+      {
+        py::gil_scoped_release release;
+        run_batch(pool_, second, cfg, scale_denom, pixels, result);
+      }
+      raise_first_error(result, names);
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (!result.has_plan[i]) throw std::logic_error("PixelPool.run: item without a plan");
+    return to_dict(pack_device_params(result.plans));
   }
 
  private:
+  static void raise_first_error(const BatchOutput& r, const std::vector<std::string>& names) {
+    for (size_t i = 0; i < r.size(); ++i)
+      if (r.errors[i]) raise_error(r.errors[i], names[i] + " (batch item " + std::to_string(i) + "): ");
+  }
+
   ThreadPool pool_;
 };
 
@@ -273,6 +294,23 @@ class PixelPool {
 
 void init_pixels(py::module_& m) {
   py::register_exception<ImageDecodeError>(m, "ImageDecodeError", PyExc_ValueError);
+  register_error_kind(error_kind::kDecode, m.attr("ImageDecodeError"));
+
+  m.def(
+      "_read_file",
+      [](const std::string& path) {
+        std::vector<uint8_t> data;
+        Error err;
+        {
+          py::gil_scoped_release release;
+          err = read_image_file(path, data);
+        }
+        if (err) raise_error(err, path + ": ");
+        return py::bytes(reinterpret_cast<const char*>(data.data()), data.size());
+      },
+      py::arg("path"),
+      "An image file's bytes: regular files only (a FIFO cannot hang it), at most 1 GiB; "
+      "errors name the path.");
 
   m.def("_jpeg_supported", &jpeg_supported);
 
@@ -394,7 +432,8 @@ void init_pixels(py::module_& m) {
            py::arg("num_threads"))
       .def_property_readonly("num_threads", &PixelPool::num_threads)
       .def("run", &PixelPool::run, py::arg("sources"), py::arg("seeds"), py::arg("cfg"),
-           py::arg("out"), py::arg("scale_denom") = 0);
+           py::arg("out"), py::arg("scale_denom") = 0, py::arg("decode") = py::none(),
+           py::arg("names") = py::none());
 }
 
 }  // namespace tinyvit

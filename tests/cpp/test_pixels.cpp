@@ -1,14 +1,21 @@
 // Pure-core tests of the pixel pipeline: resize identities, RandAugment ops against
 // direct computations, JPEG region decode vs full decode, and a decoder fuzz (run it
 // under -DTINYVIT_SANITIZE=ON to check memory safety).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "check.h"
+#include "core/pixels/batch.h"
 #include "core/pixels/jpeg_decode.h"
 #include "core/rng/pcg32.h"
 #include "core/pixels/pixels.h"
@@ -481,12 +488,141 @@ static void test_resize_reference() {
   CHECK(edge_bad == 0);
 }
 
+#ifdef TINYVIT_WITH_JPEG
+static bool same_device_part(const Plan& a, const Plan& b) {
+  if (a.erase.size() != b.erase.size() || a.mix != b.mix || a.lam != b.lam ||
+      a.cut_x0 != b.cut_x0 || a.cut_y0 != b.cut_y0 || a.cut_x1 != b.cut_x1 || a.cut_y1 != b.cut_y1 ||
+      a.crop_x != b.crop_x || a.crop_w != b.crop_w || a.src_w != b.src_w || a.src_h != b.src_h)
+    return false;
+  for (size_t k = 0; k < a.erase.size(); ++k)
+    if (a.erase[k].x != b.erase[k].x || a.erase[k].y != b.erase[k].y || a.erase[k].w != b.erase[k].w ||
+        a.erase[k].h != b.erase[k].h || a.erase[k].noise_seed != b.erase[k].noise_seed)
+      return false;
+  return true;
+}
+
+// run_batch: one plan per item, kept with the pixels; every failure is a per-slot Error.
+static void test_batch() {
+  AugConfig cfg;
+  cfg.out_h = cfg.out_w = 40;
+  cfg.re_prob = 0.9;
+  cfg.re_max_count = 3;
+  cfg.mixup_alpha = 0.8;
+  cfg.cutmix_alpha = 1.0;
+  const ImageU8 a = noise_image(61, 83, 1), b = noise_image(120, 90, 2);
+  const auto ja = encode_jpeg(a, 90, false), jb = encode_jpeg(b, 80, true);
+  char dir_tmpl[] = "/tmp/tinyvit_batch_XXXXXX";
+  const std::string dir = mkdtemp(dir_tmpl);
+  const std::string good_path = dir + "/b.jpg", missing = dir + "/none.jpg",
+                    a_dir = dir + "/x.jpg", fifo = dir + "/fifo.jpg", sparse = dir + "/huge.jpg";
+  {
+    FILE* f = std::fopen(good_path.c_str(), "wb");
+    std::fwrite(jb.data(), 1, jb.size(), f);
+    std::fclose(f);
+  }
+  CHECK(mkdir(a_dir.c_str(), 0700) == 0);
+  CHECK(mkfifo(fifo.c_str(), 0600) == 0);
+  {
+    const int fd = ::open(sparse.c_str(), O_CREAT | O_WRONLY, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, static_cast<off_t>(kMaxImageFileBytes) + 1) == 0);
+    ::close(fd);
+  }
+  const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  std::vector<uint8_t> broken(ja.begin(), ja.begin() + 200);
+  std::vector<BatchItem> items(10);
+  for (size_t i = 0; i < items.size(); ++i) {
+    items[i].slot = i;
+    items[i].seed = static_cast<uint32_t>(1000 + 7 * i);
+  }
+  items[0].data = ja.data(), items[0].size = ja.size();
+  items[1].kind = BatchItem::Kind::File, items[1].path = good_path;
+  items[2].kind = BatchItem::Kind::Image;
+  items[2].image = ImageView{b.data.data(), b.h, b.w, static_cast<ptrdiff_t>(b.w) * 3};
+  items[3].kind = BatchItem::Kind::File, items[3].path = missing;
+  items[4].kind = BatchItem::Kind::File, items[4].path = a_dir;
+  items[5].kind = BatchItem::Kind::File, items[5].path = fifo;      // must not block
+  items[6].kind = BatchItem::Kind::File, items[6].path = sparse;    // over the cap
+  items[7].data = broken.data(), items[7].size = broken.size();
+  items[8].data = png_magic, items[8].size = sizeof(png_magic);    // not JPEG: handed back
+  items[9].data = ja.data(), items[9].size = 0;                     // empty
+  const size_t row = 40 * 40 * 3;
+  std::vector<uint8_t> ref_px[3];
+  Plan ref_plan[3];
+  ref_plan[0] = make_plan(items[0].seed, a.w, a.h, cfg);
+  ref_plan[1] = make_plan(items[1].seed, b.w, b.h, cfg);
+  ref_plan[2] = make_plan(items[2].seed, b.w, b.h, cfg);
+  const ApplyParams params = ApplyParams::from(cfg);
+  for (int k = 0; k < 3; ++k) ref_px[k].resize(row);
+  apply_plan_jpeg(ref_plan[0], ja.data(), ja.size(), params, ref_px[0].data());
+  apply_plan_jpeg(ref_plan[1], jb.data(), jb.size(), params, ref_px[1].data());
+  apply_plan(ref_plan[2], items[2].image, params, ref_px[2].data());
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    std::vector<uint8_t> px(items.size() * row, 0);
+    BatchOutput out(items.size());
+    run_batch(pool, items, cfg, 0, px.data(), out);
+    for (int k = 0; k < 3; ++k) {
+      CHECK(!out.errors[k] && out.has_plan[k]);
+      CHECK(same_device_part(out.plans[k], ref_plan[k]));
+      CHECK(std::memcmp(px.data() + k * row, ref_px[k].data(), row) == 0);
+    }
+    CHECK(out.errors[3].kind == error_kind::kNotFound);
+    CHECK(out.errors[4].kind == error_kind::kIsDirectory);
+    CHECK(out.errors[5].kind == error_kind::kIo);
+    CHECK(out.errors[6].kind == error_kind::kDecode &&
+          out.errors[6].message.find("limit") != std::string::npos);
+    CHECK(out.errors[7].kind == error_kind::kDecode);
+    CHECK(!out.errors[8] && out.needs_decode[8] && !out.has_plan[8] &&
+          out.undecoded[8] == std::vector<uint8_t>(png_magic, png_magic + 8));
+    CHECK(out.errors[9].kind == error_kind::kDecode);
+    // The device part packs the kept plans (rows without a plan pack as no-ops).
+    const DeviceParams d = pack_device_params(out.plans);
+    size_t most = 0;
+    for (int k = 0; k < 3; ++k) most = std::max(most, ref_plan[k].erase.size());
+    CHECK(d.n == items.size() && d.max_boxes == most);
+    for (size_t k = 0; k < 3; ++k) {
+      const Plan& p = ref_plan[k];
+      CHECK(d.erase_count[k] == static_cast<int32_t>(p.erase.size()));
+      CHECK(d.mix[k] == static_cast<int8_t>(p.mix) && d.lam[k] == p.lam);
+      CHECK(d.cut_box[k * 4] == p.cut_x0 && d.cut_box[k * 4 + 3] == p.cut_y1);
+      for (size_t e = 0; e < p.erase.size(); ++e) {
+        CHECK(d.erase_boxes[(k * d.max_boxes + e) * 4 + 2] == p.erase[e].w);
+        CHECK(d.erase_seeds[k * d.max_boxes + e] == p.erase[e].noise_seed);
+      }
+    }
+  }
+  // A slot outside the output is a caller bug, refused before any work.
+  {
+    ThreadPool pool(1);
+    BatchOutput out(1);
+    std::vector<BatchItem> bad(1);
+    bad[0].slot = 5;
+    bool threw = false;
+    try {
+      run_batch(pool, bad, cfg, 0, nullptr, out);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    CHECK(threw);
+  }
+  std::vector<uint8_t> got;
+  CHECK(read_image_file(good_path, got).kind.empty() && got == jb);
+  CHECK(read_image_file(good_path, got, 10).kind == error_kind::kDecode);
+  ::unlink(good_path.c_str());
+  ::unlink(fifo.c_str());
+  ::unlink(sparse.c_str());
+  ::rmdir(a_dir.c_str());
+  ::rmdir(dir.c_str());
+}
+#endif
+
 int main() {
   test_resize_reference();
   test_warp_formula();
   test_resize_and_ops();
 #ifdef TINYVIT_WITH_JPEG
   test_jpeg();
+  test_batch();
 #endif
   return TEST_REPORT();
 }

@@ -299,11 +299,6 @@ class AugConfig:
             mix_prob=self.mix_prob, switch_prob=self.switch_prob,
         )
 
-    def _cpp(self):
-        """The C++ ``_C.AugConfig`` (cached per config); C++ bindings take it as
-        ``const tinyvit::AugConfig&``."""
-        return _cpp_config(self)
-
     def to_dict(self) -> dict:
         """Plain JSON-able dict; ``AugConfig.from_dict(cfg.to_dict()) == cfg``."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -348,8 +343,19 @@ def _jsonable(v):
     return v
 
 
+def cpp_config(cfg) -> "_C.AugConfig":
+    """The C++ ``_C.AugConfig`` behind ``cfg`` (a tinyvit.AugConfig, cached per config, or an
+    already-built ``_C.AugConfig``): the one accessor every binding call goes through (C++
+    takes it as ``const tinyvit::AugConfig&``). TypeError for anything else."""
+    if isinstance(cfg, AugConfig):
+        return _built(cfg)
+    if isinstance(cfg, _C.AugConfig):
+        return cfg
+    raise TypeError(f"cfg must be a tinyvit.AugConfig, got {type(cfg).__name__}")
+
+
 @functools.lru_cache(maxsize=64)
-def _cpp_config(cfg: AugConfig):
+def _built(cfg: AugConfig):
     return _C.AugConfig(cfg._cpp_fields())
 
 

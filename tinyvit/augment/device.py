@@ -183,8 +183,8 @@ class DeviceAugment:
     """normalize -> RandomErasing -> Mixup/CutMix for one AugConfig.
 
     ``aug(images_u8, params, partner)`` -> (x, lam): images uint8 NHWC/NCHW on any device,
-    ``params`` from ``plan_device_params`` (or ``pack_plans``), ``partner`` positions from
-    ``batch_partners`` (ignored when the config has no mixing).
+    ``params`` from ``replay_batch(..., return_params=True)`` (or ``plan_device_params``),
+    ``partner`` positions from ``batch_partners`` (ignored when the config has no mixing).
     """
 
     def __init__(self, cfg: AugConfig, dtype: torch.dtype = torch.float32):

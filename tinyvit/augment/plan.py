@@ -11,15 +11,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from .._ext import _C
-from .config import AugConfig
-
-
-def _cpp_cfg(cfg):
-    if isinstance(cfg, AugConfig):
-        return cfg._cpp()
-    if isinstance(cfg, _C.AugConfig):
-        return cfg
-    raise TypeError(f"cfg must be a tinyvit.AugConfig, got {type(cfg).__name__}")
+from .config import AugConfig, cpp_config
 
 
 def make_plan(seed: int, size: Tuple[int, int], cfg: AugConfig) -> dict:
@@ -36,11 +28,13 @@ def make_plan(seed: int, size: Tuple[int, int], cfg: AugConfig) -> dict:
 
     seed must be in [0, 2**32 - 1] (ValueError / OverflowError naming ``seed``).
     """
-    return _C.make_plan(seed, size, _cpp_cfg(cfg))
+    return _C.make_plan(seed, size, cpp_config(cfg))
 
 
 def plan_device_params(seeds: Sequence[int], sizes, cfg: AugConfig) -> Dict[str, np.ndarray]:
-    """The part of many plans the device ops need, packed as numpy arrays (C++, GIL free).
+    """The part of many plans the device ops need, packed as numpy arrays (C++, GIL free),
+    for callers with the source sizes in hand. ``replay_batch(..., return_params=True)``
+    returns the same arrays from the plans it replayed (no second plan, no size read).
 
     ``sizes``: (N, 2) array-like of (width, height). Returns ``erase_boxes`` int32 (N, B, 4)
     [x, y, w, h] (B = most boxes of any sample; unused rows zero), ``erase_seeds`` int64
@@ -52,28 +46,7 @@ def plan_device_params(seeds: Sequence[int], sizes, cfg: AugConfig) -> Dict[str,
     if sizes.ndim != 2 or sizes.shape[1] != 2:
         raise ValueError(f"sizes must be (N, 2) (width, height) pairs, got shape {sizes.shape}")
     return _C.plan_device_params(seeds.reshape(-1), np.ascontiguousarray(sizes[:, 0]),
-                                 np.ascontiguousarray(sizes[:, 1]), _cpp_cfg(cfg))
+                                 np.ascontiguousarray(sizes[:, 1]), cpp_config(cfg))
 
 
-def pack_plans(plans: Sequence[dict]) -> Dict[str, np.ndarray]:
-    """Same packed arrays as ``plan_device_params`` from plan dicts (``make_plan`` output)."""
-    n = len(plans)
-    b = max((len(p["erase"]) for p in plans), default=0)
-    out = dict(
-        erase_boxes=np.zeros((n, b, 4), np.int32), erase_seeds=np.zeros((n, b), np.int64),
-        erase_count=np.zeros(n, np.int32), mix=np.zeros(n, np.int8),
-        lam=np.ones(n, np.float32), cut_box=np.zeros((n, 4), np.int32))
-    modes = {"none": 0, "mixup": 1, "cutmix": 2}
-    for i, p in enumerate(plans):
-        out["erase_count"][i] = len(p["erase"])
-        for k, e in enumerate(p["erase"]):
-            out["erase_boxes"][i, k] = (e["x"], e["y"], e["w"], e["h"])
-            out["erase_seeds"][i, k] = e["noise_seed"]
-        out["mix"][i] = modes[p["mix"]]
-        out["lam"][i] = p["lam"]
-        if p["cut_box"] is not None:
-            out["cut_box"][i] = p["cut_box"]
-    return out
-
-
-__all__ = ["make_plan", "plan_device_params", "pack_plans"]
+__all__ = ["make_plan", "plan_device_params"]

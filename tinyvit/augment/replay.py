@@ -13,11 +13,13 @@ import io
 import os
 import threading
 import warnings
+from typing import Dict, NamedTuple
 
 import numpy as np
 import torch
 
 from .._ext import _C
+from .config import cpp_config
 from .pil import apply_plan_pil, array_to_rgb, to_rgb
 
 ImageDecodeError = _C.ImageDecodeError
@@ -28,16 +30,6 @@ ImageDecodeError.__doc__ = (
 
 _PATHS = ("auto", "cpp", "pil")
 _JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def _cpp_config(cfg):
-    """The C++ AugConfig behind cfg (tinyvit.AugConfig or an already-built _C.AugConfig)."""
-    if isinstance(cfg, _C.AugConfig):
-        return cfg
-    make = getattr(cfg, "_cpp", None)
-    if make is None:
-        raise TypeError(f"cfg must be a tinyvit.AugConfig, got {type(cfg).__name__}")
-    return make()
 
 
 def _out_params(ccfg):
@@ -62,8 +54,9 @@ def _read(source):
         return "bytes", data, f"<bytes len={len(data)}>"
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        with open(path, "rb") as f:
-            return "bytes", f.read(), path
+        # C++ reader: regular files only (a FIFO named .jpg cannot hang it), size-capped;
+        # FileNotFoundError / PermissionError / IsADirectoryError / OSError name the path.
+        return "bytes", _C._read_file(path), path
     if _is_pil(source):
         return "pil", source, "<PIL image>"
     if isinstance(source, np.ndarray) or hasattr(source, "__array__"):
@@ -73,24 +66,46 @@ def _read(source):
 
 
 def _open_pil(data: bytes, name: str):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty input (0 bytes)")
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"{name}: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageDecodeError(f"{name}: out of memory decoding the image") from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: Pillow's plugins raise
+        # anything (UnidentifiedImageError, DecompressionBombError, SyntaxError, struct.error,
+        # IndexError, ...); each is this source failing to decode, typed and named.
+        raise ImageDecodeError(f"{name}: {type(exc).__name__}: {exc}") from exc
     return img
+
+
+def _decoded_rgb(payload, kind: str, name: str) -> np.ndarray:
+    """A non-JPEG source as a C-contiguous uint8 (H, W, 3) array (Pillow decodes losslessly,
+    so the pixels do not depend on the Pillow build). Typed errors naming the source."""
+    if kind == "array":
+        try:
+            return np.ascontiguousarray(array_to_rgb(payload), dtype=np.uint8)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}: {exc}") from exc
+    img = _open_pil(payload, name) if kind == "bytes" else payload
+    try:
+        rgb = np.asarray(to_rgb(img))
+    except MemoryError as exc:
+        raise ImageDecodeError(f"{name}: out of memory converting the image") from exc
+    except Exception as exc:  # noqa: BLE001 - same reason as _open_pil
+        raise ImageDecodeError(f"{name}: {type(exc).__name__}: {exc}") from exc
+    return np.ascontiguousarray(array_to_rgb(rgb), dtype=np.uint8)
 
 
 def _pil_path(img, seed, ccfg, name):
     out_hw, fill = _out_params(ccfg)
     try:
         rgb = to_rgb(img)
-    except (OSError, ValueError) as exc:
-        raise ImageDecodeError(f"{name}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - same reason as _open_pil
+        raise ImageDecodeError(f"{name}: {type(exc).__name__}: {exc}") from exc
     plan = _C.make_plan(seed, rgb.size, ccfg)
     return apply_plan_pil(rgb, plan, out_hw, fill)
 
@@ -112,7 +127,7 @@ def replay(source, seed, cfg, *, path: str = "auto", scale_denom: int = 0) -> np
         raise ValueError(f"path must be one of {_PATHS}, got {path!r}")
     if scale_denom not in (0, 1, 2, 4, 8):
         raise ValueError(f"scale_denom must be 0, 1, 2, 4 or 8, got {scale_denom!r}")
-    ccfg = _cpp_config(cfg)
+    ccfg = cpp_config(cfg)
     kind, payload, name = _read(source)
     if path == "pil":
         img = _open_pil(payload, name) if kind == "bytes" else (
@@ -125,23 +140,9 @@ def replay(source, seed, cfg, *, path: str = "auto", scale_denom: int = 0) -> np
     # "auto" and "cpp": every source is augmented in C++, so the pixels depend only on
     # (source pixels, seed, config, plan format), never on the installed Pillow build.
     # JPEG takes the region decoder; other formats are decoded losslessly by Pillow first.
-    if kind == "bytes":
-        if payload[:3] == _JPEG_MAGIC or len(payload) == 0:
-            return _C._replay_jpeg(payload, seed, ccfg, scale_denom, name)
-        try:
-            rgb = np.asarray(to_rgb(_open_pil(payload, name)))
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ImageDecodeError):
-                raise
-            raise ImageDecodeError(f"{name}: {exc}") from exc
-        return _cpp_on_array(array_to_rgb(rgb), seed, ccfg, name)
-    if kind == "pil":
-        try:
-            rgb = np.asarray(to_rgb(payload))
-        except (OSError, ValueError) as exc:
-            raise ImageDecodeError(f"{name}: {exc}") from exc
-        return _cpp_on_array(rgb, seed, ccfg, name)
-    return _cpp_on_array(array_to_rgb(payload), seed, ccfg, name)
+    if kind == "bytes" and (payload[:3] == _JPEG_MAGIC or len(payload) == 0):
+        return _C._replay_jpeg(payload, seed, ccfg, scale_denom, name)
+    return _cpp_on_array(_decoded_rgb(payload, kind, name), seed, ccfg, name)
 
 
 def _cpp_on_array(arr, seed, ccfg, name):
@@ -186,17 +187,32 @@ def _alloc(shape, pin_memory):
     return torch.empty(shape, dtype=torch.uint8)
 
 
+class ReplayedBatch(NamedTuple):
+    """``replay_batch(..., return_params=True)``: the uint8 images and the device part of the
+    very plans they were replayed with (``plan_device_params``' arrays, numpy)."""
+
+    images: torch.Tensor
+    params: Dict[str, np.ndarray]
+
+
 def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = None,
-                 pin_memory: bool = False, scale_denom: int = 0) -> torch.Tensor:
+                 pin_memory: bool = False, scale_denom: int = 0, return_params: bool = False):
     """replay() for a whole batch into one uint8 tensor [B, out_h, out_w, 3].
 
-    JPEG bytes and JPEG files are decoded and augmented on a C++ thread pool (num_threads,
-    default: the CPUs this process may use; pools are kept and reused across calls) with
-    the GIL released; other sources are converted in this thread and augmented in C++ (replay's "auto").
-    Every row equals replay(sources[i], seeds[i], cfg) byte for byte, for any num_threads.
+    Every source is augmented in C++ on a thread pool (num_threads, default: the CPUs this
+    process may use; pools are kept and reused across calls) with the GIL released: JPEG
+    bytes and files (read by the pool threads) take the region decoder; other formats are
+    decoded by Pillow in this thread, PIL images and arrays converted to RGB (replay's
+    "auto"). Every row equals replay(sources[i], seeds[i], cfg) byte for byte, for any
+    num_threads. One plan is made per item; return_params=True also returns the device part
+    of those plans (a ReplayedBatch(images, params); params as ``plan_device_params``
+    returns them) -- no second plan and no second read of the source size.
     out: an existing C-contiguous CPU uint8 tensor of that shape to fill (e.g. pinned);
     otherwise one is allocated, in pinned memory when pin_memory=True and CUDA is
     available (without CUDA a RuntimeWarning is issued once and pageable memory is used).
+    A failing item raises its typed error (ImageDecodeError, FileNotFoundError,
+    PermissionError, IsADirectoryError, OSError, ValueError, TypeError) naming the source and
+    "(batch item i)".
     """
     sources = list(sources)
     seeds = [int(s) for s in seeds]
@@ -204,7 +220,7 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
         raise ValueError(f"got {len(sources)} sources but {len(seeds)} seeds")
     if scale_denom not in (0, 1, 2, 4, 8):
         raise ValueError(f"scale_denom must be 0, 1, 2, 4 or 8, got {scale_denom!r}")
-    ccfg = _cpp_config(cfg)
+    ccfg = cpp_config(cfg)
     (out_h, out_w), _ = _out_params(ccfg)
     shape = (len(sources), out_h, out_w, 3)
     if out is None:
@@ -219,42 +235,34 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
     n_threads = _default_threads() if num_threads is None else int(num_threads)
     if n_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    # Bytes and paths go to C++ (paths are read by the worker threads); others stay here.
-    cpp_idx, cpp_src, names = [], [], {}
+    # Bytes and paths go to C++ as they are (paths are read by the pool threads); PIL images
+    # and arrays are converted to RGB here (cheap; no decode).
+    items, names = [], []
     for i, s in enumerate(sources):
+        kind, name = None, None
         if isinstance(s, (bytes, bytearray)):
-            cpp_idx.append(i)
-            cpp_src.append(bytes(s))
-            names[i] = f"<bytes len={len(s)}>"
+            item, name = s, f"<bytes len={len(s)}>"
+        elif isinstance(s, memoryview):
+            item = s.tobytes()
+            name = f"<bytes len={len(item)}>"
         elif isinstance(s, (str, os.PathLike)):
-            cpp_idx.append(i)
-            cpp_src.append(os.fspath(s))
-            names[i] = os.fspath(s)
-    out_np = out.numpy()
-    if cpp_idx:
-        if len(cpp_idx) == len(sources):
-            target = out_np
+            item = name = os.fspath(s)
+            if not isinstance(item, str):
+                raise TypeError(f"sources[{i}]: bytes paths are not supported, got {item!r}")
+        elif _is_pil(s):
+            kind, name = "pil", "<PIL image>"
+        elif isinstance(s, np.ndarray) or hasattr(s, "__array__"):
+            kind, name = "array", "<array>"
         else:
-            target = np.empty((len(cpp_idx), out_h, out_w, 3), dtype=np.uint8)
-        status = _pool(n_threads).run(cpp_src, [seeds[i] for i in cpp_idx], ccfg, target,
-                                      scale_denom)
-        for k, (i, st) in enumerate(zip(cpp_idx, status)):
-            if st is not None:
-                what, msg = st
-                where = f"{names[i]} (batch item {i})"
-                if what == "decode":
-                    raise ImageDecodeError(f"{where}: {msg}")
-                if what == "io":
-                    raise FileNotFoundError(f"{where}: {msg}") if not os.path.exists(names[i]) \
-                        else OSError(f"{where}: {msg}")
-                if what == "value":
-                    raise ValueError(f"{where}: {msg}")
-                # not a JPEG: decoded by Pillow, augmented in C++, as replay(path="auto").
-                target[k] = replay(sources[i], seeds[i], ccfg, path="auto")
-        if target is not out_np:
-            out_np[cpp_idx] = target
-    cpp_set = set(cpp_idx)
-    for i, s in enumerate(sources):
-        if i not in cpp_set:
-            out_np[i] = replay(s, seeds[i], ccfg, path="auto")
-    return out
+            raise TypeError(f"sources[{i}] (batch item {i}) must be image bytes, a path, a PIL "
+                            f"image or an array, got {type(s).__name__}")
+        if kind is not None:
+            item = _decoded_rgb(s, kind, f"{name} (batch item {i})")
+        items.append(item)
+        names.append(name)
+
+    def decode(i, data):  # a non-JPEG encoded item (bytes, or a file the pool read)
+        return _decoded_rgb(data, "bytes", f"{names[i]} (batch item {i})")
+
+    params = _pool(n_threads).run(items, seeds, ccfg, out.numpy(), scale_denom, decode, names)
+    return ReplayedBatch(out, params) if return_params else out

@@ -75,10 +75,9 @@ class _CpuBatches:
             seeds = torch.from_numpy(seeds_np)
         out["seeds"] = seeds
         sources = [self.dataset[int(i)] for i in idx]
-        out["images"] = replay_batch(sources, seeds_np.tolist(), self.cfg,
-                                     num_threads=self.num_threads)
-        params = plan_device_params(seeds_np.astype(np.uint32), source_sizes(self.dataset, idx),
-                                    self.cfg)
+        # One plan per sample: the pixels and the device params come from the same plan.
+        out["images"], params = replay_batch(sources, seeds_np.tolist(), self.cfg,
+                                             num_threads=self.num_threads, return_params=True)
         out["params"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
         targets = getattr(self.dataset, "targets", None)
         if targets is not None:

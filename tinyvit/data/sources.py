@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
@@ -31,14 +32,28 @@ def source_size(src):
     if isinstance(src, (bytes, bytearray, memoryview)):
         import io
 
-        with Image.open(io.BytesIO(bytes(src))) as im:
-            return im.size
+        try:
+            with Image.open(io.BytesIO(bytes(src))) as im:
+                return im.size
+        except Exception as exc:  # noqa: BLE001 - an undecodable header, typed and named
+            from ..augment.replay import ImageDecodeError
+
+            raise ImageDecodeError(f"<bytes len={len(src)}>: cannot read the image header: "
+                                   f"{type(exc).__name__}: {exc}") from None
+    path = os.fspath(src)
+    # Pillow would block forever opening a FIFO named .jpg; refuse what is not a regular file.
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{path}: is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path}: not a regular file (a FIFO, socket or device), refused")
     try:
-        with Image.open(os.fspath(src)) as im:
+        with Image.open(path) as im:
             return im.size
     except FileNotFoundError:
         raise
     except Exception as exc:  # an undecodable header: same error type replay would raise
         from ..augment.replay import ImageDecodeError
 
-        raise ImageDecodeError(f"{os.fspath(src)}: cannot read the image header: {exc}") from None
+        raise ImageDecodeError(f"{path}: cannot read the image header: {type(exc).__name__}: "
+                               f"{exc}") from None
