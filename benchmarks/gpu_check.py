@@ -52,6 +52,10 @@ STAGE_CAPS = [("build", 240), ("tests", 150), ("loss", 180), ("agreement", 60), 
 MIN_STAGE_S = 15  # a stage is not started with less than this left
 # Files that exercise CUDA but must not run inside the check (this check's own dry-run test).
 TEST_EXCLUDE = {"tests/gpu/test_gpu_check.py"}
+# Within those files, the tests that touch CUDA or the CUDA build (pytest -k: names and modules).
+TEST_SELECT = "cuda or sm70 or build_info"
+# Files whose fixtures need a module a bare GPU machine may lack: dropped, loudly, without it.
+TEST_NEEDS = {"tests/augment/test_pixels.py": "skimage"}
 
 
 def child_env():
@@ -149,22 +153,34 @@ def ext_build_info():
 
 
 def cuda_test_files():
-    files = []
+    """(files to run, {dropped file: why}): every test file mentioning CUDA."""
+    import importlib.util
+
+    files, dropped = [], {}
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "**", "test_*.py"), recursive=True)):
         rel = os.path.relpath(path, ROOT)
-        if rel not in TEST_EXCLUDE and re.search(r"cuda", open(path).read(), re.I):
-            files.append(rel)
-    return files
+        if rel in TEST_EXCLUDE or not re.search(r"cuda", open(path).read(), re.I):
+            continue
+        need = TEST_NEEDS.get(rel)
+        if need and importlib.util.find_spec(need) is None:
+            dropped[rel] = f"needs the {need} module, not installed here"
+            print(f"  tests: not running {rel}: {dropped[rel]}", flush=True)
+            continue
+        files.append(rel)
+    return files, dropped
 
 
 def run_tests(dry_run, timeout):
-    files = cuda_test_files()
+    files, dropped = cuda_test_files()
     with tempfile.TemporaryDirectory() as d:
         xml = os.path.join(d, "junit.xml")
-        cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={xml}", *files]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={xml}",
+               "-k", TEST_SELECT, *files]
         if dry_run:  # collecting proves the selection imports; the CUDA tests would all skip on a CPU
             cmd.insert(3, "--collect-only")
         res = {"files": files, "command": " ".join(cmd[1:])}
+        if dropped:
+            res["skipped"] = [f"{f}: {why}" for f, why in dropped.items()]
         p = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout)
         out = p.stdout + p.stderr
         print(out[-4000:], flush=True)
