@@ -9,7 +9,6 @@ of repeats, methods interleaved (round-robin) so that drift hits them alike.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import statistics
 import tempfile
@@ -17,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -141,7 +139,6 @@ def stage_loss(ctx: Ctx):
             row["roofline_bytes"] = nbytes
             r["rows"].append(row)
             ctx.save()
-            del logits, idx, probs
     r["targets"] = _loss_targets(ctx, r["rows"])
 
 
