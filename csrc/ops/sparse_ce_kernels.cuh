@@ -24,11 +24,13 @@
 #include <cuda_fp16.h>
 
 #ifdef __CUDACC_RTC__
-// NVRTC has no <cstdint>; these widths hold on every CUDA target.
+// NVRTC has no <cstdint>. int64_t is `long` as in glibc's LP64 <cstdint>, so that the kernels'
+// mangled names under NVRTC are exactly those nvcc gives the launchers' instantiations.
 typedef short int16_t;
 typedef unsigned short uint16_t;
 typedef int int32_t;
-typedef long long int64_t;
+typedef long int64_t;
+static_assert(sizeof(long) == 8, "LP64 target expected");
 #else
 #include <cstdint>
 #endif
