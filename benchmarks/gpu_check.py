@@ -281,7 +281,8 @@ def summary_lines(report):
                      f"{cell('ours', 'extra_over_grad', '{:.2f}')} x grad")
     agr = report["stages"].get("agreement", {}).get("result", {})
     if "passed" in agr:
-        lines.append(f"agreement CUDA vs CPU: {'pass' if agr['passed'] else 'FAIL'} "
+        side = "CPU (dry run) vs CPU" if report["dry_run"] else "CUDA vs CPU"
+        lines.append(f"agreement {side}: {'pass' if agr['passed'] else 'FAIL'} "
                      f"({sum(r['passed'] for r in agr['loss'])}/{len(agr['loss'])} loss dtypes, "
                      f"{sum(r['bit_identical'] for r in agr['device_ops'])}/{len(agr['device_ops'])} device-op "
                      "configs bit-identical)")
@@ -293,7 +294,7 @@ def summary_lines(report):
             lines.append(f"uint8 H2D {k}: {v['gbs']:.1f} GB/s")
     for row in report["stages"].get("models", {}).get("result", {}).get("rows", []):
         got = row.get("img_s_amp", row.get("img_s"))
-        lines.append(f"{row['model']}: {got:.0f} img/s (batch {row['batch']}) vs paper V100 "
+        lines.append(f"{row['model']}: {got:.1f} img/s (batch {row['batch']}) vs paper V100 "
                      f"{row['paper_v100_img_s']} ({row['ratio_to_paper_v100']:.2f}x)")
     tr = report["stages"].get("train", {}).get("result", {})
     if "stored_kd_overhead_pct" in tr:

@@ -379,7 +379,7 @@ def stage_train(ctx: Ctx):
         ctx.sync()
         dt = time.perf_counter() - t0
         e = {"seconds": dt, "ms_per_step": dt / steps * 1e3, "img_s": steps * batch / dt,
-             "final_loss": float(loss)}
+             "final_loss": float(loss.detach())}
         if dev == "cuda":
             e["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             torch.cuda.reset_peak_memory_stats()
