@@ -41,8 +41,8 @@ def make_shards(d, n_shards=3, per_shard=5, fmt=tarfile.GNU_FORMAT, label="cls",
                 lab = (k * 7) % 4
                 sub = ("x" * 120 + "/") if j == 1 else ""
                 key = f"{sub}sample{k:04d}"
-                fmt_img = ["JPEG", "PNG", "JPEG", "WEBP", "BMP"][k % 5]
-                ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}[fmt_img]
+                fmt_img = ["JPEG", "PNG", "JPEG", "PPM", "BMP"][k % 5]
+                ext = {"JPEG": "jpg", "PNG": "png", "PPM": "ppm", "BMP": "bmp"}[fmt_img]
                 img = encode(fmt_img, (20 + k % 9, 12 + k % 5), seed=k)
                 _add(tf, f"{key}.{ext}", img)
                 if label == "cls":

@@ -262,6 +262,14 @@ def open_dataset(spec: str, split: str = "train", subset: Optional[int] = None):
     from .tarshards import TarShards, is_shard_spec
 
     if is_shard_spec(spec):
+        # like a folder's train/val subdirectories: split 'test' takes the spec with
+        # 'train' -> 'val' when those shards exist (else the same shards, as for folders)
+        if split == "test" and "train" in spec:
+            from .tarshards import expand_shards
+
+            val = spec.replace("train", "val")
+            if all(os.path.isfile(p) for p in expand_shards(val)):
+                spec = val
         ds = TarShards(spec)
         return ds.subset(int(subset)) if subset is not None else ds
     root = spec

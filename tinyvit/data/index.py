@@ -20,6 +20,7 @@ and the others wait and map the result; readers never lock.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -390,7 +391,9 @@ def open_or_build(path: Optional[str], stale, build, *, kind: str, identity: str
                 header, arrays = build()
                 write_index(path, header, arrays)
                 ix = ImageIndex(path)
-    except PermissionError:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
         import warnings
 
         warnings.warn(f"tinyvit: cannot write the dataset index {path!r} (set TINYVIT_INDEX_DIR);"
