@@ -153,7 +153,9 @@ py::tuple tar_members(const std::string& path) {
       std::string long_name;
       while (true) {
         const ssize_t r = ::pread(fd, h, 512, pos);
-        if (r == 0) break;  // end of file without the zero blocks: accepted (GNU tar does)
+        // tar ends with zero blocks: a file ending at a header boundary is a truncated
+        // shard (a copy cut short), not a short one
+        if (r == 0) { error = "truncated: ends at byte " + std::to_string(pos) + " without the end-of-archive blocks"; break; }
         if (r != 512) { error = "truncated header at byte " + std::to_string(pos); break; }
         bool zero = true;
         for (int k = 0; k < 512 && zero; ++k) zero = h[k] == 0;

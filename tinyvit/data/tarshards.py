@@ -217,9 +217,10 @@ class TarShards:
         shards = [os.path.abspath(p) for p in expand_shards(spec)]
         if not shards:
             raise DatasetError(f"TarShards: {spec!r} names no shards")
-        for p in shards:
-            if not os.path.isfile(p):
-                raise DatasetError(f"TarShards: shard {p!r} does not exist (from {spec!r})")
+        missing = [p for p in shards if not os.path.isfile(p)]
+        if missing:
+            raise DatasetError(f"TarShards: {len(missing)} of {len(shards)} shards do not exist "
+                               f"(first: {missing[0]!r}; from {spec!r})")
         self.shards = shards
 
         def build():
