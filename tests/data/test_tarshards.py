@@ -184,3 +184,33 @@ def test_bad_shards_are_named(tmp_path):
         _add(tf, "odd.cls", b"seven")
     with pytest.raises(tinyvit.DatasetError, match="odd.cls"):
         tinyvit.TarShards(str(tmp_path / "shard-{000..002}.tar"))
+
+
+def test_cli_torchrun_save_train_verify_from_shards(tmp_path):
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    make_shards(tmp_path / "sh", n_shards=4, per_shard=8)
+    spec = str(tmp_path / "sh" / "shard-{000..003}.tar")
+    aug = ["--img-size", "16"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root)
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "tinyvit"]
+    store = str(tmp_path / "store")
+    r = subprocess.run(run + ["save-logits", store, "--data", spec, "--model", "test_resnet",
+                              "--topk", "2", "--epochs", "1", "--batch-size", "8", "--no-progress",
+                              "--device", "cpu"] + aug, env=env, capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    st = tinyvit.LogitStore.open(store)
+    assert st.num_samples == 32 and st.missing(0).size == 0 and st.num_classes == 4
+    assert st.manifest["dataset_fingerprint"] == tinyvit.TarShards(spec).fingerprint()
+    r = subprocess.run(run + ["train", "--distill", store, "--data", spec, "--model", "test_resnet",
+                              "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "tr"),
+                              "--no-progress", "--device", "cpu"], env=env, capture_output=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    log = [json.loads(ln) for ln in open(tmp_path / "tr" / "log.jsonl")]
+    assert log[0]["mode"] == "distill" and log[0]["steps"] == 2  # 32 samples / 2 ranks / 8
+    r = subprocess.run([sys.executable, "-m", "tinyvit", "verify", store, "--data", spec,
+                        "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "replay: OK (1 attested epochs" in r.stdout, r.stdout + r.stderr
