@@ -69,7 +69,11 @@ def locked(path: str):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks: builds may race, writes stay atomic
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                raise
         yield
     finally:
         os.close(fd)  # releases the lock
