@@ -197,6 +197,30 @@ def replay_throughput(d, n_img=512):
     return res
 
 
+def attest_cost(d, reps=5):
+    """ms to check a store's replay attestation for one epoch (what DistillLoader adds at
+    open): 4 replays of the 500x375 JPEGs at 224 px."""
+    import shutil
+
+    import tinyvit
+    from tinyvit.store.attest import check_replay, record_epoch
+
+    folder = tinyvit.ImageFolder(os.path.join(d, "replay", "folder"))
+    cfg = tinyvit.AugConfig(img_size=224)
+    path = os.path.join(d, "attest-store")
+    shutil.rmtree(path, ignore_errors=True)
+    st = tinyvit.LogitStore.create(path, len(folder), 1000, 5, aug_fingerprint=cfg.fingerprint(),
+                                   meta={"base_seed": 0}, epochs=1)
+    record_epoch(st, folder, cfg, 0)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        check_replay(st, folder, cfg, epochs=[0])
+        times.append(time.perf_counter() - t0)
+    st.close()
+    return {"check_ms_best": min(times) * 1e3, "check_ms_median": sorted(times)[reps // 2] * 1e3}
+
+
 def store_at_scale(d, n=IN21K, k=100):
     import tinyvit
 
@@ -258,6 +282,7 @@ def main():
                          "worker_private_MB": max(0, best["worker_anon_bytes"]) / n * IN21K / 1e6},
         }
     res["replay"] = replay_throughput(args.dir)
+    res["attest_open"] = attest_cost(args.dir)
     if not args.skip_store:
         res["store_14.2M"] = store_at_scale(args.dir)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -276,6 +301,7 @@ def main():
     r = res["replay"]
     print(f"replay 224px img/s: folder {r['folder_img_s']:.0f} / shards {r['shards_img_s']:.0f} "
           f"/ folder again {r['folder_again_img_s']:.0f}")
+    print(f"attestation check at open (1 epoch, 4 samples): {res['attest_open']['check_ms_best']:.1f} ms")
     if "store_14.2M" in res:
         s = res["store_14.2M"]
         print(f"store 14.2M x K=100: open {s['open_s'] * 1e3:.1f} ms, missing() scan "
