@@ -159,3 +159,31 @@ def test_verify_cli_with_data(saved):
     _write(path, doc)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "ReplayMismatchError" in r.stdout and "'backend'" in r.stdout
+
+
+FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+@pytest.mark.skipif(not os.path.exists(FMNIST), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_replay_never_touches_pillow(monkeypatch):
+    """Why the attested identity leaves Pillow out: array sources (the Fashion-MNIST demo)
+    are augmented in C++ only, so stock Pillow and pillow-simd give the same bytes. Every
+    Pillow pixel operation is made to fail; replay 'auto' must still equal 'cpp'."""
+    from PIL import Image
+
+    ds = tinyvit.FashionMNIST(subset=48)
+    cfg = tinyvit.AugConfig(img_size=32, mean=(0.286,) * 3, std=(0.353,) * 3)
+    want = [tinyvit.replay(ds[i], 7 * i + 1, cfg, path="cpp") for i in range(len(ds))]
+
+    def boom(*a, **k):
+        raise AssertionError("Pillow pixel operation used on the C++ path")
+
+    for name in ("resize", "transform", "transpose", "filter", "point", "rotate", "convert",
+                 "crop", "paste"):
+        monkeypatch.setattr(Image.Image, name, boom)
+    monkeypatch.setattr(Image, "fromarray", boom)
+    got = tinyvit.replay_batch([ds[i] for i in range(len(ds))], [7 * i + 1 for i in range(len(ds))],
+                               cfg, num_threads=2).numpy()
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(got[i], want[i])
+        np.testing.assert_array_equal(tinyvit.replay(ds[i], 7 * i + 1, cfg), want[i])
