@@ -66,6 +66,8 @@ def make_shards(d, n_shards=3, per_shard=5, fmt=tarfile.GNU_FORMAT, label="cls",
 def test_expand_shards():
     assert expand_shards("/d/s-{000..002}.tar") == ["/d/s-000.tar", "/d/s-001.tar", "/d/s-002.tar"]
     assert expand_shards("/d/s-{8..10}.tar") == ["/d/s-8.tar", "/d/s-9.tar", "/d/s-10.tar"]
+    assert expand_shards("/d/s-{0..10}.tar")[:2] == ["/d/s-0.tar", "/d/s-1.tar"]
+    assert expand_shards("/d/s-{09..10}.tar") == ["/d/s-09.tar", "/d/s-10.tar"]
     assert expand_shards("/{a,b}/s{0..1}.tar") == ["/a/s0.tar", "/a/s1.tar", "/b/s0.tar", "/b/s1.tar"]
     with pytest.raises(tinyvit.DatasetError, match="empty range"):
         expand_shards("/d/s-{3..1}.tar")

@@ -50,7 +50,9 @@ def expand_shards(spec) -> List[str]:
         lo, hi = int(r.group(1)), int(r.group(2))
         if hi < lo:
             raise DatasetError(f"TarShards: empty range {{{body}}} in {spec!r}")
-        width = max(len(r.group(1)), len(r.group(2))) if r.group(1).startswith("0") else 0
+        a, b = r.group(1), r.group(2)
+        padded = (len(a) > 1 and a[0] == "0") or (len(b) > 1 and b[0] == "0")
+        width = max(len(a), len(b)) if padded else 0
         items = [str(k).zfill(width) for k in range(lo, hi + 1)]
     else:
         items = body.split(",")
