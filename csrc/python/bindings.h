@@ -12,5 +12,6 @@ void init_rng(py::module_& m);
 void init_plan(py::module_& m);
 void init_store(py::module_& m);
 void init_pixels(py::module_& m);
+void init_index(py::module_& m);
 
 }  // namespace tinyvit

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_C, m) {
   tinyvit::init_plan(m);
   tinyvit::init_store(m);
   tinyvit::init_pixels(m);
+  tinyvit::init_index(m);
 }

@@ -172,6 +172,9 @@ def cmd_verify(args) -> int:
             detail = ", ".join(f"{k} {counts[k]}" for k in keys if counts[k])
             print(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: sample "
                   f"{first[0]} ({first[1]}) in {f.path}")
+    if args.data:  # replay attestation: this machine shows the teacher's pixels
+        from ..store.attest import verify_cli
+        total_bad += verify_cli(store, args.data, epochs)
     store.close()
     if total_bad:
         print(f"FAILED: {total_bad} findings")
@@ -209,6 +212,8 @@ def add_store_parsers(subparsers) -> None:
     )
     v.add_argument("store", help="store directory (holding manifest.json)")
     v.add_argument("--epoch", type=int, action="append", help="only this epoch (repeatable)")
+    v.add_argument("--data", help="also replay the attested samples from this dataset (spec as "
+                   "for save-logits) and check they match the teacher's pixels")
     v.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)

@@ -8,10 +8,13 @@ dataset, because record ``i`` is only meaningful for the image at index ``i``.
 
 - ``ImageFolder(root)``: ``root/<class>/<image>`` (torchvision's layout); classes sorted,
   files sorted by relative path; fingerprint = sha256 of every (relative path, size).
+  The listing is a memory-mapped, cached index (index.py).
 - ``FashionMNIST(root, split, subset)``: the idx ``.gz`` files of Debian's
   ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), read with numpy;
   sources are 28x28 uint8 grayscale arrays (replay converts them to RGB).
-- ``open_dataset(spec)``: ``"fashion-mnist"``, ``"fashion-mnist:DIR"`` or a directory.
+- ``TarShards(spec)`` (tarshards.py): webdataset tar shards, random access by index.
+- ``open_dataset(spec)``: ``"fashion-mnist"``, ``"fashion-mnist:DIR"``, a directory, or a
+  tar shard spec (``/data/shard-{000000..001023}.tar``).
 """
 from __future__ import annotations
 
@@ -53,39 +56,59 @@ class ImageFolder(_Base):
     """``root/<class>/**/<file>`` with an image extension; sample i = i-th path in sorted
     order of (class, relative path). ``ds[i]`` is the file path (replay reads it; JPEGs take
     the C++ decoder). Unreadable files surface as ``tinyvit.ImageDecodeError`` naming the
-    path when replayed."""
+    path when replayed.
 
-    def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS):
+    The listing lives in a memory-mapped index (tinyvit.data.index): built once (in
+    parallel, with a progress bar), cached in ``index`` (default: a file under
+    ``$TINYVIT_INDEX_DIR`` or ``~/.cache/tinyvit/index`` keyed by the root), and reopened
+    by every rank and worker in milliseconds. validate: 'dirs' (default; every directory's
+    mtime -- catches files added, removed, renamed), 'full' (also every file's size and
+    mtime) or 'none'. ``index=False`` lists into memory and writes nothing.
+    """
+
+    def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS, *,
+                 index=None, validate: str = "dirs", num_threads: Optional[int] = None,
+                 progress: Optional[bool] = None):
+        from . import index as _ix
+
         root = os.fspath(root)
         if not os.path.isdir(root):
             raise DatasetError(f"ImageFolder: {root!r} is not a directory")
+        if validate not in ("dirs", "full", "none"):
+            raise ValueError(f"validate must be 'dirs', 'full' or 'none', got {validate!r}")
         self.root = os.path.abspath(root)
-        classes = sorted(e.name for e in os.scandir(self.root) if e.is_dir())
-        if not classes:
-            raise DatasetError(f"ImageFolder: {root!r} has no class subdirectories")
         exts = tuple(e.lower() for e in extensions)
-        rel, labels, sizes = [], [], []
-        for c, name in enumerate(classes):
-            files = []
-            for dirpath, dirnames, filenames in os.walk(os.path.join(self.root, name)):
-                dirnames.sort()
-                for f in filenames:
-                    if f.lower().endswith(exts):
-                        files.append(os.path.relpath(os.path.join(dirpath, f), self.root))
-            for f in sorted(files):
-                rel.append(f)
-                labels.append(c)
-                try:
-                    sizes.append(os.stat(os.path.join(self.root, f)).st_size)
-                except OSError as exc:
-                    raise DatasetError(f"ImageFolder: cannot stat {os.path.join(self.root, f)!r}: "
-                                       f"{exc.strerror}") from None
-        if not rel:
-            raise DatasetError(f"ImageFolder: no images with extensions {exts} under {root!r}")
-        self.classes = classes
-        self.relpaths = rel
-        self.sizes = np.asarray(sizes, np.int64)
-        self.targets = np.asarray(labels, np.int64)
+
+        def build():
+            return _ix.build_folder_index(self.root, exts, num_threads=num_threads,
+                                          progress=progress)
+
+        if index is False:
+            ix = _ix.MemoryIndex(*build())
+        else:
+            ix = _ix.open_or_build(
+                None if index in (None, True) else os.fspath(index),
+                lambda i: _ix.folder_index_stale(i, self.root, exts, validate), build,
+                kind="folder", identity=self.root + "\0" + "\0".join(exts))
+        self._attach(ix, None)
+
+    def _attach(self, ix, rows) -> None:
+        from .index import PathList
+
+        a = ix.arrays
+        self._index, self._rows = ix, rows
+        self.classes = list(ix.header["classes"])
+        self.relpaths = PathList(a["path_blob"], a["path_off"], rows)
+        pick = (lambda x: x) if rows is None else (lambda x: x[rows])
+        self.sizes = pick(a["size"])
+        self.targets = pick(a["label"])
+        self._wh = pick(a["wh"])
+        self._fp = ix.header["fingerprint"] if rows is None else None
+
+    @property
+    def index_path(self) -> Optional[str]:
+        """The index file this dataset maps (None: held in memory)."""
+        return self._index.path
 
     def __len__(self) -> int:
         return len(self.relpaths)
@@ -94,25 +117,58 @@ class ImageFolder(_Base):
         return os.path.join(self.root, self.relpaths[i])
 
     def source_sizes(self, indices) -> np.ndarray:
-        """(n, 2) (width, height) from the image headers (Pillow reads only the header),
-        cached per index. An unreadable header raises tinyvit.ImageDecodeError naming the
-        file."""
-        from .sources import source_size
+        """(n, 2) (width, height) from the index (read once from the headers in C++);
+        only headers the C++ parser does not read go through Pillow (cached). An
+        unreadable header raises tinyvit.ImageDecodeError naming the file."""
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        out = self._wh[idx].astype(np.int64)
+        bad = np.flatnonzero(out[:, 0] < 0)
+        if bad.size:
+            from .sources import source_size
 
-        cache = self.__dict__.setdefault("_sizes", {})
-        out = np.empty((len(np.asarray(indices).reshape(-1)), 2), np.int64)
-        for k, i in enumerate(np.asarray(indices).reshape(-1).tolist()):
-            wh = cache.get(i)
-            if wh is None:
-                wh = cache[i] = source_size(self[i])
-            out[k] = wh
+            cache = self.__dict__.setdefault("_sizes", {})
+            for k in bad.tolist():
+                i = int(idx[k])
+                wh = cache.get(i)
+                if wh is None:
+                    wh = cache[i] = source_size(self[i])
+                out[k] = wh
         return out
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
-        for r, s in zip(self.relpaths, self.sizes.tolist()):
-            h.update(r.replace(os.sep, "/").encode() + b"\0" + str(s).encode() + b"\n")
-        return "if1-" + h.hexdigest()[:32]
+        if self._fp is None:
+            h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
+            for r, s in zip(self.relpaths, self.sizes.tolist()):
+                h.update(r.replace(os.sep, "/").encode() + b"\0" + str(s).encode() + b"\n")
+            self._fp = "if1-" + h.hexdigest()[:32]
+        return self._fp
+
+    def __getstate__(self):
+        # a file-backed index travels as its path (workers map the same pages); the
+        # arrays would otherwise be pickled by value
+        if self._index.path is None:
+            return self.__dict__
+        keep = {k: v for k, v in self.__dict__.items()
+                if k not in ("_index", "relpaths", "sizes", "targets", "_wh")}
+        keep["_index_path"] = self._index.path
+        keep["_index_fp"] = self._index.header["fingerprint"]
+        return keep
+
+    def __setstate__(self, state):
+        from .index import ImageIndex
+
+        path = state.pop("_index_path", None)
+        fp = state.pop("_index_fp", None)
+        self.__dict__.update(state)
+        if path is not None:
+            ix = ImageIndex(path)
+            if ix.header["fingerprint"] != fp:
+                raise DatasetError(f"ImageFolder {self.root!r}: index {path!r} was rebuilt for "
+                                   f"another tree ({ix.header['fingerprint']} != {fp}) while "
+                                   "this dataset was in use")
+            fp_keep = self._fp
+            self._attach(ix, self._rows)
+            self._fp = fp_keep
 
     def __repr__(self) -> str:
         return f"ImageFolder({self.root!r}, {len(self)} images, {len(self.classes)} classes)"
@@ -203,6 +259,19 @@ def open_dataset(spec: str, split: str = "train", subset: Optional[int] = None):
     if spec == "fashion-mnist" or spec.startswith("fashion-mnist:"):
         root = spec.split(":", 1)[1] if ":" in spec else FASHION_MNIST_DIR
         return FashionMNIST(root or FASHION_MNIST_DIR, split=split, subset=subset)
+    from .tarshards import TarShards, is_shard_spec
+
+    if is_shard_spec(spec):
+        # like a folder's train/val subdirectories: split 'test' takes the spec with
+        # 'train' -> 'val' when those shards exist (else the same shards, as for folders)
+        if split == "test" and "train" in spec:
+            from .tarshards import expand_shards
+
+            val = spec.replace("train", "val")
+            if all(os.path.isfile(p) for p in expand_shards(val)):
+                spec = val
+        ds = TarShards(spec)
+        return ds.subset(int(subset)) if subset is not None else ds
     root = spec
     sub = {"train": "train", "test": "val"}[split] if split in ("train", "test") else split
     if os.path.isdir(os.path.join(root, sub)):
@@ -219,10 +288,9 @@ def _subset_imagefolder(ds: ImageFolder, n: int) -> ImageFolder:
     # every k-th file keeps all classes represented (files are grouped by class)
     keep = np.linspace(0, len(ds) - 1, n).round().astype(np.int64)
     keep = np.unique(keep)
-    ds.relpaths = [ds.relpaths[i] for i in keep]
-    ds.sizes = ds.sizes[keep]
-    ds.targets = ds.targets[keep]
+    rows = keep if ds._rows is None else ds._rows[keep]
     ds.__dict__.pop("_sizes", None)
+    ds._attach(ds._index, rows)
     return ds
 
 

@@ -27,6 +27,7 @@ from ..augment.plan import plan_device_params
 from ..augment.replay import replay_batch
 from ..store import EpochMissingError, LogitStore, RecordMissingError, check_compatible
 from ..store.compat import stored_base_seed
+from ..store.attest import check_replay
 from .sources import source_sizes
 
 __all__ = ["SparseTargets", "DistillLoader", "ReplayLoader", "TeacherBatches", "teacher_order"]
@@ -209,6 +210,7 @@ class DistillLoader(ReplayLoader):
         if not isinstance(aug_config, AugConfig):
             raise TypeError(f"aug_config must be a tinyvit.AugConfig, got {type(aug_config).__name__}")
         check_compatible(store, dataset=dataset, aug_config=aug_config, num_classes=num_classes)
+        check_replay(store, dataset, aug_config, epochs=[epoch])  # ReplayMismatchError
         base_seed = stored_base_seed(store)
         super().__init__(dataset, aug_config, base_seed=int(base_seed), batch_size=batch_size,
                          num_workers=num_workers, sampler=sampler, device=device, epoch=epoch,

@@ -21,6 +21,9 @@ def _eval_resize(src, size: int):
         img = Image.fromarray(src if src.ndim == 2 or src.shape[-1] == 3 else src[..., 0])
     elif isinstance(src, Image.Image):
         img = src
+    elif isinstance(src, (bytes, bytearray, memoryview)):  # e.g. TarShards samples
+        import io
+        img = Image.open(io.BytesIO(src))
     else:
         img = Image.open(os.fspath(src))
     img = img.convert("RGB")

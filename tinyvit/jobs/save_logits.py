@@ -144,6 +144,9 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
         for key in ("written", "seen", "correct"):
             stats[key] += ep[key]
         stats["epochs"][epoch] = ep
+        if dist.main:  # the epoch is complete: attest the pixels the teacher saw
+            from ..store.attest import record_epoch
+            record_epoch(store, dataset, cfg, epoch)
         if dist.main and progress:
             acc = ep["correct"] / ep["seen"] if ep["seen"] else float("nan")
             log(f"epoch {epoch}: wrote {ep['written']} of {store.num_samples} records "

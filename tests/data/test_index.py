@@ -1,0 +1,266 @@
+"""The cached image index: C++ header sizes vs Pillow, ImageFolder listing and fingerprint
+unchanged from before the index, validation, concurrent builds, what a worker receives."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tinyvit
+from tinyvit._ext import _C
+from tinyvit.data import index as ix
+from tinyvit.data.datasets import IMG_EXTENSIONS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _trees import PINNED_FINGERPRINT, encode, old_listing, pinned_tree  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# ------------------------------------------------------------------ header parser vs Pillow
+@pytest.mark.parametrize("fmt,kw", [
+    ("JPEG", {}), ("JPEG", {"progressive": True}), ("JPEG", {"subsampling": 0}),
+    ("PNG", {}), ("GIF", {}), ("BMP", {}), ("PPM", {}), ("PGM", {}),
+    ("WEBP", {"lossless": True}), ("WEBP", {"quality": 80}),
+])
+def test_header_size_agrees_with_pillow(fmt, kw):
+    from PIL import Image, features
+
+    if fmt == "WEBP" and not features.check("webp"):
+        pytest.skip("this Pillow build has no WebP (the hand-made headers below cover it)")
+
+    for k, size in enumerate([(1, 1), (17, 5), (300, 211), (4001, 3)]):
+        data = encode(fmt, size, seed=k, **kw)
+        with Image.open(io.BytesIO(data)) as im:
+            want = im.size
+        assert want == size
+        assert _C._image_header_size(data) == want, (fmt, size)
+
+
+def test_header_size_jpeg_after_large_app_segment(tmp_path):
+    from PIL import Image
+
+    data = encode("JPEG", (33, 44))
+    # a 65,533-byte APP1 payload twice: the SOF sits ~131 KB in, past the first 64 KiB read
+    seg = b"\xff\xe1" + (65535).to_bytes(2, "big") + b"E" * 65533
+    big = data[:2] + seg + seg + data[2:]
+    with Image.open(io.BytesIO(big)) as im:
+        assert im.size == (33, 44)
+    assert _C._image_header_size(big) == (33, 44)
+    assert _C._image_header_size(big[:70000]) is None  # size beyond the bytes given
+    p = tmp_path / "big.jpg"
+    p.write_bytes(big)
+    blob = np.frombuffer(b"big.jpg", np.uint8)
+    assert _C._read_image_sizes(str(tmp_path), blob, np.array([0, 7]), 1).tolist() == [[33, 44]]
+
+
+def test_header_size_webp_chunks():
+    """WebP headers written by hand from the container spec (RIFF, VP8L / VP8X / VP8)."""
+    def riff(chunk):
+        return b"RIFF" + (len(chunk) + 4).to_bytes(4, "little") + b"WEBP" + chunk
+
+    w, h = 1234, 77
+    bits = (w - 1) | ((h - 1) << 14)
+    vp8l = riff(b"VP8L" + (5).to_bytes(4, "little") + b"\x2f" + bits.to_bytes(4, "little") + b"\0" * 8)
+    vp8x = riff(b"VP8X" + (10).to_bytes(4, "little") + b"\0" * 4 + (w - 1).to_bytes(3, "little")
+                + (h - 1).to_bytes(3, "little") + b"\0" * 8)
+    vp8 = riff(b"VP8 " + (10).to_bytes(4, "little") + b"\0\0\0\x9d\x01\x2a"
+               + w.to_bytes(2, "little") + (h | 0x4000).to_bytes(2, "little") + b"\0" * 4)
+    assert [_C._image_header_size(x) for x in (vp8l, vp8x, vp8)] == [(w, h)] * 3
+
+
+def test_header_size_refuses_garbage_and_truncation():
+    for data in [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a\x01", b"BM" + b"\0" * 30,
+                 b"P6\n12", b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 20, b"not an image at all",
+                 encode("PNG", (9, 9))[:20], encode("JPEG", (9, 9))[:100]]:
+        assert _C._image_header_size(data) is None, data[:12]
+    # zero width in a PNG IHDR
+    png = bytearray(encode("PNG", (5, 6)))
+    png[16:20] = b"\0\0\0\0"
+    assert _C._image_header_size(bytes(png)) is None
+
+
+def test_read_image_sizes_marks_unparsed_and_missing(tmp_path):
+    (tmp_path / "a.png").write_bytes(encode("PNG", (7, 8)))
+    (tmp_path / "b.tif").write_bytes(encode("TIFF", (3, 4)))
+    names = [b"a.png", b"b.tif", b"gone.jpg"]
+    blob = np.frombuffer(b"".join(names), np.uint8)
+    off = np.cumsum([0] + [len(n) for n in names]).astype(np.int64)
+    out = _C._read_image_sizes(str(tmp_path), blob, off, 2)
+    assert out.tolist() == [[7, 8], [-1, -1], [-1, -1]]
+    with pytest.raises(ValueError, match="offsets"):
+        _C._read_image_sizes(str(tmp_path), blob, off[::-1].copy(), 1)
+
+
+# ------------------------------------------------------------------ ImageFolder on the index
+def test_fingerprint_and_listing_unchanged(tmp_path):
+    """Stores record the fingerprint: it must be what main computed before the index."""
+    pinned_tree(tmp_path / "t")
+    ds = tinyvit.ImageFolder(tmp_path / "t")
+    assert ds.fingerprint() == PINNED_FINGERPRINT
+    classes, rel, labels, sizes = old_listing(tmp_path / "t", IMG_EXTENSIONS)
+    assert ds.classes == classes and list(ds.relpaths) == rel
+    assert ds.targets.tolist() == labels and ds.sizes.tolist() == sizes
+    # reopened from the cached index: same answers, without rebuilding
+    again = tinyvit.ImageFolder(tmp_path / "t")
+    assert again.index_path == ds.index_path and os.path.exists(ds.index_path)
+    assert again.fingerprint() == PINNED_FINGERPRINT and list(again.relpaths) == rel
+    mem = tinyvit.ImageFolder(tmp_path / "t", index=False)
+    assert mem.index_path is None and mem.fingerprint() == PINNED_FINGERPRINT
+
+
+def test_old_store_still_matches_and_other_tree_is_refused(tmp_path):
+    from tinyvit.store import check_compatible
+
+    pinned_tree(tmp_path / "t")
+    ds = tinyvit.ImageFolder(tmp_path / "t")
+    store = tinyvit.LogitStore.create(str(tmp_path / "s"), len(ds), 10, 2, aug_fingerprint="x",
+                                      dataset_fingerprint=PINNED_FINGERPRINT)
+    check_compatible(store, dataset=ds)  # a store saved before the index still opens
+    os.rename(tmp_path / "t" / "dog" / "z.jpg", tmp_path / "t" / "dog" / "w.jpg")
+    with pytest.raises(tinyvit.DatasetMismatchError):
+        check_compatible(store, dataset=tinyvit.ImageFolder(tmp_path / "t"))
+
+
+def _builds(monkeypatch):
+    calls = []
+    real = ix.build_folder_index
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ix, "build_folder_index", counting)
+    return calls
+
+
+def test_index_is_reused_and_revalidated(tmp_path, monkeypatch):
+    calls = _builds(monkeypatch)
+    pinned_tree(tmp_path / "t")
+    t = tmp_path / "t"
+    n0 = len(tinyvit.ImageFolder(t))
+    tinyvit.ImageFolder(t)
+    assert len(calls) == 1
+    time.sleep(0.01)
+    (t / "cat" / "sub" / "deep" / "new.jpg").write_bytes(b"x" * 9)  # deep change
+    ds = tinyvit.ImageFolder(t)
+    assert len(calls) == 2 and len(ds) == n0 + 1 and "cat/sub/deep/new.jpg" in list(ds.relpaths)
+    os.unlink(t / "emu" / "sub b" / "1.tif")
+    assert len(tinyvit.ImageFolder(t)) == n0 and len(calls) == 3
+    (t / "fox").mkdir()
+    (t / "fox" / "f.jpg").write_bytes(b"f" * 4)
+    ds = tinyvit.ImageFolder(t)
+    assert "fox" in ds.classes and len(calls) == 4
+    # a file rewritten in place (other size): only validate='full' sees it
+    before = tinyvit.ImageFolder(t).fingerprint()
+    with open(t / "dog" / "z.jpg", "ab") as f:
+        f.write(b"more")
+    assert tinyvit.ImageFolder(t).fingerprint() == before  # 'dirs': directory mtimes only
+    full = tinyvit.ImageFolder(t, validate="full")
+    assert full.fingerprint() != before
+    assert full.fingerprint() == tinyvit.ImageFolder(t, index=False).fingerprint()
+
+
+def test_corrupt_or_foreign_index_is_rebuilt(tmp_path):
+    pinned_tree(tmp_path / "t")
+    ds = tinyvit.ImageFolder(tmp_path / "t")
+    path = ds.index_path
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(ix.IndexError_, match="truncated"):
+        ix.ImageIndex(path)
+    assert tinyvit.ImageFolder(tmp_path / "t").fingerprint() == PINNED_FINGERPRINT
+    with open(path, "r+b") as f:
+        f.write(b"garbage!")
+    with pytest.raises(ix.IndexError_, match="magic"):
+        ix.ImageIndex(path)
+    assert tinyvit.ImageFolder(tmp_path / "t").fingerprint() == PINNED_FINGERPRINT
+    # an explicit index path that belongs to another folder is rebuilt, not trusted
+    pinned_tree(tmp_path / "u")
+    os.unlink(tmp_path / "u" / "cat" / "a.jpg")
+    other = tinyvit.ImageFolder(tmp_path / "u", index=path)
+    assert len(other) == 10 and other.fingerprint() != PINNED_FINGERPRINT
+
+
+def test_concurrent_starts_build_once(tmp_path):
+    pinned_tree(tmp_path / "t")
+    log = tmp_path / "builds.log"
+    code = (
+        "import sys, tinyvit.data.index as ix, tinyvit\n"
+        "real = ix.build_folder_index\n"
+        "def b(*a, **k):\n"
+        f"    open({str(log)!r}, 'a').write('x')\n"
+        "    import time; time.sleep(0.5); return real(*a, **k)\n"
+        "ix.build_folder_index = b\n"
+        f"print(tinyvit.ImageFolder({str(tmp_path / 't')!r}).fingerprint())\n")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert outs == [PINNED_FINGERPRINT] * 4
+    assert log.read_text() == "x"  # one builder; the others waited and mapped its file
+
+
+def test_source_sizes_from_index_and_pillow_fallback(tmp_path):
+    from PIL import Image
+
+    t = tmp_path / "t"
+    (t / "a").mkdir(parents=True)
+    (t / "b").mkdir()
+    want = {"a/0.jpg": (31, 7), "a/1.png": (5, 90), "a/2.tif": (12, 13), "b/3.gif": (64, 48),
+            "b/4.bmp": (3, 2), "b/5.jpg": None}
+    for rel, size in want.items():
+        fmt = {"jpg": "JPEG", "png": "PNG", "tif": "TIFF", "gif": "GIF",
+               "bmp": "BMP"}[rel.rsplit(".", 1)[1]]
+        (t / rel).write_bytes(encode(fmt, size) if size else b"\xff\xd8\xffbroken")
+    ds = tinyvit.ImageFolder(t)
+    for i, rel in enumerate(ds.relpaths):
+        if want[rel] is None:
+            with pytest.raises(tinyvit.ImageDecodeError, match="5.jpg"):
+                ds.source_sizes([i])
+            continue
+        with Image.open(t / rel) as im:
+            assert ds.source_sizes([i]).tolist() == [list(im.size)]
+    assert ds._wh[list(ds.relpaths).index("a/2.tif")].tolist() == [12, 13]  # Pillow, at build
+
+
+def test_pickled_dataset_carries_the_path_not_the_listing(tmp_path):
+    t = tmp_path / "t"
+    for c in range(3):
+        (t / f"c{c}").mkdir(parents=True)
+        for i in range(400):
+            (t / f"c{c}" / f"image_{i:05d}.jpg").write_bytes(b"j" * (i % 7 + 1))
+    ds = tinyvit.ImageFolder(t)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2000, len(blob)  # 1200 files: no per-file data travels to workers
+    back = pickle.loads(blob)
+    assert back.fingerprint() == ds.fingerprint() and back[777] == ds[777]
+    assert back.targets.tolist() == ds.targets.tolist()
+    sub = tinyvit.open_dataset(str(t), subset=10)
+    back = pickle.loads(pickle.dumps(sub))
+    assert len(back) == 10 and list(back.relpaths) == list(sub.relpaths)
+    assert back.fingerprint() == sub.fingerprint() != ds.fingerprint()
+    mem = tinyvit.ImageFolder(t, index=False)
+    assert pickle.loads(pickle.dumps(mem)).fingerprint() == ds.fingerprint()
+
+
+def test_subset_matches_old_subset(tmp_path):
+    pinned_tree(tmp_path / "t")
+    _, rel, labels, sizes = old_listing(tmp_path / "t", IMG_EXTENSIONS)
+    sub = tinyvit.open_dataset(str(tmp_path / "t"), subset=4)
+    keep = np.unique(np.linspace(0, len(rel) - 1, 4).round().astype(np.int64))
+    assert list(sub.relpaths) == [rel[i] for i in keep]
+    assert sub.targets.tolist() == [labels[i] for i in keep]
+    import hashlib
+
+    h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
+    for i in keep:
+        h.update(rel[i].encode() + b"\0" + str(sizes[i]).encode() + b"\n")
+    assert sub.fingerprint() == "if1-" + h.hexdigest()[:32]
