@@ -302,9 +302,13 @@ class ReplayLoader:
     def _cpu_iter(self, epoch: int, skip: int = 0):
         cpu = _CpuBatches(self.dataset, self.cfg, epoch, self.base_seed, self._store,
                           self.num_threads if self.num_workers == 0 else (self.num_threads or 1))
-        batches = BatchSampler(self.sampler, self.batch_size, self.drop_last)
-        if skip:
-            batches = list(batches)[skip:]
+        # the order is fixed when the pass starts, with the epoch: a set_epoch during the pass
+        # must not give a sampler order of one epoch and partners of another
+        order = (self.sampler.indices() if self._owns_sampler
+                 else np.fromiter(iter(self.sampler), np.int64))
+        n, bs = len(order), self.batch_size
+        stop = n - n % bs if self.drop_last else n
+        batches = [order[i:i + bs] for i in range(skip * bs, stop, bs)]
         dl = DataLoader(cpu, sampler=batches, batch_size=None, num_workers=self.num_workers,
                         pin_memory=self.pin_memory and torch.cuda.is_available(),
                         persistent_workers=False,
@@ -312,8 +316,9 @@ class ReplayLoader:
         return iter(dl)
 
     def __iter__(self):
-        # the epoch is settled when iter() is called, not at the first next()
-        return self._batches(self._begin_pass())
+        # the epoch is settled at the first next(), as a DataLoader reads its sampler then:
+        # trainers (Lightning) create the iterator before they call set_epoch
+        return self._pass(0)
 
     def skip_first_batches(self, num_batches: int):
         """One pass (same epoch rules as ``iter``) without its first ``num_batches`` batches,
@@ -321,7 +326,10 @@ class ReplayLoader:
         ``accelerate.skip_first_batches``, which rebuilds a plain DataLoader)."""
         if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 0:
             raise ValueError(f"num_batches must be an int >= 0, got {num_batches!r}")
-        return self._batches(self._begin_pass(), num_batches)
+        return self._pass(num_batches)
+
+    def _pass(self, skip: int):
+        yield from self._batches(self._begin_pass(), skip)
 
     def _batches(self, epoch: int, skip: int = 0):
         aug, mixing = self._aug, self._mixing
