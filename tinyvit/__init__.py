@@ -43,8 +43,8 @@ from .store import (
 )
 from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_cross_entropy
 from .data.datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
-from .data.loader import (DistillLoader, EpochError, ReplayLoader, SparseTargets, eval_config,
-                          eval_transform)
+from .data.loader import DistillLoader, EpochError, ReplayLoader, SparseTargets
+from .integrations.timm import eval_config, eval_transform
 from .jobs.models import ModelError, TeacherOutputError
 from . import models  # TinyViT family from contraction factors (timm imported lazily)
 

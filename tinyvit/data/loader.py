@@ -31,7 +31,7 @@ from ..store.compat import stored_base_seed
 from .sources import source_sizes
 
 __all__ = ["SparseTargets", "DistillLoader", "ReplayLoader", "TeacherBatches", "teacher_order",
-           "EpochError", "LoaderBatchSampler", "eval_config", "eval_transform"]
+           "EpochError", "LoaderBatchSampler"]
 
 
 class SparseTargets(NamedTuple):
@@ -269,7 +269,9 @@ class ReplayLoader:
         return self.cfg.interpolation
 
     def eval_config(self) -> dict:
-        """The matching evaluation transform's config (see ``eval_config``)."""
+        """The matching evaluation transform's config (``tinyvit.eval_config``)."""
+        from ..integrations.timm import eval_config
+
         return eval_config(self.cfg)
 
     @property
@@ -483,44 +485,6 @@ class DistillLoader(ReplayLoader):
                        None if labels is None else labels.to(self.device, non_blocking=nb))
             else:
                 yield self._output(x), targets
-
-
-def _aug_config_of(source) -> AugConfig:
-    if isinstance(source, AugConfig):
-        return source
-    if isinstance(source, ReplayLoader):
-        return source.cfg
-    if isinstance(source, (str, os.PathLike)):
-        source = LogitStore.open(os.fspath(source))
-    if isinstance(source, LogitStore):
-        meta = source.manifest.get("meta")
-        stored = meta.get("aug_config") if isinstance(meta, dict) else None
-        if not isinstance(stored, dict):
-            raise ValueError(f"store {source.path!r} records no aug_config in its manifest meta; "
-                             "pass the AugConfig it was saved with")
-        return AugConfig.from_dict(stored)
-    raise TypeError(f"expected an AugConfig, a loader, a LogitStore or a store path, got "
-                    f"{type(source).__name__}")
-
-
-def eval_config(source) -> dict:
-    """The evaluation transform matching training on ``source`` (AugConfig, loader, store or
-    store path), as timm's data config keys: ``input_size`` (3, H, W), ``interpolation``
-    (the training one; 'random' -> 'bicubic'), ``mean``, ``std``, ``crop_pct`` 0.875 (resize
-    the short side to size / crop_pct, centre crop; what ``tinyvit train`` evaluates with).
-    ``timm.data.create_transform(**eval_config(store))`` builds it; ``eval_transform`` does."""
-    cfg = _aug_config_of(source)
-    interp = "bicubic" if cfg.interpolation == "random" else cfg.interpolation
-    return {"input_size": (3, cfg.height, cfg.width), "interpolation": interp,
-            "mean": tuple(cfg.mean), "std": tuple(cfg.std), "crop_pct": 0.875}
-
-
-def eval_transform(source):
-    """timm's evaluation transform (PIL image -> normalised tensor) for ``eval_config(source)``,
-    so validation uses the training size, interpolation and normalisation."""
-    from timm.data import create_transform
-
-    return create_transform(is_training=False, **eval_config(source))
 
 
 def teacher_order(todo, epoch: int, num_samples: int, base_seed: int, mixing: bool,

@@ -21,7 +21,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                       "(pip install lightning)") from e
 
 from ..augment.config import AugConfig
-from ..data.loader import DistillLoader, eval_config
+from ..data.loader import DistillLoader
+from .timm import eval_config
 
 __all__ = ["DistillDataModule"]
 
@@ -33,7 +34,7 @@ class DistillDataModule(pl.LightningDataModule):
     ``epochs`` defaults to the trainer's ``max_epochs``: a run longer than the store is
     refused in ``setup`` (EpochMissingError) unless ``reuse_epochs=True``. ``val_dataset``:
     an optional map-style dataset for ``val_dataloader`` (a plain DataLoader); build it with
-    ``eval_transform(store)`` so validation matches training (``self.eval_config``).
+    ``tinyvit.eval_transform(store)`` so validation matches training (``self.eval_config``).
     """
 
     def __init__(self, dataset, store, aug_config: AugConfig, *, epochs: Optional[int] = None,
