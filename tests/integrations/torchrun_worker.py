@@ -52,6 +52,14 @@ def main():
         assert "world size 2" in str(e), e
     else:
         raise AssertionError("a 1-replica sampler under a 2-rank group was accepted")
+    # so is a sampler that does not shard at all (every rank would read all samples)
+    plain = torch.utils.data.RandomSampler(range(32))
+    try:
+        next(iter(tinyvit.DistillLoader(ds, store_path, helpers.CFG, batch_size=4, sampler=plain)))
+    except ValueError as e:
+        assert "every rank would read the same samples" in str(e), e
+    else:
+        raise AssertionError("a non-distributed sampler under a 2-rank group was accepted")
     torch.distributed.destroy_process_group()
 
 
