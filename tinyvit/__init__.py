@@ -45,7 +45,8 @@ from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_
 from .data.datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
 from .data.tarshards import TarShards
 from .store.attest import ReplayMismatchError
-from .data.loader import DistillLoader, ReplayLoader, SparseTargets
+from .data.loader import DistillLoader, EpochError, ReplayLoader, SparseTargets
+from .integrations.timm import eval_config, eval_transform
 from .jobs.models import ModelError, TeacherOutputError
 from . import models  # TinyViT family from contraction factors (timm imported lazily)
 

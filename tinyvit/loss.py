@@ -55,6 +55,32 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss
 
 
+def _check_inputs(logits, topk_indices, topk_probs, validate: bool) -> None:
+    """What the op cannot see or must not guess: non-tensors, mixed devices, and (with
+    ``validate``) probabilities outside [0, 1] -- the contract of a stored top-K (each value a
+    probability; only their sum may exceed 1 by rounding, see the module docstring)."""
+    for name, t in (("logits", logits), ("topk_indices", topk_indices), ("topk_probs", topk_probs)):
+        if not isinstance(t, torch.Tensor):
+            hint = " (convert with torch.as_tensor)" if hasattr(t, "__array__") or isinstance(
+                t, (list, tuple)) else ""
+            raise TypeError(f"sparse_soft_cross_entropy: {name} must be a torch.Tensor, got "
+                            f"{type(t).__module__}.{type(t).__name__}{hint}")
+    if not (logits.device == topk_indices.device == topk_probs.device):
+        raise ValueError(f"sparse_soft_cross_entropy: logits, topk_indices and topk_probs must be "
+                         f"on one device, got {logits.device}, {topk_indices.device}, "
+                         f"{topk_probs.device} (move the targets with targets.to(logits.device))")
+    if (validate and topk_probs.dim() == 2 and topk_probs.is_floating_point()
+            and topk_probs.numel() and not torch.compiler.is_compiling()
+            and topk_probs.device.type != "meta"):
+        # min/max only (no converted copy of the probs), one host sync; NaN fails both tests
+        lo, hi = torch.stack(torch.aminmax(topk_probs)).tolist()
+        if not (lo >= 0 and hi <= 1):
+            bad = ~((topk_probs >= 0) & (topk_probs <= 1))
+            row, col = (int(v) for v in bad.nonzero()[0])
+            raise ValueError(f"sparse_soft_cross_entropy: topk_probs[{row}, {col}] = "
+                             f"{float(topk_probs[row, col])} is not a probability in [0, 1]")
+
+
 def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor,
                               reduction: str = "mean", *, validate: bool = True,
                               grad_in_forward: bool | None = None) -> torch.Tensor:
@@ -78,6 +104,7 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
     has the logits' dtype. ``topk_probs`` is treated as a constant (no gradient).
     """
     _check_reduction(reduction)
+    _check_inputs(logits, topk_indices, topk_probs, validate)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     if grad_in_forward is None:
         grad_in_forward = _grad_in_forward_default(logits)
@@ -108,8 +135,10 @@ def dense_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, t
 
 
 class SparseSoftCrossEntropy(nn.Module):
-    """``nn.Module`` wrapper of :func:`sparse_soft_cross_entropy`:
-    ``criterion(logits, topk_indices, topk_probs)``."""
+    """``nn.Module`` wrapper of :func:`sparse_soft_cross_entropy`: ``criterion(logits, targets)``
+    with the loader's ``SparseTargets`` (or any ``(indices, probs)`` pair) -- the
+    ``criterion(output, target)`` shape timm's ``ClassificationTask`` and most loops call --
+    or ``criterion(logits, topk_indices, topk_probs)``."""
 
     def __init__(self, reduction: str = "mean", validate: bool = True):
         super().__init__()
@@ -117,7 +146,18 @@ class SparseSoftCrossEntropy(nn.Module):
         self.reduction = reduction
         self.validate = validate
 
-    def forward(self, logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target, topk_probs: torch.Tensor | None = None) -> torch.Tensor:
+        if topk_probs is None:
+            if not (isinstance(target, (tuple, list)) and len(target) == 2):
+                raise TypeError(
+                    "SparseSoftCrossEntropy expects criterion(logits, SparseTargets) or "
+                    "criterion(logits, topk_indices, topk_probs), got a single "
+                    f"{type(target).__name__}" + (" (class labels? those need a dense loss such "
+                                                  "as torch.nn.CrossEntropyLoss)"
+                                                  if isinstance(target, torch.Tensor) else ""))
+            topk_indices, topk_probs = target
+        else:
+            topk_indices = target
         return sparse_soft_cross_entropy(logits, topk_indices, topk_probs, self.reduction, validate=self.validate)
 
     def extra_repr(self) -> str:

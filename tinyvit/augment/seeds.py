@@ -72,6 +72,13 @@ class PairedSampler(Sampler):
     (base_seed, epoch, N)). Unless drop_last, slots are padded by wrapping around so every
     rank gets the same number (DistributedSampler's rule, applied to pairs).
 
+    World size and rank: when ``num_replicas`` / ``rank`` are not given they are read from
+    torch.distributed every time the order is computed (``indices()``, ``__iter__``,
+    ``__len__``), not frozen at construction, so a sampler (or loader) built before
+    ``init_process_group`` -- Lightning, Accelerate -- shards correctly once the group
+    exists. Explicit values that disagree with an initialised process group raise
+    ValueError (every rank would otherwise read the same shard).
+
     Call ``set_epoch(e)`` before each epoch. ``len()`` counts samples yielded on this rank.
     """
 
@@ -82,40 +89,71 @@ class PairedSampler(Sampler):
             raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
         if batch_size is not None and (batch_size < 2 or batch_size % 2):
             raise ValueError(f"batch_size must be even (pairs stay in one batch), got {batch_size}")
-        if num_replicas is None or rank is None:
-            dist = torch.distributed
-            ready = dist.is_available() and dist.is_initialized()
-            if num_replicas is None:
-                num_replicas = dist.get_world_size() if ready else 1
-            if rank is None:
-                rank = dist.get_rank() if ready else 0
-        if num_replicas < 1:
+        if num_replicas is not None and num_replicas < 1:
             raise ValueError(f"num_replicas must be >= 1, got {num_replicas}")
-        if not 0 <= rank < num_replicas:
+        if num_replicas is not None and rank is not None and not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in [0, {num_replicas - 1}], got {rank}")
         if not 0 <= base_seed <= 0xFFFFFFFF:
             raise ValueError(f"base_seed must be in [0, 2**32 - 1], got {base_seed}")
         self.num_samples_total = num_samples
         self.base_seed = base_seed
         self.batch_size = batch_size
-        self.num_replicas = num_replicas
-        self.rank = rank
+        self._replicas_arg, self._rank_arg = num_replicas, rank
         self.drop_last = drop_last
         self.epoch = 0
         self.num_pairs = (num_samples + 1) // 2
-        if drop_last:
-            self.pairs_per_rank = self.num_pairs // num_replicas
-        else:
-            self.pairs_per_rank = math.ceil(self.num_pairs / num_replicas)
+        # a DistillLoader owning this sampler: set_epoch goes through it, so that
+        # ``loader.sampler.set_epoch(e)`` (Lightning, timm) moves the store epoch too
+        self._owner = None
+
+    def world(self):
+        """``(num_replicas, rank)`` now: the explicit values, else torch.distributed's."""
+        dist = torch.distributed
+        ready = dist.is_available() and dist.is_initialized()
+        world = dist.get_world_size() if ready else 1
+        grank = dist.get_rank() if ready else 0
+        n = world if self._replicas_arg is None else self._replicas_arg
+        r = grank if self._rank_arg is None else self._rank_arg
+        if ready and ((self._replicas_arg is not None and n != world)
+                      or (self._rank_arg is not None and r != grank)):
+            raise ValueError(f"PairedSampler was given num_replicas={self._replicas_arg}, "
+                             f"rank={self._rank_arg} but the process group has world size "
+                             f"{world}, rank {grank}; omit them to follow the process group")
+        if not 0 <= r < n:
+            raise ValueError(f"rank must be in [0, {n - 1}], got {r}")
+        return n, r
+
+    @property
+    def num_replicas(self) -> int:
+        return self.world()[0]
+
+    @property
+    def rank(self) -> int:
+        return self.world()[1]
+
+    def _pairs_per_rank(self, n: int) -> int:
+        return self.num_pairs // n if self.drop_last else math.ceil(self.num_pairs / n)
+
+    @property
+    def pairs_per_rank(self) -> int:
+        return self._pairs_per_rank(self.world()[0])
 
     def set_epoch(self, epoch: int) -> None:
+        if self._owner is not None:
+            self._owner.set_epoch(epoch)  # calls back _set_epoch with the store's epoch
+        else:
+            self._set_epoch(epoch)
+
+    def _set_epoch(self, epoch: int) -> None:
+        epoch = int(epoch)
         if not 0 <= epoch <= 0xFFFFFFFF:
             raise ValueError(f"epoch must be in [0, 2**32 - 1], got {epoch}")
         self.epoch = epoch
 
     def slots(self) -> np.ndarray:
         """Pair slots of this rank, in order."""
-        k = np.arange(self.pairs_per_rank, dtype=np.int64) * self.num_replicas + self.rank
+        n, r = self.world()
+        k = np.arange(self._pairs_per_rank(n), dtype=np.int64) * n + r
         return k % self.num_pairs
 
     def indices(self) -> np.ndarray:
