@@ -146,7 +146,7 @@ def test_portable_and_fast_paths_agree(tmp_path):
 
 
 def test_record_check_matches_documented_spec(tmp_path):
-    """Recompute a record's check from the README description (independent of the C++ code)."""
+    """Recompute a record's check from the docs/store.md description (independent of the C++ code)."""
     s = LogitStore.create(tmp_path / "s", 8, 21841, 5, aug_fingerprint="a")
     seeds, idx, v = teacher_topk(8, 21841, 5, seed=2)
     s.write(3 if s.epochs > 3 else 0, torch.arange(8), seeds, idx, v)
