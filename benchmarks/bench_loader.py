@@ -340,7 +340,7 @@ def main(argv=None):
         fig.suptitle(f"224px RRC+flip+{RA}, uint8 batch; {facts['cpu']}, PIL {facts['PIL']}",
                      fontsize=9)
         fig.tight_layout()
-        save_png(fig, os.path.join(args.out, "loader.png"))
+        save_png(fig, os.path.join(args.out, "loader.png"), facts)
     print(f"wrote {os.path.join(args.out, 'loader.json')}")
 
 

@@ -270,7 +270,7 @@ def plot(rows, methods, path, facts):
         ax.set_title(f"{dname} on {facts.get('gpu', facts['cpu'])} ({facts['device']}), torch {facts['torch']}")
         ax.legend(fontsize=7, ncol=len(methods))
     fig.tight_layout()
-    return save_png(fig, path)
+    return save_png(fig, path, facts)
 
 
 if __name__ == "__main__":
