@@ -30,12 +30,8 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -46,7 +42,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import tinyvit  # noqa: E402
-from _common import cpu_model, git_revision, load_average  # noqa: E402  (benchmarks/_common.py)
+from _common import (RESULTS, finish_facts, interleaved, machine_facts, median, pyplot,  # noqa: E402
+                     repeated, save_png, write_json)
 
 RA = "rand-m9-mstd0.5-inc1"
 
@@ -165,29 +162,26 @@ def _collate(xs):
 
 
 def loader_pass(paths, fn, batch):
-    """One in-process pass (DataLoader num_workers=0) -> (wall s, process CPU s)."""
+    """One in-process pass (DataLoader num_workers=0) over the set, as a callable to time."""
     dl = torch.utils.data.DataLoader(_PathSet(paths, fn), batch_size=batch, num_workers=0,
                                      collate_fn=_collate)
 
     def one():
-        t, c = time.perf_counter(), time.process_time()
         for _ in dl:
             pass
-        return time.perf_counter() - t, time.process_time() - c
     return one
 
 
 def cpp_pass(paths, cfg, threads, batch):
-    """One pass of replay_batch over the set -> (wall s, process CPU s incl. pool threads)."""
+    """One pass of replay_batch over the set, as a callable to time (process CPU time then
+    includes the pool threads)."""
     out = torch.empty((batch, 224, 224, 3), dtype=torch.uint8)
 
     def one():
-        t, c = time.perf_counter(), time.process_time()
         for s in range(0, len(paths), batch):
             chunk = paths[s:s + batch]
             tinyvit.replay_batch(chunk, list(range(s, s + len(chunk))), cfg,
                                  out=out if len(chunk) == batch else None, num_threads=threads)
-        return time.perf_counter() - t, time.process_time() - c
     return one
 
 
@@ -195,59 +189,34 @@ def time_loader(paths, fn, workers, batch, repeats):
     dl = torch.utils.data.DataLoader(_PathSet(paths, fn), batch_size=batch, num_workers=workers,
                                      persistent_workers=workers > 0,
                                      collate_fn=_collate)
-    rates, cpu = [], []
-    for r in range(repeats + 1):  # first pass warms up workers and the page cache
-        t = time.perf_counter()
-        c = time.process_time()
+
+    def one():
         for _ in dl:
             pass
-        if r:
-            rates.append(len(paths) / (time.perf_counter() - t))
-            cpu.append((time.process_time() - c) / len(paths))
+    t = repeated(one, repeats, warmup=1)  # the first pass warms up workers and the page cache
     if workers == 0:  # all work in this process: its CPU time is the cost per image
-        LOADER_CPU[id(fn)] = statistics.median(cpu)
-    return rates
+        LOADER_CPU[id(fn)] = median(t["cpu"]) / len(paths)
+    return [len(paths) / w for w in t["wall"]]
 
 
 CPP_CPU = {}  # threads -> (process CPU seconds per image, achieved parallelism cpu/wall)
 
 
 def time_cpp(paths, cfg, threads, batch, repeats):
-    out = torch.empty((batch, 224, 224, 3), dtype=torch.uint8)
-    rates, cpu, par = [], [], []
-    for r in range(repeats + 1):
-        t = time.perf_counter()
-        c = time.process_time()  # all threads of this process: the pool's work included
-        for s in range(0, len(paths), batch):
-            chunk = paths[s:s + batch]
-            o = out if len(chunk) == batch else None
-            tinyvit.replay_batch(chunk, list(range(s, s + len(chunk))), cfg, out=o,
-                                 num_threads=threads)
-        if r:
-            wall = time.perf_counter() - t
-            rates.append(len(paths) / wall)
-            cpu.append((time.process_time() - c) / len(paths))
-            par.append((time.process_time() - c) / wall)
-    CPP_CPU[threads] = (statistics.median(cpu), statistics.median(par))
-    return rates
+    t = repeated(cpp_pass(paths, cfg, threads, batch), repeats, warmup=1)
+    CPP_CPU[threads] = (median([c / len(paths) for c in t["cpu"]]),
+                        median([c / w for c, w in zip(t["cpu"], t["wall"])]))
+    return [len(paths) / w for w in t["wall"]]
 
 
-def machine_facts():
-    cpu = cpu_model()
+def loader_machine_facts():
     import PIL
     import timm
 
     info = tinyvit.build_info()
-    load = load_average()
-    return {
-        "cpu": cpu, "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_at_start": load, "python": platform.python_version(),
-        "torch": torch.__version__, "timm": timm.__version__, "PIL": PIL.__version__,
-        "pillow_simd": ".post" in PIL.__version__,
-        "libjpeg_turbo": info.get("libjpeg_turbo_version"), "device": "cpu",
-        "tinyvit_commit": git_revision(),
-    }
+    return machine_facts("cpu", timm=timm.__version__, PIL=PIL.__version__,
+                         pillow_simd=".post" in PIL.__version__,
+                         libjpeg_turbo=info.get("libjpeg_turbo_version"))
 
 
 def main(argv=None):
@@ -258,7 +227,7 @@ def main(argv=None):
                     help="timed passes per method; medians are reported (the box is noisy)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="48 images, 2 repeats")
-    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    ap.add_argument("--out", default=RESULTS)
     args = ap.parse_args(argv)
     if args.quick:
         args.images, args.repeats = 48, 2
@@ -277,26 +246,21 @@ def main(argv=None):
              "timm full (+ToTensor/Normalize/RE)", "PIL full decode only"]
     fns = {names[1]: _TinyvitPil(cfg), names[2]: _Timm(False), names[3]: _Timm(True),
            names[4]: _decode_only}
-    facts = machine_facts()
+    facts = loader_machine_facts()
     print(f"{len(paths)} images, mean size {np.mean([s[0] for s in sizes]):.0f}x"
           f"{np.mean([s[1] for s in sizes]):.0f}, PIL {facts['PIL']}, load {facts['load_average_at_start']}")
     # 1 worker: repeats interleaved round-robin across the methods, so a burst of load
     # from other jobs on the machine hits them all alike.
     singles = {names[0]: cpp_pass(paths, cfg, 1, args.batch)}
     singles.update({n: loader_pass(paths, fns[n], args.batch) for n in names[1:]})
-    rate1 = {n: [] for n in names}
-    cpu1 = {n: [] for n in names}
-    for r in range(args.repeats + 1):  # pass 0 warms up caches
-        for n in names:
-            wall, cpu = singles[n]()
-            if r:
-                rate1[n].append(len(paths) / wall)
-                cpu1[n].append(cpu / len(paths))
+    t1 = interleaved(singles, args.repeats, warmup=1)  # round 0 warms up caches
+    rate1 = {n: [len(paths) / w for w in t1[n]["wall"]] for n in names}
+    cpu1 = {n: [c / len(paths) for c in t1[n]["cpu"]] for n in names}
     print(f"{'method':38s} {'img/CPU-s':>10s} {'1 worker img/s':>15s} {'2 workers img/s':>16s} "
           f"{'scaling':>8s}")
     results = {}
-    cpp_cpu = {1: (statistics.median(cpu1[names[0]]),
-                   statistics.median(c * r for c, r in zip(cpu1[names[0]], rate1[names[0]])))}
+    cpp_cpu = {1: (median(cpu1[names[0]]),
+                   median(c * r for c, r in zip(cpu1[names[0]], rate1[names[0]])))}
     for n in names:
         if n == names[0]:
             CPP_CPU.clear()
@@ -304,8 +268,8 @@ def main(argv=None):
             cpp_cpu[2] = CPP_CPU[2]
         else:
             r2 = time_loader(paths, fns[n], 2, args.batch, args.repeats)
-        m1, m2 = statistics.median(rate1[n]), statistics.median(r2)
-        c1 = statistics.median(cpu1[n])
+        m1, m2 = median(rate1[n]), median(r2)
+        c1 = median(cpu1[n])
         results[n] = {"img_per_s_1": m1, "img_per_s_2": m2, "scaling_2_over_1": m2 / m1,
                       "cpu_ms_per_image_1": c1 * 1e3, "img_per_cpu_s_1": 1.0 / c1,
                       "repeats_1": rate1[n], "repeats_2": r2}
@@ -341,12 +305,8 @@ def main(argv=None):
               f"{par:.2f} cores (what the machine gave us)")
     for k, v in targets.items():
         print(f"target {k:32s} {'met' if v else 'NOT met'}")
-    try:
-        facts["load_average_at_end"] = os.getloadavg()
-    except OSError:
-        facts["load_average_at_end"] = None
+    finish_facts(facts)
     print(f"load average: start {facts['load_average_at_start']}, end {facts['load_average_at_end']}")
-    os.makedirs(args.out, exist_ok=True)
     payload = {"machine": facts, "images": len(paths), "repeats": args.repeats, "batch": args.batch,
                "recipe": {"img_size": 224, "rrc": [0.08, 1.0], "interpolation": "bicubic",
                           "hflip": 0.5, "auto_augment": RA, "re_prob": 0.25,
@@ -359,14 +319,9 @@ def main(argv=None):
                        "cpp_scaling_2_over_1_cpu_time = 2 x CPU/img(1 thread) / CPU/img(2 "
                        "threads): the 2-core speed-up when both threads get a core (upper "
                        "bound: excludes idle waits at batch ends)"}
-    with open(os.path.join(args.out, "loader.json"), "w") as f:
-        json.dump(payload, f, indent=2)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    write_json(os.path.join(args.out, "loader.json"), payload)
+    plt = pyplot()
+    if plt is not None:
         names = list(results)
         x = np.arange(len(names))
         fig, (ax0, ax) = plt.subplots(1, 2, figsize=(14, 4.8))
@@ -385,9 +340,7 @@ def main(argv=None):
         fig.suptitle(f"224px RRC+flip+{RA}, uint8 batch; {facts['cpu']}, PIL {facts['PIL']}",
                      fontsize=9)
         fig.tight_layout()
-        fig.savefig(os.path.join(args.out, "loader.png"), dpi=110)
-    except ImportError:  # pragma: no cover
-        print("matplotlib missing: no chart")
+        save_png(fig, os.path.join(args.out, "loader.png"), facts)
     print(f"wrote {os.path.join(args.out, 'loader.json')}")
 
 

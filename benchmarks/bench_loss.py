@@ -25,11 +25,9 @@ Writes benchmarks/results/loss_<device>.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 import traceback
@@ -38,9 +36,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy  # noqa: E402
-from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
+from _common import (RESULTS, finish_facts, interleaved, machine_facts,  # noqa: E402
+                     median, pyplot, save_png, write_json)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # Spec-sheet peak DRAM bandwidth (GB/s), for reference next to the measured copy bandwidth.
 PEAK_BW_TABLE = {"H100 SXM": 3350, "H100 PCIe": 2000, "H100": 3350, "H200": 4800, "A100-SXM4-80GB": 2039,
@@ -60,13 +58,9 @@ def ours_gif(logits, idx, probs):
     return sparse_soft_cross_entropy(logits, idx, probs, grad_in_forward=True)
 
 
-def machine_facts(device):
-    cpu = cpu_model()
-    facts = {"cpu_model": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-             "device": device, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if hasattr(os, "getloadavg"):
-        facts["loadavg_at_start"] = os.getloadavg()
+def loss_machine_facts(device):
+    facts = machine_facts(device, torch_threads=torch.get_num_threads(), platform=platform.platform(),
+                          time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if device == "cuda":
         p = torch.cuda.get_device_properties(0)
         facts.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
@@ -167,7 +161,7 @@ def main(argv=None):
             methods["compiled_dense"] = compiled
         except Exception as exc:  # torch.compile unavailable on this platform
             compile_notes["error"] = f"{type(exc).__name__}: {exc}"
-    facts = machine_facts(device)
+    facts = loss_machine_facts(device)
     bw = None
     if device == "cuda":
         bw = {"copy_gbs": copy_bandwidth_gbs(device), "table_gbs": table_bw(facts["gpu"])}
@@ -207,17 +201,13 @@ def main(argv=None):
                 row["methods"][name] = entry
             # Round-robin over the methods inside each repeat, so that load from other processes
             # on a shared machine hits all methods alike; medians per method.
-            times = {name: [] for name in steps}
-            for _ in range(repeats):
-                for name, step in steps.items():
-                    sync(device)
-                    t0 = time.perf_counter()
-                    step()
-                    sync(device)
-                    times[name].append(time.perf_counter() - t0)
-            for name, ts in times.items():
+            # Timed: the step and the device sync after it; the sync before is untimed.
+            timed_steps = {name: (lambda step=step: (step(), sync(device))) for name, step in steps.items()}
+            times = interleaved(timed_steps, repeats, warmup=0, before=lambda name: sync(device))
+            for name, t in times.items():
+                ts = t["wall"]
                 entry = row["methods"][name]
-                med = statistics.median(ts)
+                med = median(ts)
                 entry.update(median_ms=med * 1e3, min_ms=min(ts) * 1e3, times_ms=[t * 1e3 for t in ts])
                 if bw is not None:
                     elt = logits.element_size()
@@ -245,8 +235,8 @@ def main(argv=None):
     print("\nspeed-up of ours vs dense (x): " + ", ".join(
         f"{r['dtype']} B={r['B']} C={r['C']} K={r['K']}: {r['methods']['ours'].get('speedup_vs_dense', float('nan')):.2f}"
         for r in rows))
-    out = args.out or os.path.join(HERE, "results", f"loss_{device}{'_quick' if args.quick else ''}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = args.out or os.path.join(RESULTS, f"loss_{device}{'_quick' if args.quick else ''}.json")
+    finish_facts(facts)
     result = {"benchmark": "bench_loss", "machine": facts, "repeats": repeats, "warmup": args.warmup,
               "inputs": "logits randn*3 requiring grad; int64 indices; fp32 probs summing to 0.9; reduction=mean",
               "memory_method": ("torch.cuda.max_memory_allocated - memory_allocated before the step" if device == "cuda"
@@ -254,22 +244,16 @@ def main(argv=None):
               "compile": compile_notes, "rows": rows}
     if device != "cuda":
         result["cuda"] = "not measured in this run"
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(out, result, indent=1)
     print(f"wrote {out}")
-    try:
-        plot(rows, list(methods), out[:-5] + ".png", facts)
+    if plot(rows, list(methods), out[:-5] + ".png", facts):
         print(f"wrote {out[:-5]}.png")
-    except Exception as exc:  # matplotlib missing: the JSON is the result
-        print(f"no chart: {exc}")
 
 
 def plot(rows, methods, path, facts):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return None
     dtypes = sorted({r["dtype"] for r in rows}, key=lambda d: list(DTYPES).index(d))
     fig, axes = plt.subplots(len(dtypes), 1, figsize=(max(8, len(rows) // len(dtypes) * 1.1), 4 * len(dtypes)),
                              squeeze=False)
@@ -283,10 +267,10 @@ def plot(rows, methods, path, facts):
         ax.set_xticklabels([f"B={r['B']}\nC={r['C']}\nK={r['K']}" for r in sub], fontsize=7)
         ax.set_yscale("log")
         ax.set_ylabel("fwd+bwd ms (median, log)")
-        ax.set_title(f"{dname} on {facts.get('gpu', facts['cpu_model'])} ({facts['device']}), torch {facts['torch']}")
+        ax.set_title(f"{dname} on {facts.get('gpu', facts['cpu'])} ({facts['device']}), torch {facts['torch']}")
         ax.legend(fontsize=7, ncol=len(methods))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return save_png(fig, path, facts)
 
 
 if __name__ == "__main__":

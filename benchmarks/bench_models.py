@@ -5,21 +5,21 @@ TinyVit) on this CPU, and on CUDA when available, beside the paper's V100 figure
 Paper Table 4: 5.4M / 11M / 21M parameters; 3060 / 2468 / 1571 images/s on one V100 at
 batch 256, 224 px. CPU figures use a smaller batch (--cpu-batch, default 16) so the run takes
 minutes; CUDA uses --gpu-batch (default 256, like the paper) in fp32 and with fp16 autocast.
-Throughput = median of --repeats timed forward passes after --warmup, inference mode.
+Throughput = median of --repeats timed forward passes after --warmup, inference mode
+(tinyvit.models.throughput, one pass per call); the presets take turns pass by pass
+(interleaved rounds), so load from other jobs on a shared machine hits them alike.
 
 Writes benchmarks/results/models_cpu.json (and models_cuda.json when CUDA ran).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 
 import torch
-from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
+from _common import (RESULTS, cpu_model, finish_facts, interleaved, machine_facts,  # noqa: E402
+                     median, write_json)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -28,9 +28,7 @@ from tinyvit.models import (PAPER_PARAMS_M, PAPER_THROUGHPUT_V100, PRESETS, coun
 
 
 def machine(device: str) -> dict:
-    d = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-         "torch": torch.__version__, "python": platform.python_version(), "device": device,
-         "loadavg": os.getloadavg()}
+    d = machine_facts(device, torch_threads=torch.get_num_threads())
     try:
         import timm
 
@@ -48,20 +46,24 @@ def bench(device: str, batch: int, img_size: int, warmup: int, repeats: int, amp
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    models, passes = {}, {}
     for name, f in PRESETS.items():
         torch.manual_seed(0)
-        model = f.build(num_classes=1000, img_size=img_size)
-        row = {"model": name, "factors": f.to_dict(), "params": count_params(model),
-               "paper_params_m": PAPER_PARAMS_M[name],
-               "paper_v100_img_s": PAPER_THROUGHPUT_V100[name], "batch": batch,
-               "img_size": img_size, "device": device, "threads": torch.get_num_threads()}
+        models[name] = model = f.build(num_classes=1000, img_size=img_size)
+        rows.append({"model": name, "factors": f.to_dict(), "params": count_params(model),
+                     "paper_params_m": PAPER_PARAMS_M[name],
+                     "paper_v100_img_s": PAPER_THROUGHPUT_V100[name], "batch": batch,
+                     "img_size": img_size, "device": device, "threads": torch.get_num_threads()})
+        for amp in amp_modes:  # one timed forward pass per call: images/s of that pass
+            passes[name, amp] = (lambda model=model, amp=amp: throughput(
+                model, img_size, batch, device, warmup=0, repeats=1, amp=amp))
+    t = interleaved(passes, repeats, warmup=warmup)
+    for row in rows:
         for amp in amp_modes:
-            t0 = time.perf_counter()
-            ips = throughput(model, img_size, batch, device, warmup=warmup, repeats=repeats, amp=amp)
-            row["img_s_amp" if amp else "img_s"] = ips
-            row["seconds_amp" if amp else "seconds"] = time.perf_counter() - t0
-        rows.append(row)
-        del model
+            r = t[row["model"], amp]
+            row["img_s_amp" if amp else "img_s"] = median(r["result"])
+            row["seconds_amp" if amp else "seconds"] = sum(r["wall"])  # timed passes only
+    del models, passes
     torch.set_num_threads(old)
     return rows
 
@@ -95,35 +97,34 @@ def main(argv=None) -> int:
                          "(default 1,0: on a shared CPU, multi-threaded timings suffer from "
                          "OpenMP barrier stalls whenever another process holds a core)")
     ap.add_argument("--no-cuda", action="store_true", help="skip CUDA even when available")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+    ap.add_argument("--out", default=RESULTS,
                     help="output directory (default benchmarks/results)")
     a = ap.parse_args(argv)
     if a.quick:
         a.cpu_batch, a.warmup, a.repeats = 8, 1, 3
-    os.makedirs(a.out, exist_ok=True)
     rows = []
+    facts = machine("cpu")
     for th in (int(t) for t in a.threads.split(",")):
         rows += bench("cpu", a.cpu_batch, a.img_size, a.warmup, a.repeats, (False,), th or None)
     table(rows, f"CPU ({cpu_model()}, {os.cpu_count()} cores), {a.img_size} px, "
                 f"median of {a.repeats}")
-    out = {"benchmark": "models", "quick": a.quick, "machine": machine("cpu"),
+    out = {"benchmark": "models", "quick": a.quick, "machine": finish_facts(facts),
            "settings": {"batch": a.cpu_batch, "img_size": a.img_size, "warmup": a.warmup,
                         "threads": a.threads,
                         "repeats": a.repeats, "num_classes": 1000},
            "paper": {"device": "V100", "batch": 256, "img_size": 224}, "results": rows}
     path = os.path.join(a.out, "models_cpu.json")
-    with open(path, "w") as fh:
-        json.dump(out, fh, indent=2)
+    write_json(path, out)
     print(f"wrote {path}")
     if torch.cuda.is_available() and not a.no_cuda:
+        facts = machine("cuda")
         rows = bench("cuda", a.gpu_batch, a.img_size, max(a.warmup, 5), max(a.repeats, 10), (False, True))
         table(rows, f"CUDA ({torch.cuda.get_device_name(0)}), {a.img_size} px")
-        out = {"benchmark": "models", "quick": a.quick, "machine": machine("cuda"),
+        out = {"benchmark": "models", "quick": a.quick, "machine": finish_facts(facts),
                "settings": {"batch": a.gpu_batch, "img_size": a.img_size},
                "paper": {"device": "V100", "batch": 256, "img_size": 224}, "results": rows}
         path = os.path.join(a.out, "models_cuda.json")
-        with open(path, "w") as fh:
-            json.dump(out, fh, indent=2)
+        write_json(path, out)
         print(f"wrote {path}")
     else:
         print("CUDA not available: GPU throughput not measured")

@@ -19,17 +19,14 @@ Writes a table to stdout and JSON to benchmarks/results/store.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
-from _common import cpu_model  # noqa: E402  (benchmarks/_common.py)
+from _common import (finish_facts, interleaved, machine_facts, median, repeated,  # noqa: E402
+                     RESULTS, timed, write_json)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402
@@ -40,11 +37,7 @@ B = 256
 
 
 def machine():
-    cpu = cpu_model()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "numpy": np.__version__, "python": platform.python_version(), "device": "cpu",
-            "store_isa": _C._store_isa(), "threads": torch.get_num_threads(),
-            "loadavg_1min_at_start": os.getloadavg()[0]}
+    return machine_facts("cpu", store_isa=_C._store_isa(), threads=torch.get_num_threads())
 
 
 def synth_records(n, K, seed=0):
@@ -65,18 +58,14 @@ def median_rate(fn, records_per_call, calls, repeats):
     """Median wall-clock records/s over repeats; records per CPU-second of this process are
     kept alongside (on a shared, oversubscribed machine wall time includes time the process
     was not scheduled; CPU time does not)."""
-    rates, cpu = [], []
-    for _ in range(repeats):
-        c = time.process_time()
-        t = time.perf_counter()
+    def run():
         for i in range(calls):
             fn(i)
-        dt = time.perf_counter() - t
-        dc = max(time.process_time() - c, 1e-9)
-        rates.append(records_per_call * calls / dt)
-        cpu.append(records_per_call * calls / dc)
-    CPU_RATES[id(rates)] = cpu
-    return statistics.median(rates), rates
+    t = repeated(run, repeats, warmup=0)
+    n = records_per_call * calls
+    rates = [n / w for w in t["wall"]]
+    CPU_RATES[id(rates)] = [n / max(c, 1e-9) for c in t["cpu"]]
+    return median(rates), rates
 
 
 # ---- baselines --------------------------------------------------------------------------
@@ -190,8 +179,7 @@ def main(argv=None):
     ap.add_argument("--records", type=int, default=None, help="records per store (default "
                     "200000, quick 40000)")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats (median reported)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "results", "store.json"))
+    ap.add_argument("--out", default=os.path.join(RESULTS, "store.json"))
     ap.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -206,7 +194,7 @@ def main(argv=None):
 
     def row(K, method, op, rate, rates, note="", cpu_rates=None):
         cpu_rates = cpu_rates if cpu_rates is not None else CPU_RATES.get(id(rates), [])
-        cpu = statistics.median(cpu_rates) if cpu_rates else None
+        cpu = median(cpu_rates) if cpu_rates else None
         rows.append({"K": K, "method": method, "op": op, "records_per_s": rate,
                      "records_per_cpu_s": cpu, "all_repeats": rates,
                      "all_repeats_cpu": cpu_rates, "note": note})
@@ -248,12 +236,13 @@ def main(argv=None):
         mm.flush()
         ref = RefKeyFile(os.path.join(tmp, f"ref_{K}"), K)
         nref = min(nbw, 40)
-        t, c = time.perf_counter(), time.process_time()
-        for j in range(nbw):
-            b = perm[j * B:(j + 1) * B]
-            ref.write(b, seeds[b], idx[b], probs[b])
-        cpu_rate = nbw * B / max(time.process_time() - c, 1e-9)
-        rate = nbw * B / (time.perf_counter() - t)
+        def wr_ref():
+            for j in range(nbw):
+                b = perm[j * B:(j + 1) * B]
+                ref.write(b, seeds[b], idx[b], probs[b])
+        wall, cpu, _ = timed(wr_ref)  # once: appending twice would double the file
+        cpu_rate = nbw * B / max(cpu, 1e-9)
+        rate = nbw * B / wall
         row(K, "reference key file", "write", rate, [rate], "append key line + record",
             cpu_rates=[cpu_rate])
 
@@ -291,23 +280,21 @@ def main(argv=None):
         methods += [("numpy memmap (fancy idx + astype)", rd_mm, nbatches, "auto", "no checksum"),
                     ("reference key file (seek+read)", lambda j: ref.read(qn[j]), nref, "auto",
                      "no checksum")]
-        for name, fn, calls, isa, note in methods:  # warm pages / caches
-            for j in range(calls):
-                fn(j)
-        all_rates = {m[0]: [] for m in methods}
-        all_cpu = {m[0]: [] for m in methods}
-        for _ in range(repeats):
-            for name, fn, calls, isa, note in methods:
-                _C._store_set_isa(isa)
-                try:
-                    rate, rr = median_rate(fn, B, calls, 1)
-                finally:
-                    _C._store_set_isa("auto")
-                all_rates[name].append(rate)
-                all_cpu[name] += CPU_RATES[id(rr)]
+        def batches(fn, calls):
+            def run():
+                for j in range(calls):
+                    fn(j)
+            return run
+        isa_of = {name: isa for name, fn, calls, isa, note in methods}
+        try:  # round 0 (untimed) warms pages / caches; the ISA switch is outside the timing
+            t = interleaved({name: batches(fn, calls) for name, fn, calls, isa, note in methods},
+                            repeats, warmup=1, before=lambda name: _C._store_set_isa(isa_of[name]))
+        finally:
+            _C._store_set_isa("auto")
         for name, fn, calls, isa, note in methods:
-            row(K, name, "read", statistics.median(all_rates[name]), all_rates[name], note,
-                cpu_rates=all_cpu[name])
+            rates = [B * calls / w for w in t[name]["wall"]]
+            row(K, name, "read", median(rates), rates, note,
+                cpu_rates=[B * calls / max(c, 1e-9) for c in t[name]["cpu"]])
 
         # -- missing() scan --------------------------------------------------------------
         f = stores["fp16"]
@@ -339,11 +326,9 @@ def main(argv=None):
         ratios[f"K{K}_fp16_read_vs_numpy_memmap"] = t / get(K, "numpy memmap (fancy idx + astype)")
         ratios[f"K{K}_fp16_read_vs_reference_keyfile"] = t / get(K, "reference key file (seek+read)")
     results["ratios"] = ratios
-    results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
+    finish_facts(results["machine"])
     print("ratios:", {k: round(v, 2) for k, v in ratios.items()})
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(args.out, results)
     print("wrote", args.out)
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)

@@ -18,10 +18,7 @@ Writes benchmarks/results/experiment_fmnist.json and .png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -36,22 +33,13 @@ from tinyvit.jobs.models import build_model
 from tinyvit.jobs.evaluate import eval_tensors  # noqa: E402
 from tinyvit.jobs.save_logits import open_or_create_store, save_logits  # noqa: E402
 from tinyvit.jobs.train import soft_cross_entropy as _soft_ce, train  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from _common import (RESULTS, finish_facts, interleaved, machine_facts, median, pyplot,  # noqa: E402
+                     save_png, write_json)
 
 
 def machine():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
-            "loadavg": os.getloadavg()}
+    return machine_facts("cuda" if torch.cuda.is_available() else "cpu",
+                         torch_threads=torch.get_num_threads())
 
 
 def truncated_store(src, path, k, ds, cfg):
@@ -80,10 +68,8 @@ def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
         models[mode] = build_model(student_name, C, img_size=img_size)
         opts[mode] = torch.optim.AdamW(models[mode].parameters(), lr=lr)
         iters[mode] = iter(loaders[mode])
-    times = {m: [] for m in loaders}
 
     def one(mode):
-        t0 = time.perf_counter()
         try:
             batch = next(iters[mode])
         except StopIteration:
@@ -104,14 +90,10 @@ def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return time.perf_counter() - t0
 
-    for mode in loaders:  # warm-up
-        one(mode)
-    for _ in range(repeats):
-        for mode in loaders:
-            times[mode].append(one(mode))
-    return times
+    # one warm-up round, then the modes take turns step by step
+    t = interleaved({mode: (lambda mode=mode: one(mode)) for mode in loaders}, repeats, warmup=1)
+    return {mode: t[mode]["wall"] for mode in loaders}
 
 
 def main(argv=None):
@@ -189,7 +171,7 @@ def main(argv=None):
                    "save_logits_s": save_s if k is not None else None}
             result["runs"].append(rec)
             print(f"  seed {seed} {name:10s} acc {res['val_acc']:.4f} ({rec['seconds']:.0f}s)", flush=True)
-        json.dump(result, open(args.out + ".json", "w"), indent=2)
+        write_json(args.out + ".json", result)
 
     # interleaved step timing on seed 0's stores
     loaders = {"hard": tinyvit.ReplayLoader(ds, cfg, base_seed=0, batch_size=args.batch_size),
@@ -197,7 +179,7 @@ def main(argv=None):
                f"stored_k{kmax}": tinyvit.DistillLoader(
                    ds, tinyvit.LogitStore.open(os.path.join(work, f"s0_k{kmax}")), cfg, batch_size=args.batch_size)}
     times = step_timing(args.student, teacher, loaders, C, args.img_size, args.timing_repeats, args.lr)
-    med = {m: statistics.median(v) for m, v in times.items()}
+    med = {m: median(v) for m, v in times.items()}
     result["step_time_s"] = {m: {"median": med[m], "all": v} for m, v in times.items()}
     result["step_time_ratio_vs_hard"] = {m: med[m] / med["hard"] for m in med}
 
@@ -209,7 +191,8 @@ def main(argv=None):
                          "n": len(accs)}
     result["summary"] = summary
     result["total_s"] = time.perf_counter() - t_all
-    json.dump(result, open(args.out + ".json", "w"), indent=2)
+    finish_facts(result["machine"])
+    write_json(args.out + ".json", result)
 
     print(f"\nteacher {args.teacher}: test acc {result['teacher']['val_acc']:.4f}")
     print(f"{'run':<12} {'test acc (mean +- std, n)':>28} {'store bytes':>12}")
@@ -220,12 +203,8 @@ def main(argv=None):
     print("step time (median, s):", {m: round(v, 4) for m, v in med.items()},
           "ratio vs hard:", {m: round(v, 3) for m, v in result["step_time_ratio_vs_hard"].items()})
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is not None:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         ks = args.ks
         m = [summary[f"stored_k{k}"]["mean"] for k in ks]
@@ -242,9 +221,7 @@ def main(argv=None):
         a2.set_ylabel("store MB")
         a2.set_title("storage grows linearly in K")
         fig.tight_layout()
-        fig.savefig(args.out + ".png", dpi=110)
-    except Exception as exc:  # plotting is optional
-        print("plot skipped:", exc)
+        save_png(fig, args.out + ".png", result["machine"])
     print(f"wrote {args.out}.json ({result['total_s']:.0f}s)")
 
 

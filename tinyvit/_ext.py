@@ -8,7 +8,7 @@ try:
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
         "tinyvit's compiled core (tinyvit._C) is missing or was built against another torch. "
-        "Rebuild it with `pip install --no-build-isolation -e .` (see README)."
+        "Rebuild it with `pip install --no-build-isolation -e .` (see docs/README.md)."
     ) from exc
 
 

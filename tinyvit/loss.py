@@ -29,8 +29,9 @@ _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 # Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
 # only scales it by grad_output), instead of a separate backward kernel that re-reads the
 # logits. Decided by measurement on CPU (benchmarks/results/loss_cpu.json, ours vs ours_gif;
-# README "api-loss"): for fp32 at C=21841 the separate kernel is 1.1-2.2x faster (the scaling's
-# extra B x C read+write costs more than the exp it saves; C=1000 is within noise); for bf16
+# docs/loss.md "Gradient in the forward pass"): for fp32 at C=21841 the separate kernel is
+# 1.1-2.2x faster (the scaling's extra B x C
+# read+write costs more than the exp it saves; C=1000 is within noise); for bf16
 # in-forward is up to 1.4x faster for B <= 256 but 1.2-1.6x slower at B=1024, C=21841. It
 # also holds a second B x C gradient (3x the peak extra memory) and rounds a bf16 gradient
 # twice. So: separate everywhere. On CUDA the byte count agrees (3 passes over B x C

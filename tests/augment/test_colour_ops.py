@@ -183,9 +183,8 @@ def test_solarize_maps_against_numpy(path):
             assert np.array_equal(op(a, "SolarizeAdd", add), exp), (a.shape, add)
 
 
-def test_paths_agree_on_a_photo_sized_image():
-    rng = np.random.default_rng(7)
-    a = rng.integers(0, 256, (224, 227, 3), dtype=np.uint8)
+def test_paths_agree_on_a_photo_sized_image(testimg):
+    a = testimg.noise(224, 227, seed=7)
     a[50:120, 30:200] = 128  # flat block: smooth == value
     for name, arg in [("AutoContrast", 0), ("Equalize", 0), ("Solarize", 77), ("SolarizeAdd", 40),
                       ("Color", 1.81), ("Color", 0.2), ("Contrast", 1.81), ("Contrast", 0.6),

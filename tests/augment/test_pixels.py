@@ -21,28 +21,6 @@ needs_jpeg = pytest.mark.skipif(not JPEG_OK, reason="built without libjpeg")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _photo(w=500, h=375):
-    import skimage.data as sd
-
-    return Image.fromarray(sd.astronaut()).resize((w, h), Image.BICUBIC)
-
-
-def _encode(img, fmt="JPEG", **kw):
-    b = io.BytesIO()
-    img.save(b, fmt, **kw)
-    return b.getvalue()
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return _photo()
-
-
-@pytest.fixture(scope="module")
-def jpeg(photo):
-    return _encode(photo, quality=90)
-
-
 @pytest.fixture(scope="module")
 def cfg():
     return tinyvit.AugConfig()  # RRC + flip + rand-m9-mstd0.5-inc1 (+ erase/mix: device ops)
@@ -143,8 +121,8 @@ def test_batch_pool_survives_fork_into_dataloader_workers(jpeg, cfg):
 
 
 @needs_jpeg
-def test_batch_equals_single_for_any_thread_count(jpeg, photo, cfg, tmp_path):
-    png = _encode(photo.resize((300, 200)), "PNG")
+def test_batch_equals_single_for_any_thread_count(testimg, jpeg, photo, cfg, tmp_path):
+    png = testimg.encode(photo.resize((300, 200)), "PNG")
     path = tmp_path / "p.jpg"
     path.write_bytes(jpeg)
     arr = np.asarray(photo.resize((123, 77)))
@@ -197,9 +175,9 @@ def test_cpp_decode_and_resize_match_pillow(jpeg, cfg):
 
 
 @pytest.fixture(scope="module")
-def square():
+def square(testimg):
     rng = np.random.default_rng(0)
-    a = np.asarray(_photo(64, 64)).copy()
+    a = np.asarray(testimg.photo(64, 64)).copy()
     a[:8, :8] = rng.integers(0, 256, (8, 8, 3))  # some noise for the histogram ops
     return a
 
@@ -242,7 +220,7 @@ def test_autocontrast_and_equalize_against_definitions(square):
     assert np.array_equal(op(square, "Equalize"), np.asarray(ImageOps.equalize(Image.fromarray(square))))
 
 
-def test_geometric_ops_exact_cases(square):
+def test_geometric_ops_exact_cases(testimg, square):
     for rs in ("nearest", "bilinear", "bicubic"):
         assert np.array_equal(op(square, "Rotate", 90, rs), np.rot90(square, 1))
         assert np.array_equal(op(square, "Rotate", -90, rs), np.rot90(square, -1))
@@ -260,7 +238,7 @@ def test_geometric_ops_exact_cases(square):
         got = op(square, "TranslateYRel", 3, rs)
         assert np.array_equal(got[:-3], square[3:])
     # Nearest rotation by 90 on a non-square image is a general warp: spot-check geometry.
-    rect = np.asarray(_photo(40, 20))
+    rect = np.asarray(testimg.photo(40, 20))
     got = op(rect, "Rotate", 90, "nearest", fill=(0, 255, 0))
     assert (got[0, 0] == [0, 255, 0]).all()  # corners fall outside after a quarter turn
 
@@ -307,8 +285,8 @@ def test_geometric_ops_close_to_pillow(square, name, arg, rs):
 
 
 @needs_jpeg
-def test_roi_decode_exact_and_dct_scaling_close():
-    big = _encode(_photo(1200, 900), quality=90)
+def test_roi_decode_exact_and_dct_scaling_close(testimg):
+    big = testimg.encode(testimg.photo(1200, 900), quality=90)
     full = _C._decode_jpeg(big)
     for crop in [(0, 0, 1200, 900), (101, 57, 333, 401), (640, 480, 560, 420), (7, 3, 9, 11)]:
         region, box, denom, (ox, oy) = _C._decode_jpeg_region(big, crop, (224, 224), "bicubic", 1)
@@ -339,7 +317,7 @@ def test_roi_decode_exact_and_dct_scaling_close():
 
 
 @pytest.mark.parametrize("mode", ["L", "CMYK", "P", "RGBA", "LA", "I;16", "1", "PA"])
-def test_modes_convert_to_rgb(photo, mode):
+def test_modes_convert_to_rgb(testimg, photo, mode):
     small = photo.resize((120, 90))
     if mode == "I;16":
         img = Image.fromarray((np.asarray(small.convert("L")).astype(np.uint16) * 257))
@@ -350,7 +328,7 @@ def test_modes_convert_to_rgb(photo, mode):
         img = small.convert(mode)
     cfg = tinyvit.AugConfig(auto_augment=None, img_size=32)
     fmt = "JPEG" if mode in ("L", "CMYK") else "PNG"
-    data = None if mode == "PA" else _encode(img, fmt)  # Pillow cannot write PA files
+    data = None if mode == "PA" else testimg.encode(img, fmt)  # Pillow cannot write PA files
     for src in ([data] if data else []) + [img]:
         out = tinyvit.replay(src, 3, cfg)
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
@@ -381,9 +359,9 @@ def test_array_sources(photo):
 
 
 @pytest.mark.parametrize("size", [(1000, 3), (3, 1000), (1, 1), (10, 7), (224, 224)])
-def test_small_and_extreme_sizes(photo, size, cfg):
+def test_small_and_extreme_sizes(testimg, photo, size, cfg):
     img = photo.resize(size)
-    for data in ([_encode(img, quality=90)] if JPEG_OK else []) + [_encode(img, "PNG")]:
+    for data in ([testimg.encode(img, quality=90)] if JPEG_OK else []) + [testimg.encode(img, "PNG")]:
         for seed in range(4):
             a = tinyvit.replay(data, seed, cfg)
             assert a.shape == (224, 224, 3)
@@ -431,18 +409,19 @@ def _drop_segments(data, marker):
     return bytes(out + data[i:])
 
 
-def _jpeg_zoo():
+def _jpeg_zoo(testimg):
     """JPEGs of many kinds (sizes, subsamplings, progressive, greyscale, CMYK, optimised
     tables) and broken ones, including streams lacking their quantisation or Huffman
     tables: a decoder that kept tables from the previous image would decode those."""
-    ph = _photo()
+    ph = testimg.photo()
     good = []
     for k, (w, h) in enumerate([(500, 375), (64, 48), (333, 211), (17, 9), (1, 1), (240, 600)]):
         img = ph.resize((w, h))
-        good += [_encode(img, quality=90, subsampling=k % 3),
-                 _encode(img, quality=70 + k, progressive=True, subsampling=(k + 1) % 3),
-                 _encode(img, quality=85, optimize=True, subsampling=(k + 2) % 3)]
-    good += [_encode(ph.convert("L"), quality=80), _encode(ph.resize((123, 77)).convert("CMYK"))]
+        good += [testimg.encode(img, quality=90, subsampling=k % 3),
+                 testimg.encode(img, quality=70 + k, progressive=True, subsampling=(k + 1) % 3),
+                 testimg.encode(img, quality=85, optimize=True, subsampling=(k + 2) % 3)]
+    good += [testimg.encode(ph.convert("L"), quality=80),
+             testimg.encode(ph.resize((123, 77)).convert("CMYK"))]
     base = good[0]
     # bad[2] lacks the optimised Huffman tables of good[2]: libjpeg falls back to the
     # standard tables (garbage pixels, no error); kept tables would decode it as good[2].
@@ -453,13 +432,13 @@ def _jpeg_zoo():
 
 
 @needs_jpeg
-def test_jpeg_sequence_through_one_thread_equals_fresh_decodes():
+def test_jpeg_sequence_through_one_thread_equals_fresh_decodes(testimg):
     """Good and broken JPEGs of every kind in a row through one pool thread (its per-thread
     decode buffers reused across calls), in two orders: each result (error type or bytes)
     equals that image's result alone."""
     from tinyvit.augment.config import cpp_config
 
-    good, bad = _jpeg_zoo()
+    good, bad = _jpeg_zoo(testimg)
     assert len(_drop_segments(good[0], 0xDB)) < len(good[0])
     cfg = cpp_config(tinyvit.AugConfig(img_size=64))
     pool = _C.PixelPool(1)
@@ -505,12 +484,12 @@ def _fork_child_digest(conn, sources, seeds, cfg):
 
 
 @needs_jpeg
-def test_replay_batch_before_and_after_fork():
+def test_replay_batch_before_and_after_fork(testimg):
     """Per-thread decode state of the parent (its pool threads, the calling thread's
     buffers) must not leak into a forked child: the child gets the same bytes."""
     import multiprocessing as mp
 
-    good, _ = _jpeg_zoo()
+    good, _ = _jpeg_zoo(testimg)
     cfg = tinyvit.AugConfig(img_size=96)
     seeds = list(range(len(good)))
     ref = [_digest(tinyvit.replay_batch(good, seeds, cfg, num_threads=n).numpy()) for n in (1, 2)]
@@ -529,15 +508,15 @@ def test_replay_batch_before_and_after_fork():
 
 
 @needs_jpeg
-def test_fuzz_truncated_and_bitflipped_jpegs():
+def test_fuzz_truncated_and_bitflipped_jpegs(testimg):
     """Thousands of damaged JPEGs (baseline and progressive): each either decodes or raises
     ImageDecodeError; never another exception or a crash."""
     cfg = tinyvit.AugConfig(img_size=16)
-    small = _photo(64, 48)
+    small = testimg.photo(64, 48)
     rng = np.random.default_rng(1234)
     outcomes = {"ok": 0, "error": 0}
     for progressive in (False, True):
-        base = np.frombuffer(_encode(small, quality=85, progressive=progressive), np.uint8)
+        base = np.frombuffer(testimg.encode(small, quality=85, progressive=progressive), np.uint8)
         for i in range(1500):
             buf = base.copy()
             if i % 3 == 0:
@@ -557,11 +536,11 @@ def test_fuzz_truncated_and_bitflipped_jpegs():
 
 @needs_jpeg
 @pytest.mark.parametrize("cj", [(0.4, 0.4, 0.4), (0.4, 0.4, 0.4, 0.1), (0.0, 0.0, 0.0, 0.3)])
-def test_colour_jitter_cpp_close_to_pillow(photo, cj):
+def test_colour_jitter_cpp_close_to_pillow(testimg, photo, cj):
     """ColorJitter (torchvision semantics on PIL images: ImageEnhance blends, hue shift in
     Pillow's 8-bit HSV) in C++ vs the Pillow path: rare off-by-a-few pixels (float rounding of
     the blends under pillow-simd, HSV conversion), otherwise identical."""
-    data = _encode(photo.resize((300, 240)), quality=90)
+    data = testimg.encode(photo.resize((300, 240)), quality=90)
     cfg = tinyvit.AugConfig(auto_augment=None, color_jitter=cj)
     for s in range(4):
         assert tinyvit.make_plan(s, (300, 240), cfg)["jitter"] is not None

@@ -100,13 +100,6 @@ def _matrix(name, arg, w, h):
     return [A, B, A * (-cx) + B * (-cy) + cx, D, E, D * (-cx) + E * (-cy) + cy]
 
 
-def _image(h, w, seed):
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    img[: h // 2, : w // 3] = (0, 255, 7)  # flat block and hard edges: clamping extremes
-    return img
-
-
 SIZES = [(1, 1), (2, 3), (3, 2), (1, 9), (9, 1), (5, 7), (13, 31), (40, 23), (64, 64), (97, 160)]
 ARGS = {
     "ShearX": [-0.9, -0.27, -0.013, 0.013, 0.27, 0.5, 3.0],
@@ -119,10 +112,10 @@ ARGS = {
 
 @pytest.mark.parametrize("name", list(ARGS))
 @pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
-def test_warps_match_the_integer_formula(name, resample):
+def test_warps_match_the_integer_formula(testimg, name, resample):
     bad = []
     for k, (h, w) in enumerate(SIZES):
-        img = _image(h, w, k)
+        img = testimg.noise(h, w, k, flat_block=True)
         for arg in ARGS[name]:
             got = _C._ra_op(img, name, float(arg), resample, FILL)
             want = reference_warp(img, _matrix(name, arg, w, h), resample == "bicubic")
@@ -131,10 +124,10 @@ def test_warps_match_the_integer_formula(name, resample):
     assert not bad, bad
 
 
-def test_column_map_runs_where_d_moves_by_an_ulp():
+def test_column_map_runs_where_d_moves_by_an_ulp(testimg):
     # A shift whose x + .5 + t rounds differently across binades: d takes two values
     # along a row (0.3 and 0.30000000000000x), so runs must split there.
-    img = _image(8, 300, 5)
+    img = testimg.noise(8, 300, 5, flat_block=True)
     for t in (40.3, -0.1, 0.7, 129.9):
         for rs in ("bilinear", "bicubic"):
             got = _C._ra_op(img, "TranslateXRel", t, rs, FILL)
@@ -142,14 +135,14 @@ def test_column_map_runs_where_d_moves_by_an_ulp():
 
 
 @pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
-def test_shear_y_transposed_column_map(resample):
+def test_shear_y_transposed_column_map(testimg, resample):
     # shear_y runs as a column map on the transposed image (8x8-pixel tile transpose plus
     # edge pixels): sizes around the tile size, both orientations, fill on both sides,
     # clamped rows, runs split by ulp-moving offsets, both signs.
     bad = []
     for k, (h, w) in enumerate([(8, 8), (7, 9), (9, 7), (16, 24), (24, 16), (17, 33), (33, 17),
                                 (15, 1), (1, 15), (8, 1), (1, 8), (224, 224), (61, 130)]):
-        img = _image(h, w, 100 + k)
+        img = testimg.noise(h, w, 100 + k, flat_block=True)
         for arg in (-3.0, -0.9, -0.3, -0.27, -0.05, -0.0001, 0.0001, 0.013, 0.1, 0.27, 1 / 3, 0.9, 2.5):
             got = _C._ra_op(img, "ShearY", float(arg), resample, FILL)
             want = reference_warp(img, _matrix("ShearY", arg, w, h), resample == "bicubic")
@@ -159,7 +152,7 @@ def test_shear_y_transposed_column_map(resample):
 
 
 @pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
-def test_rotate_fast_groups_and_borders(resample):
+def test_rotate_fast_groups_and_borders(testimg, resample):
     # Rotations run four pixels at a time: groups entirely inside with unclamped taps go
     # through the paired kernel, the others (fill, clamped taps near the borders, tap loads
     # near the end of the buffer: last rows, right edge) pixel by pixel; widths around the
@@ -167,7 +160,7 @@ def test_rotate_fast_groups_and_borders(resample):
     bad = []
     for k, (h, w) in enumerate([(4, 4), (5, 6), (6, 5), (7, 13), (8, 9), (16, 17), (33, 8), (9, 40),
                                 (50, 131), (131, 50), (224, 224)]):
-        img = _image(h, w, 200 + k)
+        img = testimg.noise(h, w, 200 + k, flat_block=True)
         for arg in (-0.3, 0.3, 1.0, -2.5, 5.0, 27.0, -27.0, 44.9, 89.0, 170.0, -100.0):
             got = _C._ra_op(img, "Rotate", float(arg), resample, FILL)
             want = reference_warp(img, _matrix("Rotate", arg, w, h), resample == "bicubic")

@@ -19,16 +19,6 @@ from tinyvit import store as st
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def teacher_topk(n, C, K, seed):
-    """Top-K of softmax(logits) of a peaked random teacher (descending)."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, C, generator=g) * 2.5
-    logits[torch.arange(n), torch.randint(0, C, (n,), generator=g)] += 8  # a confident class
-    v, i = logits.softmax(-1).topk(K)
-    seeds = torch.randint(0, 2 ** 32, (n,), generator=g)
-    return seeds, i, v
-
-
 def expected(samples, C, K):
     """Deterministic content of sample s (for the multi-process tests): any writer rebuilds it."""
     s = torch.as_tensor(samples, dtype=torch.int64)
@@ -83,7 +73,7 @@ def fp16_reference(v):
 # ---- round trips ---------------------------------------------------------------------------
 @pytest.mark.parametrize("encoding", ["fp16", "compact"])
 @pytest.mark.parametrize("C", [1000, 21841, 70000])
-def test_round_trip(tmp_path, encoding, C):
+def test_round_trip(teacher_topk, tmp_path, encoding, C):
     N, K = 48, 100
     s = LogitStore.create(tmp_path / "s", N, C, K, aug_fingerprint="aug1", teacher="t",
                           value_encoding=encoding, epochs=2)
@@ -112,7 +102,7 @@ def test_round_trip(tmp_path, encoding, C):
     assert r.nbytes == 2 * N * r.record_size
 
 
-def test_compact_budget_and_unsorted_input(tmp_path):
+def test_compact_budget_and_unsorted_input(teacher_topk, tmp_path):
     assert _C._store_layout("compact", 100, 65535)["record_size"] <= 4 + 3 * 100
     s = LogitStore.create(tmp_path / "s", 4, 1000, 10, aug_fingerprint=None,
                           value_encoding="compact")
@@ -124,7 +114,7 @@ def test_compact_budget_and_unsorted_input(tmp_path):
     assert (rp[:, :-1] >= rp[:, 1:]).all()
 
 
-def test_portable_and_fast_paths_agree(tmp_path):
+def test_portable_and_fast_paths_agree(teacher_topk, tmp_path):
     seeds, idx, v = teacher_topk(16, 21841, 100, seed=9)
     outs = []
     for isa in ("portable", "auto"):
@@ -145,8 +135,8 @@ def test_portable_and_fast_paths_agree(tmp_path):
             assert torch.equal(x, y)
 
 
-def test_record_check_matches_documented_spec(tmp_path):
-    """Recompute a record's check from the README description (independent of the C++ code)."""
+def test_record_check_matches_documented_spec(teacher_topk, tmp_path):
+    """Recompute a record's check from the docs/store.md description (independent of the C++ code)."""
     s = LogitStore.create(tmp_path / "s", 8, 21841, 5, aug_fingerprint="a")
     seeds, idx, v = teacher_topk(8, 21841, 5, seed=2)
     s.write(3 if s.epochs > 3 else 0, torch.arange(8), seeds, idx, v)
@@ -163,7 +153,7 @@ def test_record_check_matches_documented_spec(tmp_path):
     assert np.array_equal(np.frombuffer(rec[14:24], "<f2"), v[6].numpy().astype(np.float16))
 
 
-def test_read_out_pinned_and_preallocated(tmp_path):
+def test_read_out_pinned_and_preallocated(teacher_topk, tmp_path):
     s = LogitStore.create(tmp_path / "s", 10, 1000, 8, aug_fingerprint="a")
     seeds, idx, v = teacher_topk(10, 1000, 8, seed=4)
     s.write(0, torch.arange(10), seeds, idx, v)
@@ -260,16 +250,6 @@ def test_create_exist_ok_from_many_processes(tmp_path):
 
 
 # ---- typed errors --------------------------------------------------------------------------
-@pytest.fixture
-def small(tmp_path):
-    s = LogitStore.create(tmp_path / "s", 20, 100, 4, aug_fingerprint="aug", epochs=2,
-                          meta={"note": 1})
-    seeds, idx, v = teacher_topk(10, 100, 4, seed=5)
-    s.write(0, torch.arange(10), seeds, idx, v)
-    s.close()
-    return tmp_path / "s"
-
-
 def test_error_hierarchy():
     for name in st.__all__:
         obj = getattr(st, name)
@@ -278,31 +258,31 @@ def test_error_hierarchy():
             assert getattr(tinyvit, name) is obj
 
 
-def test_errors_manifest(small):
-    m = small / "manifest.json"
+def test_errors_manifest(small_store):
+    m = small_store / "manifest.json"
     good = m.read_text()
     m.write_text("{not json")
     with pytest.raises(st.ManifestError, match="manifest.json.*not valid JSON"):
-        LogitStore.open(small)
+        LogitStore.open(small_store)
     d = json.loads(good)
     d["format_version"] = 99
     m.write_text(json.dumps(d))
     with pytest.raises(st.FormatVersionError, match="format_version"):
-        LogitStore.open(small)
+        LogitStore.open(small_store)
     for field, value in (("topk", "4"), ("num_samples", None), ("record_size", 407),
                          ("index_dtype", "int32"), ("store_id", "xyz")):
         d = json.loads(good)
         d[field] = value
         m.write_text(json.dumps(d))
         with pytest.raises(st.ManifestError, match=field):
-            LogitStore.open(small)
+            LogitStore.open(small_store)
     m.unlink()
     with pytest.raises(st.ManifestError, match="manifest missing"):
-        LogitStore.open(small)
+        LogitStore.open(small_store)
 
 
-def test_errors_files_and_records(small):
-    s = LogitStore.open(small, mode="r")
+def test_errors_files_and_records(small_store):
+    s = LogitStore.open(small_store, mode="r")
     with pytest.raises(st.RecordMissingError, match=r"epoch_00000.bin \(epoch 0\): sample 15"):
         s.read(0, [1, 15])
     with pytest.raises(st.SampleIndexError, match="sample_indices"):
@@ -315,35 +295,35 @@ def test_errors_files_and_records(small):
         s.write(0, [0], [0], [[0, 1, 2, 3]], [[0.1] * 4])
     s.close()
     # Corrupt one byte of record 3: ChecksumError naming epoch and sample.
-    f0 = small / "epoch_00000.bin"
+    f0 = small_store / "epoch_00000.bin"
     data = bytearray(f0.read_bytes())
     R = len(data) // 20
     data[3 * R + 5] ^= 0x40
     f0.write_bytes(bytes(data))
     with pytest.raises(st.ChecksumError, match=r"\(epoch 0\): sample 3"):
-        LogitStore.open(small).read(0, [3])
+        LogitStore.open(small_store).read(0, [3])
     # Record copied to another slot does not verify there.
     data[4 * R:5 * R] = data[6 * R:7 * R]
     f0.write_bytes(bytes(data))
     with pytest.raises(st.ChecksumError, match="sample 4"):
-        LogitStore.open(small).read(0, [4])
+        LogitStore.open(small_store).read(0, [4])
     os.truncate(f0, len(data) - 1)
     with pytest.raises(st.TruncatedFileError, match="epoch_00000.bin.*file size"):
-        LogitStore.open(small).read(0, [0])
+        LogitStore.open(small_store).read(0, [0])
     with open(f0, "ab") as f:
         f.write(b"\0" * 10)
     with pytest.raises(st.FileSizeError, match="expected"):
-        LogitStore.open(small).read(0, [0])
-    os.unlink(small / "epoch_00001.bin")
+        LogitStore.open(small_store).read(0, [0])
+    os.unlink(small_store / "epoch_00001.bin")
     with pytest.raises(st.EpochMissingError, match="epoch_00001.bin"):
-        LogitStore.open(small).missing(1)
-    os.mkdir(small / "epoch_00001.bin")  # not a regular file: an OS-level failure
+        LogitStore.open(small_store).missing(1)
+    os.mkdir(small_store / "epoch_00001.bin")  # not a regular file: an OS-level failure
     with pytest.raises(st.StoreIOError, match="epoch_00001.bin"):
-        LogitStore.open(small).missing(1)
+        LogitStore.open(small_store).missing(1)
 
 
-def test_errors_write(small):
-    s = LogitStore.open(small, mode="r+")
+def test_errors_write(small_store):
+    s = LogitStore.open(small_store, mode="r+")
     ok_idx, ok_p = [[0, 1, 2, 3]], [[0.4, 0.3, 0.2, 0.1]]
     with pytest.raises(st.ShapeMismatchError, match="topk_indices.*K = 4"):
         s.write(0, [0], [1], [[0, 1, 2]], [[0.1] * 3])
@@ -371,25 +351,25 @@ def test_errors_write(small):
         s.write(0, [11, 12], [1, 2], ok_idx * 2, [ok_p[0], [2.0, 0, 0, 0]])
     assert s.raw_record(0, 11) == before
     with pytest.raises(st.StoreExistsError):
-        LogitStore.create(small, 20, 100, 4, aug_fingerprint="aug", epochs=2)
+        LogitStore.create(small_store, 20, 100, 4, aug_fingerprint="aug", epochs=2)
     with pytest.raises(st.ManifestError, match="topk"):
-        LogitStore.create(small, 20, 100, 5, aug_fingerprint="aug", epochs=2, exist_ok=True)
-    again = LogitStore.create(small, 20, 100, 4, aug_fingerprint="aug", epochs=2, exist_ok=True)
+        LogitStore.create(small_store, 20, 100, 5, aug_fingerprint="aug", epochs=2, exist_ok=True)
+    again = LogitStore.create(small_store, 20, 100, 4, aug_fingerprint="aug", epochs=2, exist_ok=True)
     assert again.missing(0).size == 10  # nothing already written was lost
 
 
-def test_fingerprint_and_manifest_fields(small):
+def test_fingerprint_and_manifest_fields(small_store):
     with pytest.raises(st.FingerprintMismatchError, match="aug_fingerprint.*'other'"):
-        LogitStore.open(small, aug_fingerprint="other")
-    s = LogitStore.open(small, aug_fingerprint="aug")
+        LogitStore.open(small_store, aug_fingerprint="other")
+    s = LogitStore.open(small_store, aug_fingerprint="aug")
     m = s.manifest
     assert m["num_samples"] == 20 and m["num_classes"] == 100 and m["topk"] == 4
     assert m["index_dtype"] == "uint16" and m["value_encoding"] == "fp16"
     assert m["teacher"] is None and m["meta"] == {"note": 1} and m["epochs"] == 2
     assert m["record_size"] == 4 + 4 * 4 + 4
-    s2 = LogitStore.open(small, mode="r+")
+    s2 = LogitStore.open(small_store, mode="r+")
     s2.add_epochs(1)
-    assert LogitStore.open(small).epochs == 3 and LogitStore.open(small).missing(2).size == 20
+    assert LogitStore.open(small_store).epochs == 3 and LogitStore.open(small_store).missing(2).size == 20
     import pickle
     s3 = pickle.loads(pickle.dumps(s))
     assert torch.equal(s3.read(0, [1])[1], s.read(0, [1])[1])
@@ -412,31 +392,31 @@ def cli(*args, capsys=None):
     return p.returncode, p.stdout + p.stderr
 
 
-def test_cli(small, tmp_path, capsys):
+def test_cli(teacher_topk, small_store, tmp_path, capsys):
     code, out = cli("verify", "--help")
     assert code == 0 and "exit status" in out and "checksum" in out
-    code, out = cli("inspect", small, "--no-progress", capsys=capsys)
+    code, out = cli("inspect", small_store, "--no-progress", capsys=capsys)
     assert code == 1 and "incomplete" in out and "sample 0: seed" in out
-    code, out = cli("verify", small, "--no-progress", capsys=capsys)
+    code, out = cli("verify", small_store, "--no-progress", capsys=capsys)
     assert code == 1 and "missing 10" in out
     # Complete store: exit 0.
-    s = LogitStore.open(small, mode="r+")
+    s = LogitStore.open(small_store, mode="r+")
     seeds, idx, v = teacher_topk(20, 100, 4, seed=6)
     for e in range(2):
         s.write(e, torch.arange(20), seeds, idx, v)
     s.close()
-    code, out = cli("verify", small)
+    code, out = cli("verify", small_store)
     assert code == 0 and "all records verified" in out
-    code, out = cli("inspect", small, capsys=capsys)
+    code, out = cli("inspect", small_store, capsys=capsys)
     assert code == 0 and "complete" in out
-    code, out = cli("inspect", small, "--epoch", "1", "--records", "0", capsys=capsys)
+    code, out = cli("inspect", small_store, "--epoch", "1", "--records", "0", capsys=capsys)
     assert code == 0 and "100.00%" in out and "\n    0 " not in out
     # A corrupted record: nonzero exit, the sample named.
-    f0 = small / "epoch_00001.bin"
+    f0 = small_store / "epoch_00001.bin"
     data = bytearray(f0.read_bytes())
     data[len(data) // 20 * 7 + 2] ^= 1
     f0.write_bytes(bytes(data))
-    code, out = cli("verify", small, "--no-progress", capsys=capsys)
+    code, out = cli("verify", small_store, "--no-progress", capsys=capsys)
     assert code == 1 and "bad_checksum 1" in out and "sample 7" in out
     code, out = cli("verify", tmp_path / "nothing", capsys=capsys)
     assert code == 2 and "ManifestError" in out

@@ -3,7 +3,7 @@
 Serves sources the C++ fast path does not take (PNG, WebP, ..., PIL images, arrays).
 It follows timm's RandAugment / transforms exactly as timm calls Pillow, so its output
 is whatever this Pillow (or pillow-simd) computes: deterministic for a given Pillow
-build, but not guaranteed bit-identical to the C++ path (see README, "Pixels").
+build, but not guaranteed bit-identical to the C++ path (see docs/pixels.md, "C++ vs Pillow path").
 """
 from __future__ import annotations
 

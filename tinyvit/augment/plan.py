@@ -1,7 +1,7 @@
 """make_plan: decode a 4-byte seed into every random augmentation parameter (C++).
 
-The draw order is fixed and documented in csrc/core/plan/plan.cpp and the README
-("Plan order"); ``PLAN_FORMAT_VERSION`` (part of ``AugConfig.fingerprint()``) changes
+The draw order is fixed and documented in csrc/core/plan/plan.cpp and docs/plan.md
+("Plan order (plan format version 1)"); ``PLAN_FORMAT_VERSION`` (part of ``AugConfig.fingerprint()``) changes
 whenever it does.
 """
 from __future__ import annotations

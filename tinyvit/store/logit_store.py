@@ -5,7 +5,7 @@ class indices and probabilities, in fixed-size records addressed by sample index
 many writer processes (ranks, machines on a shared POSIX file system) fill disjoint samples
 of the same epoch with no coordination, and a trainer reads a batch with one C++ call.
 
-Layout on disk (full description: README section "api-store", csrc/core/store/store_format.h)::
+Layout on disk (full description: docs/store.md, csrc/core/store/store_format.h)::
 
     STORE/manifest.json        format, N, C, K, dtypes, encoding, fingerprints, epochs ...
     STORE/epoch_00000.bin      N records of record_size bytes; record i at offset i*record_size
@@ -97,7 +97,7 @@ class LogitStore:
         string, e.g. a hash of its config; None only if seeds are not used); ``teacher`` and
         ``dataset_fingerprint`` describe the teacher and the data (JSON-serialisable); ``meta``
         is any extra JSON object. ``value_encoding``: "fp16" (paper) or "compact" (8-bit log
-        levels, see README). With ``exist_ok`` an existing store with the same N, C, K,
+        levels, see docs/store.md). With ``exist_ok`` an existing store with the same N, C, K,
         encoding, epochs and aug_fingerprint is opened instead (ranks may all call create);
         anything else raises StoreExistsError / ManifestError.
         """

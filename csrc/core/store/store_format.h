@@ -1,6 +1,6 @@
 // Sparse teacher-logit store: record layout, encode/decode, checksum (pure C++, no torch).
 //
-// A store is a directory (see tinyvit/store.py and README "api-store"):
+// A store is a directory (see tinyvit/store/logit_store.py and docs/store.md):
 //   manifest.json           format, N, C, K, index dtype, value encoding, fingerprints, epochs,
 //                           record size, store_id (written atomically: tmp + fsync + rename/link)
 //   epoch_00000.bin ...     one file per epoch: N fixed-size records, record i at byte i * R,
