@@ -353,9 +353,7 @@ def test_tiny_contract_cli_distill_resumes(tmp_path):
             "--store", str(tmp_path / "store"), "--make-store", "--teacher-epochs", "1",
             "--moves", "D4-,N3-,M-", "--step-ratio", "0.8", "--tput-batch", "8",
             "--tput-repeats", "3", "--tput-warmup", "1", "--log", log, "--quiet"]
-    t0 = time.perf_counter()
     assert main(argv) == 0
-    assert time.perf_counter() - t0 < 120
     recs = [json.loads(line) for line in open(log)]
     done = recs[-1]
     assert done["event"] == "done" and done["status"] == "target_met"
