@@ -106,3 +106,39 @@ def test_random_teacher_two_gloo_ranks_equal_one_process(tmp_path):
     # (record bytes equal; the files' headers differ only by each store's random store id)
     m = json.load(open(tmp_path / "one" / "manifest.json"))
     assert m["teacher"]["random_init_seed"] == 3
+
+
+@needs_fmnist
+def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
+    def save(path, env_extra=None):
+        env = dict(ENV, **(env_extra or {}))
+        cmd = [sys.executable, "-m", "tinyvit", "save-logits", str(path), "--data", "fashion-mnist", "--subset", "64",
+               "--teacher", "resume_model:teacher", "--topk", "3", "--epochs", "2", "--batch-size", "16",
+               "--img-size", "16", "--device", "cpu", "--no-progress"]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    # forward 1 = the output-shape check, then 4 batches per epoch: forward 7 is mid-epoch 1
+    r = save(tmp_path / "cut", {"TINYVIT_TEST_KILL_AT": "7", "TINYVIT_TEST_SIGNAL": "INT"})
+    assert r.returncode == 130, (r.returncode, r.stderr[-2000:])
+    err = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(err) == 1 and "interrupted" in err[0] and "Traceback" not in r.stderr, r.stderr
+    s = tinyvit.LogitStore.open(str(tmp_path / "cut"))
+    assert s.missing(0).size == 0 and 0 < s.missing(1).size < 64  # epoch 0 and part of epoch 1 kept
+    s.close()
+    assert save(tmp_path / "cut").returncode == 0  # resumes: writes only what is missing
+    assert save(tmp_path / "ref").returncode == 0
+    for e in (0, 1):
+        a, b = tinyvit.LogitStore.open(str(tmp_path / "cut")), tinyvit.LogitStore.open(str(tmp_path / "ref"))
+        for x, y in zip(a.read(e, np.arange(64)), b.read(e, np.arange(64))):
+            assert x.numpy().tobytes() == y.numpy().tobytes()
+    # train: Ctrl-C mid-epoch 1 keeps epoch 0's checkpoint, and the rerun resumes from it
+    out = tmp_path / "train"
+    env = dict(ENV, TINYVIT_TEST_KILL_AT="7", TINYVIT_TEST_SIGNAL="INT")
+    cmd = [sys.executable, "-m", "tinyvit", "train", "--hard-labels", "--data", "fashion-mnist", "--subset", "64",
+           "--val-subset", "32", "--model", "resume_model:student", "--epochs", "2", "--batch-size", "16",
+           "--img-size", "16", "--device", "cpu", "--no-progress", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 0
+    r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "resuming from" in r.stdout
