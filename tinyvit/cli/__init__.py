@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "version it was compiled against.")
     p.set_defaults(func=_cmd_info)
 
+    from .options import HelpFormatter
     from .store import add_store_parsers
 
     add_store_parsers(sub)
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a teacher briefly, save its top-K on every augmented (epoch, sample), "
         "then train the same student from the store, on hard labels and with an online teacher, "
         "over several seeds; print mean +- std and write results.json and demo.png into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     from .demo import add_demo_arguments
 
     add_demo_arguments(p)

@@ -100,8 +100,8 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="RNG seed of the init and shuffling (default 0)")
     g = p.add_argument_group("data and measurement")
     g.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist[:DIR] (idx .gz files; default DIR /usr/share/datasets/fashion-mnist); "
-                   "the search supports only Fashion-MNIST (default fashion-mnist)")
+                   help="fashion-mnist[:DIR] (idx .gz files in DIR, /usr/share/datasets/fashion-mnist when "
+                   "omitted); the search supports only Fashion-MNIST (default fashion-mnist)")
     g.add_argument("--train-samples", type=int, default=512, help="proxy training images (default 512)")
     g.add_argument("--val-samples", type=int, default=256, help="proxy validation images (default 256)")
     g.add_argument("--img-size", type=int, default=32, help="input side in px (default 32)")
@@ -111,7 +111,7 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tput-device", default="cpu", help="throughput device (default cpu)")
     g.add_argument("--tput-threads", type=int, default=1,
                    help="CPU intra-op threads while timing (default 1: stable on shared CPUs; "
-                        "0 = torch's default)")
+                        "0 = torch's own thread count)")
     g.add_argument("--amp", action="store_true", help="autocast fp16 throughput (CUDA only)")
 
 

@@ -17,7 +17,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
     def _get_help_string(self, action):
         h = action.help or ""
-        if "%(default)" in h or "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS) \
+        d = action.default
+        if "%(default)" in h or "default" in h.lower() or d is None or d is False or d is argparse.SUPPRESS \
                 or isinstance(action, argparse._StoreTrueAction):
             return h
         return h + " (default: %(default)s)"
@@ -66,7 +67,7 @@ def add_aug_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--auto-augment", default=None,
                    help=f"timm RandAugment string, or 'none' (AugConfig: {d.auto_augment})")
     g.add_argument("--color-jitter", type=nonneg_float, default=None,
-                   help=f"colour jitter strength, used when --auto-augment is none (AugConfig: {d.color_jitter})")
+                   help="colour jitter strength, used when --auto-augment is none (AugConfig: off)")
     g.add_argument("--reprob", type=probability, default=None,
                    help=f"RandomErasing probability (AugConfig: {d.re_prob})")
     g.add_argument("--mixup", type=nonneg_float, default=None, help=f"Mixup alpha, 0 = off (AugConfig: {d.mixup_alpha})")

@@ -91,10 +91,6 @@ def run_save_logits(args) -> int:
                           checkpoint=args.checkpoint, kwargs=kwargs)
     teacher = teacher.to(dist.device).eval()
     check_teacher_output(teacher, cfg, num_classes, dist.device, args.in_chans)
-    random_init = bool(args.model and not args.checkpoint)
-    if random_init and dist.main:
-        print(f"tinyvit save-logits: teacher {name} is randomly initialised (--random-teacher, seed "
-              f"{args.seed}): its top-K carries no knowledge", file=sys.stderr)
     desc = {"model": name, "checkpoint": os.path.abspath(args.checkpoint) if args.checkpoint else None}
     if args.model and not args.checkpoint:
         desc["random_init_seed"] = args.seed
@@ -102,6 +98,9 @@ def run_save_logits(args) -> int:
                                  topk=args.topk, epochs=max(end, args.total_epochs or 0), base_seed=args.base_seed,
                                  teacher_desc=desc, value_encoding=args.value_encoding, dist=dist,
                                  dataset_spec=args.data)
+    if args.model and not args.checkpoint and dist.main:  # said once the store is known to fit
+        print(f"tinyvit save-logits: teacher {name} is randomly initialised (--random-teacher, seed "
+              f"{args.seed}): its top-K carries no knowledge", file=sys.stderr)
     try:
         stats = save_logits(teacher, dataset, store, cfg, epochs=range(args.start_epoch, end),
                             batch_size=args.batch_size, device=dist.device, amp=not args.no_amp, dist=dist,
