@@ -106,11 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     for p in sub.choices.values():  # `tinyvit CMD ... --traceback` works too
         p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
                        help="show the full Python trace of an error (also: TINYVIT_TRACEBACK=1)")
+    parser.commands = dict(sub.choices)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand in the message, like every other error
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     show_trace = args.traceback or os.environ.get("TINYVIT_TRACEBACK", "") not in ("", "0")
     prog = f"tinyvit {args.command}"
     try:
