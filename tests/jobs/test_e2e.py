@@ -239,8 +239,8 @@ def test_readme_example(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the store the example opens, written by the CLI exactly as the README says
     rc = tinyvit.cli.main(["save-logits", "fmnist_top5", "--data", "fashion-mnist", "--subset", "512",
-                           "--model", "test_resnet", "--topk", "5", "--epochs", "1", "--batch-size", "128",
-                           "--no-progress", "--img-size", "32"])
+                           "--model", "test_resnet", "--random-teacher", "--topk", "5", "--epochs", "1",
+                           "--batch-size", "128", "--no-progress", "--img-size", "32"])
     assert rc == 0
     ns = {}
     exec(compile(code, "README.md", "exec"), ns)
@@ -475,7 +475,7 @@ def test_teacher_output_width_checked_before_writing(tmp_path):
         check_teacher_output(TinyTeacher(num_classes=7), CFG, 10, "cpu")
     path = tmp_path / "s"
     with pytest.raises(tinyvit.TeacherOutputError):
-        tinyvit.cli.main(["save-logits", str(path), "--data", "fashion-mnist", "--subset", "32",
+        tinyvit.cli.main(["save-logits", "--traceback", str(path), "--data", "fashion-mnist", "--subset", "32",
                           "--teacher", "test_e2e:wrong_width_teacher", "--topk", "3", "--epochs", "1", "--no-progress"]
                          + AUG_ARGS)
     assert not path.exists()  # nothing created
