@@ -10,7 +10,7 @@ def add_show_parser(sub) -> None:
         description="Replay samples of a logit store from their stored seeds -- the same pixels the "
         "teacher labelled and the student trains on, Mixup/CutMix included -- and draw them with "
         "the stored top-k classes and probabilities (class names where the dataset has them). A "
-        "mixed sample is titled with both of its sources and the mixing weight.",
+        "mixed sample is titled with both of its sources and the partner's share.",
         formatter_class=HelpFormatter)
     p.add_argument("store", help="store directory (holding manifest.json)")
     p.add_argument("--data", required=True,

@@ -3,7 +3,7 @@
 The pixels come from the exact path the student trains on (``replay_batch`` from the stored
 seed -> ``plan_device_params`` -> ``DeviceAugment``: normalize, erasing, Mixup/CutMix), so
 the picture is what the teacher saw when it wrote the record. A mixed sample is drawn as the
-mix, titled with both source samples and the mixing weight.
+mix, titled with both source samples and the partner's share ("+ 22% of #1836").
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def draw_samples(fig, spec, samples, classes=(), k: int = 3, cols: Optional[int]
         if s["label"] is not None:
             head += f" ({_name(classes, s['label'])})"
         if s["partner"] is not None:
-            head += f"\n{s['lam']:.2f} x it + {1 - s['lam']:.2f} x #{s['partner']}"
+            head += f"\n+ {1 - s['lam']:.0%} of #{s['partner']}"
         lines = [f"{_name(classes, c)} {v:.2f}" for c, v in s["topk"][:k]]
         ax.set_title(head, fontsize=6.5, pad=2)
         ax.set_xlabel("\n".join(lines), fontsize=6.5, labelpad=2)
