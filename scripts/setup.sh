@@ -3,7 +3,8 @@
 #   system packages (libjpeg-turbo headers, Fashion-MNIST data, build tools),
 #   CUDA torch 2.13.0 + torchvision 0.28.0 + timm, pillow-simd, and tinyvit itself
 #   (compiled extension; CUDA kernels when nvcc is found).
-# Re-running only redoes what is missing. Environment:
+# Re-running only redoes what is missing: a second run on a complete environment runs no pip
+# install and no compile (a few seconds). Environment:
 #   TINYVIT_VENV           venv path (default: ./.venv)
 #   TINYVIT_CUDA           auto|0|1, passed to setup.py (default auto)
 #   TORCH_CUDA_ARCH_LIST   archs to compile; default: the local GPU, or "9.0" when none
@@ -49,16 +50,36 @@ assert torch.__version__.startswith("2.13.0") and torchvision.__version__.starts
 assert torch.version.cuda is not None
 PYEOF
 then
+  # the CPU-only torch wheel (torch==X+cpu) breaks torchvision and so timm: always the CUDA build
   log "installing $TORCH_SPEC $TORCHVISION_SPEC (CUDA build; runs on CPU too)"
   pip_clean install -q --upgrade pip
   pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC"
 fi
-log "installing timm and build/test dependencies"
-pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" timm numpy ninja pybind11 setuptools wheel \
-  pytest tqdm matplotlib scikit-image
+# Only what is missing: pip is not run at all on a complete environment (a pip run that
+# resolves torchvision's requirements reinstalls stock Pillow over pillow-simd).
+PY_PKGS=(timm numpy ninja pybind11 setuptools wheel pytest tqdm matplotlib scikit-image lightning accelerate)
+mapfile -t missing_py < <("$PY" - "${PY_PKGS[@]}" <<'PYEOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for name in sys.argv[1:]:
+    try:
+        version(name)
+    except PackageNotFoundError:
+        print(name)
+PYEOF
+)
+had_simd=0
+"$PY" -c "import PIL; assert 'post' in PIL.__version__" 2>/dev/null && had_simd=1
+if ((${#missing_py[@]})); then
+  log "installing missing Python packages: ${missing_py[*]}"
+  pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" "${missing_py[@]}"
+fi
 
 # pillow-simd replaces pillow's PIL; it must come after torchvision (which pulls pillow).
 if ! "$PY" -c "import PIL; assert 'post' in PIL.__version__" 2>/dev/null; then
+  if ((had_simd)); then
+    log "pip replaced pillow-simd by stock Pillow while installing ${missing_py[*]} (torchvision requires 'pillow'); rebuilding pillow-simd"
+  fi
   log "building $PILLOW_SIMD_SPEC from source (AVX2)"
   pip_clean uninstall -y -q pillow pillow-simd >/dev/null 2>&1 || true
   CC="${CC:-cc} -mavx2" pip_clean install -q --no-binary pillow-simd "$PILLOW_SIMD_SPEC"
@@ -79,6 +100,16 @@ if [[ -z "${CUDA_HOME:-}" ]]; then
   done
 fi
 export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
-log "building tinyvit (TINYVIT_CUDA=${TINYVIT_CUDA:-auto}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-auto})"
-(cd "$ROOT" && "$PY" -m pip install -q --no-build-isolation --no-deps -e .)
+# Rebuild only when the sources, the build script, torch or the build settings changed.
+STAMP="$VENV/.tinyvit-build-stamp"
+stamp_now="$(cd "$ROOT" && { find csrc -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum setup.py;
+  "$PY" -c "import torch; print(torch.__version__, torch.version.cuda)";
+  echo "${TINYVIT_CUDA:-auto} ${TORCH_CUDA_ARCH_LIST:-} ${CUDA_HOME:-}"; } | sha256sum | cut -d' ' -f1)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$stamp_now" ]] && (cd /tmp && "$PY" -c "import tinyvit._ext") 2>/dev/null; then
+  log "tinyvit extension up to date (csrc/, setup.py, torch unchanged): not rebuilt"
+else
+  log "building tinyvit (TINYVIT_CUDA=${TINYVIT_CUDA:-auto}, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-auto})"
+  (cd "$ROOT" && "$PY" -m pip install -q --no-build-isolation --no-deps -e .)
+  echo "$stamp_now" > "$STAMP"
+fi
 "$PY" -c "import tinyvit, json; print(json.dumps(tinyvit.build_info()))"

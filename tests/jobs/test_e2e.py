@@ -239,8 +239,8 @@ def test_readme_example(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the store the example opens, written by the CLI exactly as the README says
     rc = tinyvit.cli.main(["save-logits", "fmnist_top5", "--data", "fashion-mnist", "--subset", "512",
-                           "--model", "test_resnet", "--topk", "5", "--epochs", "1", "--batch-size", "128",
-                           "--no-progress", "--img-size", "32"])
+                           "--model", "test_resnet", "--random-teacher", "--topk", "5", "--epochs", "1",
+                           "--batch-size", "128", "--no-progress", "--img-size", "32"])
     assert rc == 0
     ns = {}
     exec(compile(code, "README.md", "exec"), ns)
@@ -440,7 +440,7 @@ def test_train_cli_missing_epoch_fails_before_training(tmp_path):
     make_store(tmp_path, ds, epochs=1)
     out = tmp_path / "out"
     with pytest.raises(tinyvit.EpochMissingError, match="epoch 1"):
-        tinyvit.cli.main(["train", "--distill", str(tmp_path / "store"), "--data", "fashion-mnist",
+        tinyvit.cli.main(["train", "--traceback", "--distill", str(tmp_path / "store"), "--data", "fashion-mnist",
                           "--subset", "64", "--val-subset", "16", "--model", "test_resnet", "--epochs", "2",
                           "--batch-size", "16", "--out", str(out), "--no-progress"])
     assert not (out / "log.jsonl").exists()
@@ -475,7 +475,7 @@ def test_teacher_output_width_checked_before_writing(tmp_path):
         check_teacher_output(TinyTeacher(num_classes=7), CFG, 10, "cpu")
     path = tmp_path / "s"
     with pytest.raises(tinyvit.TeacherOutputError):
-        tinyvit.cli.main(["save-logits", str(path), "--data", "fashion-mnist", "--subset", "32",
+        tinyvit.cli.main(["save-logits", "--traceback", str(path), "--data", "fashion-mnist", "--subset", "32",
                           "--teacher", "test_e2e:wrong_width_teacher", "--topk", "3", "--epochs", "1", "--no-progress"]
                          + AUG_ARGS)
     assert not path.exists()  # nothing created
@@ -503,17 +503,25 @@ def test_unreadable_image_typed_error_and_nothing_lost(tmp_path):
 
 @needs_fmnist
 def test_demo_smoke(tmp_path, capsys):
-    out = tmp_path / "demo.json"
-    rc = tinyvit.cli.main(["demo", "--train-samples", "128", "--val-samples", "64", "--teacher-samples", "128",
-                           "--teacher-epochs", "1", "--epochs", "1", "--topk", "3", "--no-progress",
-                           "--json", str(out), "--workdir", str(tmp_path / "w")])
+    w = tmp_path / "w"
+    rc = tinyvit.cli.main(["demo", "--train-samples", "64", "--val-samples", "32", "--teacher-samples", "96",
+                           "--teacher-epochs", "1", "--epochs", "1", "--seeds", "2", "--topk", "3", "--no-progress",
+                           "--out", str(w)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "stored top-3 KD" in text and "hard labels" in text
-    res = json.load(open(out))
-    kd = [r for r in res["rows"] if "stored" in r["run"]][0]
-    assert kd["store_bytes"] == 128 * 1 * tinyvit.LogitStore.open(str(tmp_path / "w" / "store_top3")).record_size
-    assert all(0 <= r["val_acc"] <= 1 and r["step_ms"] > 0 for r in res["rows"])
+    assert "stored top-3 KD" in text and "hard labels" in text and "online dense KD" in text and "+-" in text
+    assert "] teacher test_resnet: training on hard labels" in text and "] save-logits:" in text  # phases
+    res = json.load(open(w / "results.json"))
+    store = tinyvit.LogitStore.open(str(w / "store_top3"))
+    assert res["store"]["bytes"] == 64 * 1 * store.record_size
+    assert all(len(v) == 2 and all(0 <= r["val_acc"] <= 1 for r in v) for v in res["runs"].values())
+    assert res["summary"]["hard labels"]["mean"] == np.mean([r["val_acc"] for r in res["runs"]["hard labels"]])
+    assert os.path.getsize(w / "demo.png") > 10_000
+    # a rerun reuses the teacher and the (complete) store
+    assert tinyvit.cli.main(["demo", "--train-samples", "64", "--val-samples", "32", "--teacher-samples", "96",
+                             "--teacher-epochs", "1", "--epochs", "1", "--seeds", "2", "--topk", "3", "--no-progress",
+                             "--no-online", "--out", str(w)]) == 0
+    assert "teacher: reusing" in capsys.readouterr().out
 
 
 @needs_fmnist

@@ -348,8 +348,8 @@ def test_tiny_contract_cli_distill_resumes(tmp_path):
     seed = json.dumps({"embed_dims": [16, 32, 32, 64], "depths": [1, 1, 2, 1],
                        "window_sizes": [4, 2, 1], "head_dim": 16})  # 106,518 params
     max_params, min_tput = 70_000, 1.0  # CPU shared with other jobs: timings are noisy
-    argv = ["contract", "--seed", seed, "--max-params", "70k", "--min-throughput", str(min_tput),
-            "--train-samples", "64", "--val-samples", "64", "--epochs", "2", "--batch", "32",
+    argv = ["contract", "--from", seed, "--max-params", "70k", "--min-throughput", str(min_tput),
+            "--train-samples", "64", "--val-samples", "64", "--epochs", "2", "--batch-size", "32",
             "--store", str(tmp_path / "store"), "--make-store", "--teacher-epochs", "1",
             "--moves", "D4-,N3-,M-", "--step-ratio", "0.8", "--tput-batch", "8",
             "--tput-repeats", "3", "--tput-warmup", "1", "--log", log, "--quiet"]

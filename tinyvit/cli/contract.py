@@ -7,6 +7,8 @@ import os
 import re
 import sys
 
+from .options import positive_int
+
 DESCRIPTION = """\
 Progressive model contraction (TinyViT paper Sec. 3.2): starting from a seed set of
 contraction factors, each step generates one smaller neighbour per contraction move
@@ -34,7 +36,7 @@ written next to the log (or --png). Exit status 0 when the targets are met, 3 ot
 
 EPILOG = """\
 example:
-  tinyvit contract --seed tinyvit_5m --img-size 32 --max-params 1.5M --min-throughput 200 \\
+  tinyvit contract --from tinyvit_5m --img-size 32 --max-params 1.5M --min-throughput 200 \\
       --store /tmp/fm_store --make-store --log /tmp/contract.jsonl
 """
 
@@ -57,14 +59,15 @@ def load_factors(spec: str):
     if os.path.exists(spec):
         with open(spec, encoding="utf-8") as fh:
             return ContractionFactors.from_dict(json.load(fh))
-    raise ValueError(f"--seed/--teacher {spec!r}: not a preset ({sorted(PRESETS)}), "
+    raise ValueError(f"--from/--teacher {spec!r}: not a preset ({sorted(PRESETS)}), "
                      f"a JSON file or an inline JSON object")
 
 
 def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("search")
-    g.add_argument("--seed", default="tinyvit_5m",
-                   help="seed factors: preset name, JSON file or inline JSON (default tinyvit_5m)")
+    g.add_argument("--from", dest="start", metavar="FACTORS", default="tinyvit_5m",
+                   help="the model to contract: preset name, JSON file or inline JSON of contraction "
+                   "factors (default tinyvit_5m)")
     g.add_argument("--max-params", type=_count, default=None,
                    help="target: at most this many parameters (e.g. 1.5M)")
     g.add_argument("--min-throughput", type=_count, default=None,
@@ -78,7 +81,7 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated subset of moves "
                    "(default all: D1-..D4-,N1-..N4-,W2-..W4-,R-,M-,E/2)")
     g.add_argument("--no-fit-windows", action="store_true",
-                   help="do not shrink the seed's windows to divisors of the feature maps at --img-size")
+                   help="do not shrink the --from model's windows to divisors of the feature maps at --img-size")
     g.add_argument("--log", required=True, help="JSON-lines log (appended; rerun to resume)")
     g.add_argument("--png", default=None, help="plot path (default: log path with .png)")
     g.add_argument("--quiet", action="store_true", help="no per-step output")
@@ -88,16 +91,17 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--store", default=None, help="LogitStore with the teacher's top-K for the training subset")
     g.add_argument("--make-store", action="store_true",
                    help="if --store does not exist, train --teacher on the labels and save its top-K there")
-    g.add_argument("--teacher", default=None, help="teacher factors for --make-store (default: the seed)")
+    g.add_argument("--teacher", default=None, help="teacher factors for --make-store (default: the --from model)")
     g.add_argument("--teacher-epochs", type=int, default=4, help="teacher training epochs (default 4)")
     g.add_argument("--topk", type=int, default=5, help="top-K saved by --make-store (default 5)")
     g.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
-    g.add_argument("--batch", type=int, default=32, help="proxy batch size (default 32)")
+    g.add_argument("--batch-size", type=positive_int, default=32, help="proxy batch size (default 32)")
     g.add_argument("--lr", type=float, default=3e-3, help="proxy AdamW peak lr, one-cycle (default 3e-3)")
-    g.add_argument("--rng-seed", type=int, default=0, help="init / shuffle seed (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="RNG seed of the init and shuffling (default 0)")
     g = p.add_argument_group("data and measurement")
-    g.add_argument("--data-dir", default=None,
-                   help="Fashion-MNIST idx .gz directory (default /usr/share/datasets/fashion-mnist)")
+    g.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist[:DIR] (idx .gz files in DIR, /usr/share/datasets/fashion-mnist when "
+                   "omitted); the search supports only Fashion-MNIST (default fashion-mnist)")
     g.add_argument("--train-samples", type=int, default=512, help="proxy training images (default 512)")
     g.add_argument("--val-samples", type=int, default=256, help="proxy validation images (default 256)")
     g.add_argument("--img-size", type=int, default=32, help="input side in px (default 32)")
@@ -107,7 +111,7 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tput-device", default="cpu", help="throughput device (default cpu)")
     g.add_argument("--tput-threads", type=int, default=1,
                    help="CPU intra-op threads while timing (default 1: stable on shared CPUs; "
-                        "0 = torch's default)")
+                        "0 = torch's own thread count)")
     g.add_argument("--amp", action="store_true", help="autocast fp16 throughput (CUDA only)")
 
 
@@ -117,13 +121,16 @@ def run_contract(args) -> int:
     from ..models.proxy import FASHION_MNIST_DIR, DistillProxy, LabelsProxy, load_fashion_mnist, \
         make_teacher_store, to_tensor
     from ..models.search import MOVES, Measurer, contract_search, plot_log
+    from . import CLIError
 
     if args.max_params is None and args.min_throughput is None:
-        raise SystemExit("tinyvit contract: give --max-params and/or --min-throughput")
-    seed = load_factors(args.seed)
+        raise CLIError("give --max-params and/or --min-throughput")
+    if not (args.data == "fashion-mnist" or args.data.startswith("fashion-mnist:")):
+        raise CLIError(f"--data {args.data!r}: contract supports only fashion-mnist[:DIR]")
+    seed = load_factors(args.start)
     if not args.no_fit_windows:
         seed = seed.fit_windows(args.img_size)
-    root = args.data_dir or FASHION_MNIST_DIR
+    root = args.data.partition(":")[2] or FASHION_MNIST_DIR
     n_tr, n_va = args.train_samples, args.val_samples
     x, y = load_fashion_mnist("train", limit=n_tr + n_va, root=root)
     xt = to_tensor(x, args.img_size)
@@ -131,12 +138,12 @@ def run_contract(args) -> int:
     num_classes = 10
     data_id = f"fashion-mnist:train[0:{n_tr}]+[{n_tr}:{n_tr + n_va}]@{args.img_size}px"
     tr = (xt[:n_tr], yt[:n_tr], xt[n_tr:], yt[n_tr:])
-    kw = dict(num_classes=num_classes, epochs=args.epochs, batch=args.batch, lr=args.lr,
-              seed=args.rng_seed, data_id=data_id)
+    kw = dict(num_classes=num_classes, epochs=args.epochs, batch=args.batch_size, lr=args.lr,
+              seed=args.seed, data_id=data_id)
     proxy = args.proxy or ("distill" if args.store else "labels")
     if proxy == "distill":
         if not args.store:
-            raise SystemExit("tinyvit contract: --proxy distill needs --store")
+            raise CLIError("--proxy distill needs --store")
         from .. import LogitStore
 
         if os.path.exists(os.path.join(args.store, "manifest.json")):
@@ -145,11 +152,11 @@ def run_contract(args) -> int:
             teacher = load_factors(args.teacher).fit_windows(args.img_size) if args.teacher else seed
             print(f"training teacher {teacher.key()} for {args.teacher_epochs} epochs -> {args.store}")
             make_teacher_store(args.store, teacher, tr[0], tr[1], num_classes, topk=args.topk,
-                               epochs=args.teacher_epochs, seed=args.rng_seed,
+                               epochs=args.teacher_epochs, seed=args.seed,
                                data_id=data_id).close()
             store = LogitStore.open(args.store, "r")
         else:
-            raise SystemExit(f"tinyvit contract: no store at {args.store} (add --make-store)")
+            raise CLIError(f"--store {args.store!r}: no store there (add --make-store)")
         scorer = DistillProxy(store, *tr, **kw)
     else:
         scorer = LabelsProxy(*tr, **kw)

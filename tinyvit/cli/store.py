@@ -45,11 +45,11 @@ def _progress(total: int, desc: str, enabled: bool):
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def _open(path: str):
+def _open(path: str, command: str):
     try:
         return LogitStore.open(path, mode="r")
-    except StoreError as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+    except StoreError as e:  # the one-line form of tinyvit.cli.main, naming the error type
+        print(f"tinyvit {command}: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
         return None
 
 
@@ -73,7 +73,7 @@ def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool):
 
 
 def cmd_inspect(args) -> int:
-    store = _open(args.store)
+    store = _open(args.store, "inspect")
     if store is None:
         return 2
     m = store.manifest
@@ -135,7 +135,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    store = _open(args.store)
+    store = _open(args.store, "verify")
     if store is None:
         return 2
     epochs = args.epoch if args.epoch else list(range(store.epochs))

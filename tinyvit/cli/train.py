@@ -1,21 +1,19 @@
 """`tinyvit train`: arguments -> the one training loop (``tinyvit.jobs.train.train``)."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
-import torch
+from .options import (HelpFormatter, add_aug_arguments, add_common_arguments, aug_config_from_args,
+                      nonneg_float, nonneg_int, positive_float, positive_int, probability)
 
-from ..augment.config import AugConfig
-from ..data.datasets import open_dataset
-from ..data.loader import DistillLoader, ReplayLoader
-from ..jobs.distributed import init_distributed
-from ..jobs.evaluate import eval_tensors
-from ..jobs.models import build_model, parse_kwargs
-from ..jobs.train import train
-from ..store import LogitStore
-from .options import add_aug_arguments, aug_config_from_args
+# The options a checkpoint must agree with to be resumed (everything that changes the result;
+# not --device, --workers, --out, --no-progress).
+_RUN_FIELDS = ("model", "model_kwargs", "data", "subset", "val_subset", "num_classes", "in_chans",
+               "distill", "hard_labels", "online_teacher", "teacher_checkpoint", "teacher_kwargs",
+               "random_teacher", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+               "smoothing", "base_seed", "seed", "no_amp", "img_size", "interpolation", "scale", "hflip",
+               "auto_augment", "color_jitter", "reprob", "mixup", "cutmix", "mean", "std")
 
 
 def add_train_parser(sub) -> None:
@@ -23,14 +21,18 @@ def add_train_parser(sub) -> None:
         "train", help="train a timm student: from a logit store, hard labels, or an online teacher",
         description="Train a student. --distill STORE replays the stored augmentations and trains on "
         "the stored sparse soft labels (no teacher, no labels); --hard-labels trains on labels; "
-        "--online-teacher runs a teacher every step (dense KD). torchrun for DDP.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "--online-teacher runs a teacher every step (dense KD). torchrun for DDP.\n\n"
+        "With --out, every epoch appends a row to OUT/log.jsonl and writes OUT/last.pt; rerunning "
+        "the same command resumes after the last finished epoch (bit-identical on CPU to a run "
+        "that was never interrupted); --restart starts over.",
+        formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="student: timm model name or module:function")
     p.add_argument("--model-kwargs", default=None, help="JSON object of extra model kwargs")
-    p.add_argument("--data", required=True, help="ImageFolder directory or fashion-mnist[:DIR]")
-    p.add_argument("--subset", type=int, default=None, help="first N training samples")
-    p.add_argument("--val-subset", type=int, default=None, help="first N validation samples")
-    p.add_argument("--num-classes", type=int, default=None)
+    add_common_arguments(p, batch_size=128)
+    p.add_argument("--subset", type=positive_int, default=None, help="first N training samples (default: all)")
+    p.add_argument("--val-subset", type=positive_int, default=None, help="first N validation samples (default: all)")
+    p.add_argument("--num-classes", type=positive_int, default=None,
+                   help="classes C (default: the store's with --distill, else the dataset's)")
     p.add_argument("--in-chans", type=int, default=3, choices=[1, 3],
                    help="1: the student takes the channel mean (grayscale data)")
     m = p.add_mutually_exclusive_group(required=True)
@@ -38,66 +40,101 @@ def add_train_parser(sub) -> None:
     m.add_argument("--hard-labels", action="store_true", help="no distillation")
     m.add_argument("--online-teacher", metavar="MODEL", help="teacher (timm name or module:function) "
                    "run every step; weights from --teacher-checkpoint")
-    p.add_argument("--teacher-checkpoint", default=None)
-    p.add_argument("--teacher-kwargs", default=None)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing (--hard-labels)")
-    p.add_argument("--base-seed", type=int, default=0, help="augmentation seeds (not with --distill: "
-                   "the store's)")
-    p.add_argument("--seed", type=int, default=0, help="model init seed")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--out", default=None, help="directory for log.jsonl and last.pt")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--teacher-checkpoint", default=None, help="online teacher weights (state dict)")
+    p.add_argument("--teacher-kwargs", default=None, help="JSON object of extra teacher kwargs")
+    p.add_argument("--random-teacher", action="store_true",
+                   help="allow an online timm teacher without --teacher-checkpoint (random init from --seed)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW peak learning rate")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.05, help="AdamW weight decay (not on biases/norms)")
+    p.add_argument("--warmup-epochs", type=nonneg_float, default=0.0, help="linear warm-up before the cosine decay")
+    p.add_argument("--smoothing", type=probability, default=0.1, help="label smoothing (--hard-labels)")
+    p.add_argument("--base-seed", type=nonneg_int, default=0,
+                   help="augmentation seeds (ignored with --distill: the store's)")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed of the model init")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N; auto = cuda when available")
+    p.add_argument("--no-amp", action="store_true", help="no autocast on CUDA")
+    p.add_argument("--workers", type=nonneg_int, default=0, help="DataLoader worker processes")
+    p.add_argument("--out", default=None, help="directory for log.jsonl and last.pt (default: none written)")
+    p.add_argument("--restart", action="store_true", help="ignore OUT/last.pt and start at epoch 0")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch)")
     add_aug_arguments(p)
     p.set_defaults(func=run_train)
 
 
 def run_train(args) -> int:
+    import torch
+
+    from ..augment.config import AugConfig
+    from ..data.datasets import open_dataset
+    from ..data.loader import DistillLoader, ReplayLoader
+    from ..jobs.distributed import init_distributed
+    from ..jobs.evaluate import eval_tensors
+    from ..jobs.models import build_model, parse_kwargs
+    from ..jobs.train import train
+    from ..store import LogitStore
+    from . import CLIError
+
+    # every check that needs no data first
+    if args.online_teacher and not args.teacher_checkpoint and ":" not in args.online_teacher \
+            and not args.random_teacher:
+        raise CLIError(f"--online-teacher {args.online_teacher}: no --teacher-checkpoint; a randomly "
+                       "initialised teacher teaches nothing (pass --random-teacher to do it anyway)")
+    if (args.teacher_checkpoint or args.random_teacher) and not args.online_teacher:
+        raise CLIError("--teacher-checkpoint / --random-teacher need --online-teacher")
+    model_kwargs, teacher_kwargs = parse_kwargs(args.model_kwargs), parse_kwargs(args.teacher_kwargs)
+    if not args.distill:
+        cfg = aug_config_from_args(args)
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out!r} exists and is not a directory")
     dist = init_distributed(args.device)
-    torch.manual_seed(args.seed)
-    dataset = open_dataset(args.data, "train", args.subset)
     store = None
     if args.distill:
         store = LogitStore.open(args.distill)
         stored = (store.manifest.get("meta") or {}).get("aug_config")
+        if stored is not None and not isinstance(stored, dict):
+            raise CLIError(f"store {args.distill!r}: manifest meta.aug_config is not an object")
         cfg = aug_config_from_args(args, AugConfig.from_dict(stored) if stored else None)
         num_classes = args.num_classes or store.num_classes
-    else:
-        cfg = aug_config_from_args(args)
+    dataset = open_dataset(args.data, "train", args.subset)
+    if store is None:
         num_classes = args.num_classes or dataset.num_classes
-    student = build_model(args.model, num_classes, img_size=cfg.height, in_chans=args.in_chans,
-                          kwargs=parse_kwargs(args.model_kwargs))
-    teacher = None
-    if args.online_teacher:
-        teacher = build_model(args.online_teacher, num_classes, img_size=cfg.height, in_chans=args.in_chans,
-                              checkpoint=args.teacher_checkpoint, kwargs=parse_kwargs(args.teacher_kwargs))
+    val = open_dataset(args.data, "test", args.val_subset)
     if store is not None:
         loader = DistillLoader(dataset, store, cfg, batch_size=args.batch_size, num_workers=args.workers,
                                device=dist.device, num_classes=num_classes, epoch=0)
         # every epoch must be present and complete before the first step
-        for e in range(args.epochs):
+        for e in range(args.epochs):  # h-trainer: the loader's epoch-count check goes here (one line)
             loader.set_epoch(e)
         mode = "distill"
     else:
         loader = ReplayLoader(dataset, cfg, base_seed=args.base_seed, batch_size=args.batch_size,
                               num_workers=args.workers, device=dist.device)
-        mode = "online" if teacher is not None else "hard"
-    val = open_dataset(args.data, "test", args.val_subset)
+        mode = "online" if args.online_teacher else "hard"
+    torch.manual_seed(args.seed)  # same init on every rank
+    student = build_model(args.model, num_classes, img_size=cfg.height, in_chans=args.in_chans,
+                          kwargs=model_kwargs)
+    teacher = None
+    if args.online_teacher:
+        torch.manual_seed(args.seed + 1)
+        teacher = build_model(args.online_teacher, num_classes, img_size=cfg.height, in_chans=args.in_chans,
+                              checkpoint=args.teacher_checkpoint, kwargs=teacher_kwargs)
+        if not args.teacher_checkpoint and dist.main:
+            print(f"tinyvit train: the online teacher {args.online_teacher} has no checkpoint: "
+                  f"random init (seed {args.seed + 1})")
     eval_data = eval_tensors(val, cfg.height)
     if args.out and dist.main:
         os.makedirs(args.out, exist_ok=True)
+    run_config = {k: getattr(args, k) for k in _RUN_FIELDS}
+    run_config["aug_fingerprint"] = cfg.fingerprint()
     res = train(student, loader, mode=mode, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                 warmup_epochs=args.warmup_epochs, smoothing=args.smoothing, teacher=teacher,
                 num_classes=num_classes, device=dist.device, amp=not args.no_amp, dist=dist,
-                eval_data=eval_data, out_dir=args.out, progress=not args.no_progress, in_chans=args.in_chans)
+                eval_data=eval_data, out_dir=args.out, progress=True, bars=not args.no_progress,
+                in_chans=args.in_chans, resume=not args.restart, run_config=run_config)
     if dist.main:
-        print(json.dumps({"mode": mode, "val_acc": res["val_acc"], "step_time_s": res["step_time_s"]}))
+        print(json.dumps({"mode": mode, "val_acc": res["val_acc"], "step_time_s": res["step_time_s"],
+                          "resumed_from_epoch": res["resumed_from"]}))
     if dist.enabled:
         torch.distributed.destroy_process_group()
     return 0

@@ -15,6 +15,12 @@ __all__ = ['eval_tensors', 'evaluate']
 
 
 def _eval_resize(src, size: int):
+    if isinstance(src, np.ndarray) and src.dtype == np.uint8 and src.shape[:2] == (size, size) \
+            and (src.ndim == 2 or src.shape[-1] in (1, 3)):
+        # already the eval size: only the grey -> RGB copy Pillow would do; no Pillow on the
+        # path, so the bytes cannot depend on Pillow vs pillow-simd
+        return np.ascontiguousarray(np.broadcast_to(src.reshape(size, size, -1)[..., :1], (size, size, 3))
+                                    if src.ndim == 2 or src.shape[-1] == 1 else src)
     from PIL import Image
 
     if isinstance(src, np.ndarray):

@@ -84,9 +84,10 @@ def _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp):
 def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, batch_size: int = 256,
                 device="cpu", amp: bool = True, dist: Optional[Dist] = None, num_workers: int = 0,
                 progress: bool = True, max_batches: Optional[int] = None, in_chans: int = 3,
-                log=print) -> dict:
+                log=print, bars: Optional[bool] = None) -> dict:
     """Fill the missing records of ``epochs`` (an iterable of epoch numbers). Returns stats:
-    records written, teacher accuracy on the augmented images (own label), seconds."""
+    records written, teacher accuracy on the augmented images (own label), seconds.
+    ``progress``: a line per epoch; ``bars`` (default: ``progress``): a tqdm bar per epoch."""
     from tqdm import tqdm
 
     dist = dist or Dist()
@@ -105,7 +106,8 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
         tb = TeacherBatches(dataset, cfg, order, mask, epoch=epoch, base_seed=base_seed,
                             batch_size=batch_size, device=device, num_workers=num_workers)
         bar = tqdm(total=int(mask.sum()), desc=f"save-logits epoch {epoch}", unit="img",
-                   disable=not (progress and dist.main), dynamic_ncols=True, leave=True)
+                   disable=not ((progress if bars is None else bars) and dist.main), dynamic_ncols=True,
+                   leave=True)
         ep = {"written": 0, "seen": 0, "correct": 0, "todo": int(todo.size)}
         t0 = time.perf_counter()
         for x, idx, seeds, labels, wmask in tb:

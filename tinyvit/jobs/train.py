@@ -8,12 +8,21 @@
 
 AdamW + cosine (per step, linear warm-up), AMP on CUDA, eval every epoch, checkpoint
 (``last.pt``), JSON-lines log (``log.jsonl``), tqdm progress bar; DDP under torchrun.
+
+Resume (``resume=True`` with ``out_dir``): ``last.pt`` holds everything the next epoch
+depends on -- model, optimizer, GradScaler, the global step (the cosine schedule is a
+function of it), the epoch, the RNG states (torch CPU/CUDA, numpy, random) and the run's
+``run_config``. A resumed run continues at the next epoch and is bit-identical to an
+uninterrupted one on CPU (the loaders are functions of (base_seed, epoch), not of state);
+``log.jsonl`` is cut back to the checkpoint's epoch first, so no epoch row is duplicated.
+A checkpoint of a different run (another ``run_config``) is refused, naming the field.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import random
 import time
 from typing import Optional
 
@@ -24,7 +33,85 @@ from ..augment.config import AugConfig
 from .distributed import Dist
 from .evaluate import evaluate
 
-__all__ = ["train", "soft_cross_entropy"]
+__all__ = ["train", "soft_cross_entropy", "ResumeError", "load_checkpoint"]
+
+CHECKPOINT_FORMAT = "tinyvit-train-checkpoint/1"
+
+
+class ResumeError(ValueError):
+    """``last.pt`` in the output directory cannot continue this run (another run's config,
+    an unreadable or foreign file). Names the file and the differing field."""
+
+
+def load_checkpoint(out_dir: str, run_config: Optional[dict] = None) -> Optional[dict]:
+    """The checkpoint in ``out_dir/last.pt`` (None when there is none), checked against
+    ``run_config``."""
+    path = os.path.join(out_dir, "last.pt")
+    if not os.path.exists(path):
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn or foreign file: say which, never continue from it
+        raise ResumeError(f"{path}: cannot load the checkpoint to resume from ({type(exc).__name__}: "
+                          f"{exc}); delete it or pass --restart") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ResumeError(f"{path}: not a resumable tinyvit checkpoint (format "
+                          f"{ck.get('format') if isinstance(ck, dict) else type(ck).__name__!r}); "
+                          f"delete it or pass --restart")
+    if run_config is not None:
+        old = ck.get("run_config") or {}
+        for key in sorted(set(old) | set(run_config)):
+            if old.get(key) != run_config.get(key):
+                raise ResumeError(f"{path} is from another run: {key} = {old.get(key)!r} there, "
+                                  f"{run_config.get(key)!r} now; use another --out or pass --restart")
+    return ck
+
+
+def _rng_state() -> dict:
+    """All RNG states as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
+    import numpy as np
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, pstate, gauss = random.getstate()
+    st = {"torch": torch.get_rng_state(), "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                    int(has_gauss), float(cached)],
+          "python": [int(version), torch.tensor(pstate, dtype=torch.int64), gauss]}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    import numpy as np
+
+    torch.set_rng_state(st["torch"])
+    keys, pos, has_gauss, cached = st["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, pstate, gauss = st["python"]
+    random.setstate((version, tuple(int(v) for v in pstate.tolist()), gauss))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _cut_log(path: str, last_epoch: int) -> list:
+    """Keep the rows of epochs <= last_epoch (a kill between the log row and the checkpoint
+    leaves one row too many); rewritten atomically. Returns the kept rows."""
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line from a kill
+                continue
+            if isinstance(r, dict) and isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch:
+                rows.append(r)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(tmp, path)
+    return rows
 
 
 def soft_cross_entropy(logits, target):
@@ -36,12 +123,16 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
           warmup_epochs: float = 0.0, smoothing: float = 0.1, teacher=None, num_classes: int,
           device="cpu", amp: bool = True, dist: Optional[Dist] = None, eval_data=None,
           out_dir: Optional[str] = None, progress: bool = True, in_chans: int = 3, log=print,
-          max_steps: Optional[int] = None, start_epoch: int = 0) -> dict:
+          max_steps: Optional[int] = None, start_epoch: int = 0, resume: bool = False,
+          run_config: Optional[dict] = None, bars: Optional[bool] = None) -> dict:
     """The training loop behind ``tinyvit train`` (also used by the demo and tests).
 
     loader: DistillLoader (mode 'distill') or ReplayLoader ('hard' / 'online'). Returns
     {'history': [per-epoch dicts], 'val_acc', 'step_time_s' (median compute+data time per
-    step, all epochs), 'data_time_s'}."""
+    step, this process's epochs), 'data_time_s', 'resumed_from' (epoch or None)}.
+    ``resume``: continue from ``out_dir/last.pt`` when there is one (see the module doc);
+    without it an existing log is replaced. ``progress``: a line per epoch; ``bars`` (default:
+    ``progress``): a tqdm bar per epoch."""
     from tqdm import tqdm
 
     from ..augment.device import mix_targets
@@ -77,13 +168,31 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
     cfg: AugConfig = loader.cfg
     history, step_times, data_times = [], [], []
     step = start_epoch * steps_per_epoch
-    logf = open(os.path.join(out_dir, "log.jsonl"), "a") if (out_dir and dist.main) else None
+    resumed_from = None
+    log_path = os.path.join(out_dir, "log.jsonl") if out_dir else None
+    ck = load_checkpoint(out_dir, run_config) if (resume and out_dir) else None
+    if ck is not None:
+        # every rank loads the same file (rank 0 wrote it), so DDP replicas stay identical
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        _set_rng_state(ck["rng"])
+        start_epoch, step, resumed_from = ck["epoch"] + 1, ck["step"], ck["epoch"]
+        if dist.main:
+            history = _cut_log(log_path, ck["epoch"])
+            log(f"resuming from {os.path.join(out_dir, 'last.pt')}: epoch {ck['epoch']} done, "
+                f"continuing at epoch {start_epoch} of {epochs}")
+    elif log_path and dist.main and os.path.exists(log_path):
+        os.remove(log_path)  # a fresh run: no rows of an earlier one
+    dist.barrier()
+    logf = open(log_path, "a") if (log_path and dist.main) else None
     try:
         for epoch in range(start_epoch, epochs):
             loader.set_epoch(epoch)
             ddp.train()
             bar = tqdm(total=steps_per_epoch, desc=f"train[{mode}] epoch {epoch}", unit="step",
-                       disable=not (progress and dist.main), dynamic_ncols=True)
+                       disable=not ((progress if bars is None else bars) and dist.main),
+                       dynamic_ncols=True)
             loss_sum, n_steps = 0.0, 0
             t_epoch = time.perf_counter()
             t_data0 = time.perf_counter()
@@ -139,8 +248,10 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
                 if logf:
                     logf.write(json.dumps(rec) + "\n")
                     logf.flush()
-                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                                "mode": mode}, os.path.join(out_dir, "last.pt.tmp"))
+                    torch.save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                                "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                                "step": step, "mode": mode, "rng": _rng_state(), "run_config": run_config},
+                               os.path.join(out_dir, "last.pt.tmp"))
                     os.replace(os.path.join(out_dir, "last.pt.tmp"), os.path.join(out_dir, "last.pt"))
                 if progress:
                     log(f"epoch {epoch}: loss {rec['train_loss']:.4f}"
@@ -152,4 +263,5 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
     st = sorted(step_times)
     dt = sorted(data_times)
     return {"history": history, "val_acc": history[-1].get("val_acc") if history else None,
-            "step_time_s": st[len(st) // 2] if st else None, "data_time_s": dt[len(dt) // 2] if dt else None}
+            "step_time_s": st[len(st) // 2] if st else None, "data_time_s": dt[len(dt) // 2] if dt else None,
+            "resumed_from": resumed_from}

@@ -1,0 +1,158 @@
+"""One error path: every subcommand's expected failure is one line `tinyvit CMD: error: ...`
+on stderr and exit 2 (in-process through tinyvit.cli.main, so these are fast)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tinyvit
+import tinyvit.cli
+from tinyvit.data.datasets import FASHION_MNIST_DIR
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+needs_fmnist = pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
+                                  reason="dataset-fashion-mnist not installed")
+AUG = ["--img-size", "16"]
+
+
+def run(capsys, *argv):
+    capsys.readouterr()
+    try:
+        code = tinyvit.cli.main([str(a) for a in argv])
+    except SystemExit as e:  # argparse
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(capsys, command, *argv, match):
+    code, out, err = run(capsys, command, *argv)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"tinyvit {command}: error: "), lines[0]
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def store64(tmp_path_factory):
+    """A 64-sample, 16 px, 1-epoch store (random teacher: only the layout matters here)."""
+    path = tmp_path_factory.mktemp("s") / "store"
+    assert tinyvit.cli.main(["save-logits", str(path), "--data", "fashion-mnist", "--subset", "64", "--model",
+                             "test_resnet", "--random-teacher", "--epochs", "1", "--topk", "3", "--batch-size",
+                             "32", "--no-progress", "--device", "cpu"] + AUG) == 0
+    return str(path)
+
+
+def test_train_bad_data_model_and_values(capsys, tmp_path):
+    base = ["--hard-labels", "--model", "test_resnet", "--epochs", "1", "--device", "cpu"]
+    one_line_error(capsys, "train", "--data", "/nonexistent", *base, match="'/nonexistent'")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", "--subset", "8", "--hard-labels", "--model",
+                   "no_such_model", match="'no_such_model'")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--hflip", "1.5", match="--hflip")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--auto-augment", "rand-m9-foo",
+                   match="'foo'")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--batch-size", "0", match="--batch-size")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--model-kwargs", "[1]",
+                   match="JSON object")
+    one_line_error(capsys, "train", "--data", "fashion-mnist", "--online-teacher", "test_resnet", "--model",
+                   "test_resnet", match="--random-teacher")
+
+
+@needs_fmnist
+def test_train_distill_on_a_store_of_another_subset_or_size(capsys, store64, tmp_path):
+    base = ["--model", "test_resnet", "--epochs", "1", "--device", "cpu", "--no-progress"]
+    one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "32", *base,
+                   match="num_samples 64")
+    line = one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64",
+                          *base, "--img-size", "24", match="aug_fingerprint")
+    assert store64 in line
+    one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64", *base,
+                   "--epochs", "2", match="epoch 1")
+    one_line_error(capsys, "train", "--distill", str(tmp_path / "nothing"), "--data", "fashion-mnist", *base,
+                   match="nothing")
+
+
+@needs_fmnist
+def test_save_logits_bad_values_before_any_work(capsys, tmp_path):
+    s = str(tmp_path / "s")
+    base = [s, "--data", "fashion-mnist", "--subset", "16", "--model", "test_resnet", "--random-teacher",
+            "--epochs", "1", "--topk", "3", "--device", "cpu"] + AUG
+    one_line_error(capsys, "save-logits", *base, "--hflip", "1.5", match="--hflip: must be a probability")
+    one_line_error(capsys, "save-logits", *base, "--auto-augment", "rand-m9-foo", match="rand-m9-foo")
+    one_line_error(capsys, "save-logits", *base, "--batch-size", "0", match="--batch-size: must be >= 1")
+    one_line_error(capsys, "save-logits", *base, "--topk", "10", match="--topk")
+    one_line_error(capsys, "save-logits", *base, "--start-epoch", "1", match="--start-epoch")
+    one_line_error(capsys, "save-logits", s, "--data", "fashion-mnist", "--model", "test_resnet", "--epochs", "1",
+                   match="--random-teacher")
+    one_line_error(capsys, "save-logits", *base[:-2], "--checkpoint", str(tmp_path / "no.pt"),
+                   match="exclude")
+    assert not os.path.exists(s)  # nothing was created
+
+
+@needs_fmnist
+def test_save_logits_refuses_another_config_and_keeps_the_store(capsys, store64):
+    before = open(os.path.join(store64, "manifest.json")).read()
+    one_line_error(capsys, "save-logits", store64, "--data", "fashion-mnist", "--subset", "64", "--model",
+                   "test_resnet", "--random-teacher", "--epochs", "1", "--topk", "3", "--img-size", "24",
+                   "--no-progress", match="aug_fingerprint")
+    assert open(os.path.join(store64, "manifest.json")).read() == before
+    assert tinyvit.LogitStore.open(store64).missing(0).size == 0
+
+
+def test_contract_demo_show_info_inspect(capsys, tmp_path, store64):
+    one_line_error(capsys, "contract", "--from", "no_such_preset", "--max-params", "1M", "--log",
+                   str(tmp_path / "c.jsonl"), match="'no_such_preset'")
+    one_line_error(capsys, "contract", "--max-params", "1M", "--data", "/x", "--log", str(tmp_path / "c.jsonl"),
+                   match="fashion-mnist")
+    one_line_error(capsys, "demo", "--epochs", "0", match="--epochs: must be >= 1")
+    one_line_error(capsys, "demo", "--seeds", "0", match="--seeds")
+    one_line_error(capsys, "demo", "--topk", "10", match="--topk")
+    one_line_error(capsys, "demo", "--student", "no_such_model", match="'no_such_model'")
+    one_line_error(capsys, "show", store64, "--data", "fashion-mnist", "--epoch", "3", "--out",
+                   str(tmp_path / "g.png"), match="--epoch 3")
+    one_line_error(capsys, "show", store64, "--data", "fashion-mnist", "--subset", "32", "--out",
+                   str(tmp_path / "g.png"), match="num_samples 64")
+    one_line_error(capsys, "inspect", str(tmp_path / "none"), match="none")
+    one_line_error(capsys, "verify", str(tmp_path / "none"), match="none")
+    one_line_error(capsys, "info", "--no-such-flag", match="--no-such-flag")
+
+
+def test_traceback_flag_and_env_show_the_trace(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "tinyvit", "train", "--data", "/nonexistent", "--hard-labels", "--model",
+           "test_resnet"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    r = subprocess.run(cmd + ["--traceback"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "DatasetError" in r.stderr
+    r = subprocess.run(cmd, cwd=ROOT, env=dict(env, TINYVIT_TRACEBACK="1"), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+def test_help_has_one_default_per_option_and_python_m_works(capsys):
+    import argparse
+
+    parser = tinyvit.cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd, p in sub.choices.items():
+        assert p.description, f"{cmd} has no description"
+        fmt = p._get_formatter()
+        for a in p._actions:
+            if a.help == argparse.SUPPRESS or isinstance(a, argparse._HelpAction):
+                continue
+            assert a.help, f"{cmd} {a.option_strings or a.dest}: no help"
+            text = fmt._expand_help(a) if hasattr(fmt, "_expand_help") else a.help
+            assert text.lower().count("default") <= 1, f"{cmd} {a.option_strings}: {text!r}"
+            assert "default: None" not in text and "default: False" not in text, (cmd, text)
+        code, out, err = run(capsys, cmd, "--help")
+        assert code == 0 and out
+    r = subprocess.run([sys.executable, "-m", "tinyvit", "--help"], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert r.returncode == 0 and "save-logits" in r.stdout and "show" in r.stdout
