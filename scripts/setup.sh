@@ -57,7 +57,11 @@ then
 fi
 # Only what is missing: pip is not run at all on a complete environment (a pip run that
 # resolves torchvision's requirements reinstalls stock Pillow over pillow-simd).
-PY_PKGS=(timm numpy ninja pybind11 setuptools wheel pytest tqdm matplotlib scikit-image lightning accelerate)
+PY_PKGS=(timm numpy ninja pybind11 setuptools wheel pytest tqdm matplotlib scikit-image lightning accelerate
+         nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12)
+# NVRTC 12 (+ the CUDA 12 runtime headers) compiles the sparse-CE device code for sm_70 (V100),
+# which the CUDA 13 toolkit cannot target: tests/gpu/test_sm70_build.py (docs/gpu.md).
+spec_of() { case "$1" in nvidia-cuda-nvrtc-cu12|nvidia-cuda-runtime-cu12) echo "$1==12.9.*" ;; *) echo "$1" ;; esac; }
 mapfile -t missing_py < <("$PY" - "${PY_PKGS[@]}" <<'PYEOF'
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -72,7 +76,8 @@ had_simd=0
 "$PY" -c "import PIL; assert 'post' in PIL.__version__" 2>/dev/null && had_simd=1
 if ((${#missing_py[@]})); then
   log "installing missing Python packages: ${missing_py[*]}"
-  pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" "${missing_py[@]}"
+  specs=(); for n in "${missing_py[@]}"; do specs+=("$(spec_of "$n")"); done
+  pip_clean install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" "${specs[@]}"
 fi
 
 # pillow-simd replaces pillow's PIL; it must come after torchvision (which pulls pillow).
