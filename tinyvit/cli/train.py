@@ -45,6 +45,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--random-teacher", action="store_true",
                    help="allow an online timm teacher without --teacher-checkpoint (random init from --seed)")
     p.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
+    p.add_argument("--reuse-epochs", action="store_true",
+                   help="with --distill: train epoch e on stored epoch e %% (stored epochs) when --epochs is "
+                   "longer than the store (repeats the stored augmentations; docs/loader.md)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument("--weight-decay", type=nonneg_float, default=0.05, help="AdamW weight decay (not on biases/norms)")
     p.add_argument("--warmup-epochs", type=nonneg_float, default=0.0, help="linear warm-up before the cosine decay")
@@ -101,11 +104,10 @@ def run_train(args) -> int:
         num_classes = args.num_classes or dataset.num_classes
     val = open_dataset(args.data, "test", args.val_subset)
     if store is not None:
+        # epochs=: every epoch the run will train must be stored and complete before the first step
         loader = DistillLoader(dataset, store, cfg, batch_size=args.batch_size, num_workers=args.workers,
-                               device=dist.device, num_classes=num_classes, epoch=0)
-        # every epoch must be present and complete before the first step
-        for e in range(args.epochs):  # h-trainer: the loader's epoch-count check goes here (one line)
-            loader.set_epoch(e)
+                               device=dist.device, num_classes=num_classes, epoch=0, epochs=args.epochs,
+                               reuse_epochs=args.reuse_epochs)
         mode = "distill"
     else:
         loader = ReplayLoader(dataset, cfg, base_seed=args.base_seed, batch_size=args.batch_size,
