@@ -89,22 +89,28 @@ TMPFS_SCRIPT = textwrap.dedent(r"""
             break
     assert full and written > 0
     miss = s.missing(0)                       # the first thing a resumed writer runs
-    assert len(miss) == 20000 - written and miss[0] == written, (len(miss), written)
-    seeds, _, _ = s.read(0, [0, written - 1])
-    assert seeds.tolist() == [0, written - 1]
+    # The failed batch may have landed a prefix (pwrite stops at ENOSPC): those records are
+    # complete and valid, a partial one is missing; all batches before it are there.
+    have = np.setdiff1d(np.arange(20000), miss)
+    assert miss[0] >= written and np.array_equal(have, np.arange(miss[0])), (miss[:3], written)
+    assert np.array_equal(miss, np.arange(miss[0], 20000))
+    seeds, _, _ = s.read(0, have)
+    assert np.array_equal(seeds.numpy(), have)
     try:
         s.read(0, [19999])                    # a hole, read through the guarded mapping
         raise SystemExit("hole read as a record")
     except RecordMissingError:
         pass
-    assert s.audit(0)["missing"] == 20000 - written
+    a = s.audit(0)
+    assert a["ok"] == len(have) and a["missing"] + a["bad_checksum"] == len(miss), a
     # The directory is full: create()/add_epochs() fail typed and leave no tmp manifest.
-    with open(d + "/filler", "wb") as f:
-        try:
-            while True:
-                f.write(b"x" * 4096); f.flush()
-        except OSError:
-            pass
+    fd = os.open(d + "/filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError:
+        pass
+    os.close(fd)
     before = open(d + "/s/manifest.json").read()
     try:
         LogitStore.create(d + "/t", 10, 10, 2, aug_fingerprint="a")
@@ -249,8 +255,8 @@ def test_inspect_records_prints_corrupt_record_as_finding(tmp_path, capsys):
     ([1, 1, 2], [0.1, 0.1, 0.1], "topk_indices: class 1 repeated"),
     ([1, 2, 3], [float("nan"), 0.1, 0.1], "topk_probs[0] = nan"),
     ([1, 2, 3], [0.1, float("inf"), 0.1], "topk_probs[1] = inf"),
-    ([1, 2, 3], [0.2, 0.1, -0.1], "topk_probs[2] = -0.1"),
-    ([1, 2, 3], [0.9, 0.9, 0.1], "topk_probs sum 1.9"),
+    ([1, 2, 3], [0.2, 0.1, -0.1], "topk_probs[2] = -0.09997"),
+    ([1, 2, 3], [0.9, 0.9, 0.1], "topk_probs sum 1.899"),
 ])
 def test_read_refuses_what_write_refuses(tmp_path, capsys, idx, vals, field):
     """A valid-CRC record with content write() refuses: read() raises CorruptRecordError

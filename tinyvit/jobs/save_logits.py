@@ -75,9 +75,9 @@ def open_or_create_store(path, *, dataset, cfg: AugConfig, num_classes: int, top
     return store
 
 
-def _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding):
+def _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding=None):
     check_compatible(store, dataset=dataset, aug_config=cfg, num_classes=num_classes, topk=topk,
-                     base_seed=base_seed)
+                     base_seed=base_seed, value_encoding=value_encoding)
 
 
 @torch.no_grad()

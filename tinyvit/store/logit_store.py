@@ -349,8 +349,9 @@ class LogitStore:
              pin_memory: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Read B records: (seeds int64[B], indices int64[B, K], probs float32[B, K]).
 
-        One C++ call (GIL released): gather by sample index from the mmap, verify every
-        checksum, widen. ``out`` = preallocated (seeds, indices, probs) CPU tensors (e.g. pinned)
+        One C++ call (GIL released): copy the records (by sample index, from a SIGBUS-guarded
+        read-only mapping) into private memory, verify every checksum and the record contract
+        on that copy, widen. ``out`` = preallocated (seeds, indices, probs) CPU tensors (e.g. pinned)
         to fill. ``pin_memory`` allocates pinned outputs when CUDA is available. Raises
         RecordMissingError / ChecksumError / CorruptRecordError naming epoch and sample.
         """

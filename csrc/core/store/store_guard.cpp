@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -20,12 +21,18 @@ struct Guard {
 thread_local Guard tl_guard;
 
 struct sigaction g_previous;
+// Threads inside an armed copy. When 0 the handler chains at once, without touching TLS (a
+// thread that never used the guard may not have its TLS block yet; allocating it inside a
+// signal handler is not safe).
+std::atomic<int> g_armed_threads{0};
 
 void on_sigbus(int sig, siginfo_t* info, void* ctx) {
-  Guard& g = tl_guard;
-  if (g.armed) {
-    g.armed = 0;
-    siglongjmp(g.jump, 1);
+  if (g_armed_threads.load(std::memory_order_relaxed) > 0) {
+    Guard& g = tl_guard;
+    if (g.armed) {
+      g.armed = 0;
+      siglongjmp(g.jump, 1);
+    }
   }
   // Not a fault of a guarded copy: behave as if this handler did not exist.
   if (g_previous.sa_flags & SA_SIGINFO) {
@@ -65,11 +72,16 @@ bool guarded_gather(const uint8_t* base, size_t R, const int64_t* samples, size_
                     uint8_t* out) {
   install_once();
   Guard& g = tl_guard;
-  if (sigsetjmp(g.jump, 0) != 0) return false;  // a SIGBUS jumped back (armed already 0)
+  g_armed_threads.fetch_add(1, std::memory_order_relaxed);
+  if (sigsetjmp(g.jump, 0) != 0) {  // a SIGBUS jumped back (armed already 0)
+    g_armed_threads.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
   g.armed = 1;
   for (size_t b = 0; b < B; ++b)
     std::memcpy(out + b * R, base + static_cast<size_t>(samples[b]) * R, R);
   g.armed = 0;
+  g_armed_threads.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
