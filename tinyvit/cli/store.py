@@ -61,7 +61,7 @@ def _open(path: str):
     try:
         return LogitStore.open(path, mode="r")
     except StoreError as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {_short(str(e), 2000)}", file=sys.stderr)
         return None
 
 
@@ -140,7 +140,7 @@ def cmd_inspect(args) -> int:
     print(f"top-K        {m['topk']}  (value encoding {m['value_encoding']})")
     print(f"record size  {m['record_size']} bytes")
     print(f"epochs       {m['epochs']}")
-    print(f"aug fp       {m.get('aug_fingerprint')!r}")
+    print(f"aug fp       {_short(repr(m.get('aug_fingerprint')))}")
     print(f"teacher      {_short(json.dumps(m.get('teacher')))}")
     print(f"dataset fp   {_short(repr(m.get('dataset_fingerprint')))}")
     if m.get("meta"):

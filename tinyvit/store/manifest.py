@@ -106,6 +106,12 @@ def _read_bytes_regular(fpath: str, limit: int) -> bytes:
         os.close(fd)
 
 
+def _show(v) -> str:
+    """repr of a manifest value for an error message, cut short (a field may be megabytes)."""
+    r = repr(v)
+    return r if len(r) <= 80 else r[:60] + f"... ({len(r)} chars)"
+
+
 _INT_FIELDS = ("format_version", "num_samples", "num_classes", "topk", "record_size", "epochs")
 _STR_FIELDS = ("format", "index_dtype", "value_encoding", "store_id", "checksum", "epoch_file")
 
@@ -129,20 +135,20 @@ def _read_manifest(path: str) -> dict:
         raise ManifestError(f"{mpath}: manifest must be a JSON object, got {type(m).__name__}")
     if m.get("format") != FORMAT_NAME:
         raise ManifestError(f"{mpath}: field 'format' must be {FORMAT_NAME!r}, got "
-                            f"{m.get('format')!r}")
+                            f"{_show(m.get('format'))}")
     v = m.get("format_version")
     if not isinstance(v, int) or isinstance(v, bool):
-        raise ManifestError(f"{mpath}: field 'format_version' missing or not an integer: {v!r}")
+        raise ManifestError(f"{mpath}: field 'format_version' missing or not an integer: {_show(v)}")
     if v != FORMAT_VERSION:
         raise FormatVersionError(f"{mpath}: field 'format_version' is {v}; this tinyvit reads "
                                  f"version {FORMAT_VERSION}")
     for k in _INT_FIELDS:
         x = m.get(k)
         if not isinstance(x, int) or isinstance(x, bool):
-            raise ManifestError(f"{mpath}: field {k!r} missing or not an integer: {x!r}")
+            raise ManifestError(f"{mpath}: field {k!r} missing or not an integer: {_show(x)}")
     for k in _STR_FIELDS:
         if not isinstance(m.get(k), str):
-            raise ManifestError(f"{mpath}: field {k!r} missing or not a string: {m.get(k)!r}")
+            raise ManifestError(f"{mpath}: field {k!r} missing or not a string: {_show(m.get(k))}")
     if "aug_fingerprint" not in m:
         raise ManifestError(f"{mpath}: field 'aug_fingerprint' missing (a string, or null for "
                             f"stores written without one)")
@@ -162,23 +168,23 @@ def _read_manifest(path: str) -> dict:
     if not 0 <= e <= 1 << 20:
         raise ManifestError(f"{mpath}: field 'epochs' = {e} outside [0, 2^20]")
     if m["value_encoding"] not in ENCODINGS:
-        raise ManifestError(f"{mpath}: field 'value_encoding' = {m['value_encoding']!r}, "
+        raise ManifestError(f"{mpath}: field 'value_encoding' = {_show(m['value_encoding'])}, "
                             f"expected one of {ENCODINGS}")
     want_dtype = "uint16" if c <= 65535 else "int32"
     if m["index_dtype"] != want_dtype:
-        raise ManifestError(f"{mpath}: field 'index_dtype' = {m['index_dtype']!r}, expected "
+        raise ManifestError(f"{mpath}: field 'index_dtype' = {_show(m['index_dtype'])}, expected "
                             f"{want_dtype!r} for num_classes = {c}")
     if m["checksum"] != "crc32c":
-        raise ManifestError(f"{mpath}: field 'checksum' = {m['checksum']!r}, expected 'crc32c'")
+        raise ManifestError(f"{mpath}: field 'checksum' = {_show(m['checksum'])}, expected 'crc32c'")
     if m["epoch_file"] != EPOCH_FILE:
-        raise ManifestError(f"{mpath}: field 'epoch_file' = {m['epoch_file']!r}, expected "
+        raise ManifestError(f"{mpath}: field 'epoch_file' = {_show(m['epoch_file'])}, expected "
                             f"{EPOCH_FILE!r}")
     try:
         sid = int(m["store_id"], 16)
         if not 0 <= sid < 1 << 64 or len(m["store_id"]) != 16:
             raise ValueError
     except ValueError:
-        raise ManifestError(f"{mpath}: field 'store_id' = {m['store_id']!r} is not 16 hex "
+        raise ManifestError(f"{mpath}: field 'store_id' = {_show(m['store_id'])} is not 16 hex "
                             f"digits") from None
     layout = _C._store_layout(m["value_encoding"], k, c, sid)
     if m["record_size"] != layout["record_size"]:
