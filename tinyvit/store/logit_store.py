@@ -376,8 +376,10 @@ class LogitStore:
         return out[0], out[1], out[2]
 
     def missing(self, epoch: int) -> np.ndarray:
-        """Sample indices (sorted int64 array) of ``epoch`` whose record is not verified
-        complete: never written, torn, or corrupted. A resumed writer rewrites exactly these."""
+        """Sample indices (sorted int64 array) of ``epoch`` whose record is not VALID (module
+        docstring): never written, torn, corrupted, or invalid content -- exactly the samples
+        read() refuses, and those a resumed writer must rewrite. Reads with pread in 1 MiB
+        chunks and skips sparse holes without reading them."""
         return self._epoch(epoch).missing(0, self.num_samples).numpy()
 
     def is_complete(self, epoch: int) -> bool:
