@@ -198,10 +198,10 @@ void test_encode_rejects() {
         static_cast<int>(ErrorKind::kInvalidRecord));
   CHECK(encode_batch(L, 0, &s, 1, &seed, idx_ok, p_nan, out.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
-  // Huge C takes the sort-based duplicate check (no C-sized stamp array).
-  const Layout H = make_layout(ValueEncoding::kFp16, 2, 5000000, 1);
+  // Huge C (> 2^25) takes the sort-based duplicate check (no C-bit bitmap).
+  const Layout H = make_layout(ValueEncoding::kFp16, 2, 40000000, 1);
   std::vector<uint8_t> hout(H.record_size);
-  int64_t hdup[2] = {4999999, 4999999}, hok[2] = {4999999, 7};
+  int64_t hdup[2] = {39999999, 39999999}, hok[2] = {39999999, 7};
   CHECK(encode_batch(H, 0, &s, 1, &seed, hdup, p_ok, hout.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
   CHECK(encode_batch(H, 0, &s, 1, &seed, hok, p_ok, hout.data()).ok());
