@@ -3,7 +3,8 @@
 Single-threaded records/s for batched random reads (B=256) and batched writes, K in {10, 100},
 C = 21841 (ImageNet-21k), for:
   tinyvit fp16 / compact   LogitStore.read(epoch, idx, out=...) (one fused C++ call per batch:
-                           gather from the mmap, CRC32C-verify every record, widen dtypes);
+                           copy records out of the guarded mapping, CRC32C-verify and
+                           content-check every record on that copy, widen dtypes);
                            "kernel" rows time the bound C++ call alone (no Python wrapper).
   numpy memmap             plain np.memmap of the same fp16 records (no checksum):
                            fancy indexing + astype(int64/float32) + torch.from_numpy

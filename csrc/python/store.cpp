@@ -1,6 +1,6 @@
 // Python bindings of the logit store (core: csrc/core/store/store_format.h, store_io.h).
 // Thin: tensor checks, the GIL released around every batch, and StoreException kinds mapped
-// to the Python exception classes that tinyvit/store.py registers at import.
+// to the Python exception classes that tinyvit/store/errors.py registers at import.
 #include <torch/extension.h>
 
 #include <map>
@@ -176,8 +176,9 @@ void init_store(py::module_& m) {
       "The 256 compact-encoding level values T[l].");
 
   py::class_<EpochFile, std::shared_ptr<EpochFile>>(m, "_StoreEpoch", R"doc(
-One epoch file of a LogitStore (internal; use tinyvit.LogitStore). Reads go through a
-read-only mmap, writes through pwrite at each record's offset.
+One epoch file of a LogitStore (internal; use tinyvit.LogitStore). Reads go through pread
+into a private buffer (verified and decoded from that copy), writes through pwrite at each
+record's offset.
 )doc")
       .def(py::init([](const std::string& path, const std::string& encoding, py::handle topk,
                        py::handle num_classes, py::handle store_id, py::handle num_samples,

@@ -198,10 +198,10 @@ void test_encode_rejects() {
         static_cast<int>(ErrorKind::kInvalidRecord));
   CHECK(encode_batch(L, 0, &s, 1, &seed, idx_ok, p_nan, out.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
-  // Huge C takes the sort-based duplicate check (no C-sized stamp array).
-  const Layout H = make_layout(ValueEncoding::kFp16, 2, 5000000, 1);
+  // Huge C (> 2^25) takes the sort-based duplicate check (no C-bit bitmap).
+  const Layout H = make_layout(ValueEncoding::kFp16, 2, 40000000, 1);
   std::vector<uint8_t> hout(H.record_size);
-  int64_t hdup[2] = {4999999, 4999999}, hok[2] = {4999999, 7};
+  int64_t hdup[2] = {39999999, 39999999}, hok[2] = {39999999, 7};
   CHECK(encode_batch(H, 0, &s, 1, &seed, hdup, p_ok, hout.data()).kind ==
         static_cast<int>(ErrorKind::kInvalidRecord));
   CHECK(encode_batch(H, 0, &s, 1, &seed, hok, p_ok, hout.data()).ok());
@@ -286,6 +286,44 @@ void test_epoch_file() {
 
 }  // namespace
 
+// The record contract: a valid check over content that encode_batch refuses is kCorruptRecord
+// for decode, listed by scan_missing, and counted by audit under the right finding.
+void test_decode_contract() {
+  const Layout L = make_layout(ValueEncoding::kFp16, 3, 100, 7);
+  const size_t R = L.record_size;
+  int64_t s = 0, seed = 1, idx[3] = {1, 2, 3};
+  float p[3] = {0.5f, 0.2f, 0.1f};
+  struct Case {
+    int64_t i0, i1;
+    float p0, p1;
+    uint64_t AuditCounts::*field;
+  };
+  const Case cases[] = {{1, 1, 0.5f, 0.2f, &AuditCounts::duplicate_index},
+                        {1, 2, NAN, 0.2f, &AuditCounts::prob_range},
+                        {1, 2, -0.1f, 0.2f, &AuditCounts::prob_range},
+                        {1, 2, 0.9f, 0.9f, &AuditCounts::prob_sum}};
+  for (const Case& c : cases) {
+    std::vector<uint8_t> rec(R);
+    CHECK(encode_batch(L, 0, &s, 1, &seed, idx, p, rec.data()).ok());
+    const uint16_t ix[2] = {static_cast<uint16_t>(c.i0), static_cast<uint16_t>(c.i1)};
+    std::memcpy(rec.data() + L.off_indices, ix, 4);
+    const uint16_t h[2] = {float_to_half(c.p0), float_to_half(c.p1)};
+    std::memcpy(rec.data() + L.off_values, h, 4);
+    const uint32_t chk = record_check(L, 0, 0, rec.data());
+    std::memcpy(rec.data() + L.off_check, &chk, 4);
+    CHECK(record_state(L, 0, 0, rec.data()) == RecordState::kOk);
+    int64_t s2, i2[3];
+    float p2[3];
+    const BatchStatus st = decode_batch(L, rec.data(), 0, &s, 1, &s2, i2, p2);
+    CHECK(st.kind == static_cast<int>(ErrorKind::kCorruptRecord) && st.position == 0);
+    int64_t miss[1];
+    CHECK(scan_missing(L, rec.data(), 0, 0, 1, miss) == 1 && miss[0] == 0);
+    AuditCounts a;
+    audit_range(L, rec.data(), 0, 0, 1, &a);
+    CHECK(a.ok == 0 && a.*(c.field) == 1 && a.first_bad_sample == 0);
+  }
+}
+
 int main() {
   test_crc();
   test_half();
@@ -297,6 +335,7 @@ int main() {
     }
   }
   test_encode_rejects();
+  test_decode_contract();
   test_epoch_file();
   std::printf("store isa: %s\n", active_isa());
   return TEST_REPORT();

@@ -3,6 +3,10 @@
 Exit status (both commands): 0 = store opened and every epoch complete and valid,
 1 = findings (incomplete epoch, missing/torn/corrupt records, invalid content, missing or
 wrong-size data file), 2 = the store cannot be opened (manifest missing/garbled/unsupported).
+Both use the one record contract of tinyvit/store/logit_store.py (a record is "missing" for
+inspect exactly when verify has a finding for it), so they exit alike on the same store.
+Output stays bounded for any number of epochs: at most MAX_PROBLEM_LINES problem lines
+(then a count), OK epochs listed one per line only up to MAX_OK_LINES epochs.
 """
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import json
 import os
 import sys
 
-from ..store import EpochMissingError, FileSizeError, LogitStore, StoreError
+from ..store import EpochMissingError, LogitStore, StoreError
+from ..store.manifest import EPOCH_FILE
+
+MAX_PROBLEM_LINES = 20
+MAX_OK_LINES = 100
 
 _EXIT_HELP = (
     "exit status: 0 = every epoch complete and valid; 1 = findings (missing/torn/corrupt "
@@ -26,6 +34,10 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return str(n)  # pragma: no cover
+
+
+def _short(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -49,13 +61,56 @@ def _open(path: str, command: str):
     try:
         return LogitStore.open(path, mode="r")
     except StoreError as e:  # the one-line form of tinyvit.cli.main, naming the error type
-        print(f"tinyvit {command}: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"tinyvit {command}: error: {type(e).__name__}: {_short(' '.join(str(e).split()), 2000)}",
+              file=sys.stderr)
         return None
 
 
-def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool):
+class _Report:
+    """Bounded per-epoch output: the first MAX_PROBLEM_LINES problems, then only counts."""
+
+    def __init__(self, n_epochs: int):
+        self.show_ok = n_epochs <= MAX_OK_LINES
+        self.problems = 0
+        self.ok = 0
+
+    def ok_line(self, line: str):
+        self.ok += 1
+        if self.show_ok:
+            print(line)
+
+    def problem(self, line: str):
+        self.problems += 1
+        if self.problems <= MAX_PROBLEM_LINES:
+            print(line)
+
+    def close(self):
+        if self.problems > MAX_PROBLEM_LINES:
+            print(f"... {self.problems - MAX_PROBLEM_LINES} more epochs with findings not shown "
+                  f"({self.problems} in all)")
+        if not self.show_ok and self.ok:
+            print(f"{self.ok} epochs complete and valid (not listed one by one)")
+
+
+def _present_epochs(store: LogitStore):
+    """Names in the store directory: an absent epoch file is reported without trying to open
+    it (a store declaring 2^20 epochs must not cost 2^20 failed opens)."""
+    try:
+        return set(os.listdir(store.path))
+    except OSError:
+        return None
+
+
+def _open_epoch(store: LogitStore, e: int, present):
+    if present is not None and 0 <= e < store.epochs and EPOCH_FILE.format(e) not in present:
+        raise EpochMissingError(f"{os.path.join(store.path, EPOCH_FILE.format(e))} (epoch {e}): "
+                                f"data file does not exist")
+    return store._epoch(e)
+
+
+def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool, present=None):
     """Missing count of one epoch, chunked for the progress bar."""
-    f = store._epoch(epoch)
+    f = _open_epoch(store, epoch, present)
     n = store.num_samples
     bar = _progress(n, f"epoch {epoch}", progress)
     missing = 0
@@ -86,36 +141,55 @@ def cmd_inspect(args) -> int:
     print(f"top-K        {m['topk']}  (value encoding {m['value_encoding']})")
     print(f"record size  {m['record_size']} bytes")
     print(f"epochs       {m['epochs']}")
-    print(f"aug fp       {m.get('aug_fingerprint')!r}")
-    print(f"teacher      {json.dumps(m.get('teacher'))}")
-    print(f"dataset fp   {m.get('dataset_fingerprint')!r}")
+    print(f"aug fp       {_short(repr(m.get('aug_fingerprint')))}")
+    print(f"teacher      {_short(json.dumps(m.get('teacher')))}")
+    print(f"dataset fp   {_short(repr(m.get('dataset_fingerprint')))}")
     if m.get("meta"):
-        print(f"meta         {json.dumps(m['meta'])}")
-    print(f"size         {_human(store.nbytes)} logical, {_human(store.disk_usage())} on disk")
+        print(f"meta         {_short(json.dumps(m['meta']))}")
+    try:
+        on_disk = _human(store.disk_usage())
+    except StoreError as ex:
+        on_disk = f"? ({type(ex).__name__}: {ex})"
+        findings += 1
+    print(f"size         {_human(store.nbytes)} logical, {on_disk} on disk")
     print("epoch  complete        missing  state")
     sample_epoch = None
-    for e in (args.epoch if args.epoch else range(store.epochs)):
+    epochs = args.epoch if args.epoch else range(store.epochs)
+    present = _present_epochs(store)
+    report = _Report(len(epochs))
+    for e in epochs:
         try:
-            miss, first = _scan_missing(store, e, args.chunk, not args.no_progress)
-        except (EpochMissingError, FileSizeError, StoreError) as ex:
-            print(f"{e:5d}  {'-':>8}  {'-':>13}  {type(ex).__name__}: {ex}")
+            miss, first = _scan_missing(store, e, args.chunk, not args.no_progress, present)
+        except StoreError as ex:
+            report.problem(f"{e:5d}  {'-':>8}  {'-':>13}  {type(ex).__name__}: {ex}")
             findings += 1
             continue
         done = store.num_samples - miss
         pct = 100.0 * done / store.num_samples
-        state = "complete" if miss == 0 else f"incomplete (first missing sample {first})"
-        findings += miss > 0
-        print(f"{e:5d}  {pct:7.2f}%  {miss:13d}  {state}")
+        line = f"{e:5d}  {pct:7.2f}%  {miss:13d}  "
+        if miss == 0:
+            report.ok_line(line + "complete")
+        else:
+            report.problem(line + f"incomplete (first missing or invalid sample {first})")
+            findings += 1
         if sample_epoch is None and done > 0:
             sample_epoch = e
+    report.close()
     if args.records > 0 and sample_epoch is not None:
-        e = sample_epoch
-        f = store._epoch(e)
-        print(f"records of epoch {e} (first {args.records} verified; top-5 shown):")
-        shown, a = 0, 0
-        missing = set()
-        n = store.num_samples
-        while shown < args.records and a < n:
+        findings += _show_records(store, sample_epoch, args.records)
+    store.close()
+    return 1 if findings else 0
+
+
+def _show_records(store: LogitStore, e: int, count: int) -> int:
+    """Print the first ``count`` valid records of epoch e; a read failure (the store changed
+    since the scan) is printed as a finding. Returns the number of findings."""
+    print(f"records of epoch {e} (first {count} verified; top-5 shown):")
+    f = store._epoch(e)
+    shown, a = 0, 0
+    n = store.num_samples
+    try:
+        while shown < count and a < n:
             b = min(n, a + 4096)
             missing = set(f.missing(a, b - a).tolist())
             for s in range(a, b):
@@ -127,11 +201,13 @@ def cmd_inspect(args) -> int:
                 print(f"  sample {s}: seed {int(seeds[0])}  sum(p) {float(probs[0].sum()):.5f}"
                       f"  [{top}{', ...' if store.topk > 5 else ''}]")
                 shown += 1
-                if shown >= args.records:
+                if shown >= count:
                     break
             a = b
-    store.close()
-    return 1 if findings else 0
+    except StoreError as ex:
+        print(f"  finding: {type(ex).__name__}: {ex}")
+        return 1
+    return 0
 
 
 def cmd_verify(args) -> int:
@@ -141,13 +217,15 @@ def cmd_verify(args) -> int:
     epochs = args.epoch if args.epoch else list(range(store.epochs))
     n = store.num_samples
     total_bad = 0
+    present = _present_epochs(store)
+    report = _Report(len(epochs))
     keys = ("missing", "bad_checksum", "bad_index", "duplicate_index", "prob_range", "prob_sum",
             "bad_encoding")
     for e in epochs:
         try:
-            f = store._epoch(e)
+            f = _open_epoch(store, e, present)
         except StoreError as ex:
-            print(f"epoch {e}: {type(ex).__name__}: {ex}")
+            report.problem(f"epoch {e}: {type(ex).__name__}: {ex}")
             total_bad += 1
             continue
         counts = dict.fromkeys(keys, 0)
@@ -162,16 +240,21 @@ def cmd_verify(args) -> int:
                 if first is None and c["first_bad_sample"] >= 0:
                     first = (c["first_bad_sample"], c["first_bad_detail"])
                 bar.update(min(args.chunk, n - a))
+        except StoreError as ex:  # e.g. the file shrank or an I/O error during the audit
+            report.problem(f"epoch {e}: {type(ex).__name__}: {ex}")
+            total_bad += 1
+            continue
         finally:
             bar.close()
         bad = sum(counts[k] for k in keys)
         total_bad += bad
         if bad == 0:
-            print(f"epoch {e}: OK ({counts['ok']} records verified)")
+            report.ok_line(f"epoch {e}: OK ({counts['ok']} records verified)")
         else:
             detail = ", ".join(f"{k} {counts[k]}" for k in keys if counts[k])
-            print(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: sample "
-                  f"{first[0]} ({first[1]}) in {f.path}")
+            report.problem(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: "
+                           f"sample {first[0]} ({first[1]}) in {f.path}")
+    report.close()
     if args.data:  # replay attestation: this machine shows the teacher's pixels
         from ..store.attest import verify_cli
         total_bad += verify_cli(store, args.data, epochs)

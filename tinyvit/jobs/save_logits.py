@@ -53,7 +53,7 @@ def open_or_create_store(path, *, dataset, cfg: AugConfig, num_classes: int, top
     if dist.main:
         if os.path.exists(manifest):
             store = LogitStore.open(path, mode="r+")
-            _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp)
+            _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding)
             if store.epochs < epochs:
                 store.add_epochs(epochs - store.epochs)
             store.close()
@@ -66,18 +66,18 @@ def open_or_create_store(path, *, dataset, cfg: AugConfig, num_classes: int, top
                                   value_encoding=value_encoding, epochs=epochs).close()
             except StoreExistsError:  # another job (an epoch segment elsewhere) created it first
                 store = LogitStore.open(path, mode="r")
-                _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp)
+                _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding)
                 store.close()
     dist.barrier()
     store = LogitStore.open(path, mode="r+")
     if not dist.main:
-        _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp)
+        _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding)
     return store
 
 
-def _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp):
+def _check_existing(store, dataset, cfg, num_classes, topk, base_seed, ds_fp, value_encoding=None):
     check_compatible(store, dataset=dataset, aug_config=cfg, num_classes=num_classes, topk=topk,
-                     base_seed=base_seed)
+                     base_seed=base_seed, value_encoding=value_encoding)
 
 
 @torch.no_grad()

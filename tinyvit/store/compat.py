@@ -26,13 +26,14 @@ def stored_base_seed(store) -> int:
 
 
 def check_compatible(store, *, dataset=None, aug_config=None, num_classes: Optional[int] = None,
-                     topk: Optional[int] = None, base_seed: Optional[int] = None) -> None:
+                     topk: Optional[int] = None, base_seed: Optional[int] = None,
+                     value_encoding: Optional[str] = None) -> None:
     """Raise a typed error naming the field and both values unless ``store`` fits.
 
     dataset: ``len(dataset) == store.num_samples`` (StoreMismatchError) and, when both
     sides have one, the dataset fingerprint (DatasetMismatchError); aug_config: its
-    fingerprint (FingerprintMismatchError); num_classes, topk, base_seed: equal to the
-    store's (StoreMismatchError). Arguments left None are not checked.
+    fingerprint (FingerprintMismatchError); num_classes, topk, base_seed, value_encoding:
+    equal to the store's (StoreMismatchError). Arguments left None are not checked.
     """
     where = f"store {store.path!r}"
     if dataset is not None:
@@ -57,6 +58,10 @@ def check_compatible(store, *, dataset=None, aug_config=None, num_classes: Optio
                                  f"{num_classes}")
     if topk is not None and int(topk) != store.topk:
         raise StoreMismatchError(f"{where}: topk {store.topk} != {topk}")
+    if value_encoding is not None and value_encoding != store.value_encoding:
+        raise StoreMismatchError(f"{where}: value_encoding {store.value_encoding!r} != the "
+                                 f"requested {value_encoding!r} (an existing store keeps its "
+                                 "encoding; write a new store to change it)")
     if base_seed is not None:
         sb = stored_base_seed(store)
         if sb != int(base_seed):

@@ -15,6 +15,19 @@ Each record carries a CRC32C check bound to (store, epoch, sample): an unwritten
 sparse-file hole, all zeros) or a torn one never verifies, so ``missing(epoch)`` is exactly the
 set of records a rerun must (re)write.
 
+The record contract (one definition, enforced by the C++ record decoder, so ``read``,
+``missing``, ``audit`` / ``tinyvit verify`` and ``tinyvit inspect`` always agree): a record is
+VALID when its check verifies and its content is what ``write`` accepts -- class indices in
+[0, C) and distinct, probabilities finite in [0, 1] summing to at most 1 + 2e-3 (the write
+tolerance 1e-3 plus fp16 rounding), compact scale/bitmap well formed. ``read`` returns only
+VALID records and raises otherwise: RecordMissingError (never written), ChecksumError (torn,
+corrupted, misplaced), CorruptRecordError (check verifies, content invalid: a forged record or
+a writer bug), each naming the file, epoch, sample and field. ``missing(epoch)`` lists every
+record that is not VALID. Each record is copied once into private memory and both verified and
+decoded from that copy, so a record rewritten concurrently is returned either as the old or as
+the new version, never a mix. No file-system condition (a full tmpfs, a file truncated by
+someone else, an I/O error) becomes a signal: it is a StoreError (see csrc/core/store/store_io.h).
+
 Typical use::
 
     store = LogitStore.create("/data/in21k_logits", num_samples=N, num_classes=21841,
@@ -122,10 +135,14 @@ class LogitStore:
             raise TypeError("meta must be a dict (JSON object) or None")
         path = os.path.abspath(os.fspath(path))
         mpath = os.path.join(path, MANIFEST)
-        if os.path.exists(mpath):
+        if os.path.lexists(mpath):
             return cls._reuse(path, exist_ok, num_samples, num_classes, topk, value_encoding,
                               epochs, aug_fingerprint)
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise StoreIOError(f"{path}: cannot create the store directory: {e.strerror or e}"
+                               ) from None
         store_id = secrets.randbits(64)
         layout = _C._store_layout(value_encoding, topk, num_classes, store_id)
         manifest = {
@@ -151,14 +168,21 @@ class LogitStore:
         }
         try:
             json.dumps(manifest)
-        except TypeError as e:
-            raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: {e}")
+        except (TypeError, ValueError, RecursionError) as e:
+            raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: "
+                            f"{e}") from None
         store = cls(path, manifest, "r+")
         # Epoch files first, manifest last: a visible manifest means a complete store. Files
         # are created without O_TRUNC, so a concurrent creator never destroys written records.
-        for e in range(epochs):
-            store._epoch(e, create=True)
-        if not _write_manifest(path, manifest, exclusive=True):
+        try:
+            for e in range(epochs):
+                store._epoch(e, create=True)
+            published = _write_manifest(path, manifest, exclusive=True)
+        except BaseException:
+            store._closed = True  # nothing to flush: no record was written
+            store._files = {}
+            raise
+        if not published:
             store.close()
             return cls._reuse(path, exist_ok, num_samples, num_classes, topk, value_encoding,
                               epochs, aug_fingerprint)
@@ -237,13 +261,24 @@ class LogitStore:
         return self.epochs * self.num_samples * self.record_size
 
     def disk_usage(self) -> int:
-        """Bytes actually allocated on disk by the epoch files that exist (sparse-aware)."""
+        """Bytes actually allocated on disk by the epoch files that exist (sparse-aware).
+        StoreIOError naming the file for anything but an absent file (e.g. a symlink loop)."""
         total = 0
+        try:
+            present = set(os.listdir(self.path))  # one call, not one stat per absent epoch
+        except OSError as e:
+            raise StoreIOError(f"{self.path}: cannot list the store: {e.strerror or e}") from None
         for e in range(self.epochs):
+            name = EPOCH_FILE.format(e)
+            if name not in present:
+                continue
             try:
-                total += os.stat(self._epoch_path(e)).st_blocks * 512
+                total += os.stat(os.path.join(self.path, name)).st_blocks * 512
             except FileNotFoundError:
                 pass
+            except OSError as ex:
+                raise StoreIOError(f"{os.path.join(self.path, name)}: cannot stat data file: "
+                                   f"{ex.strerror or ex}") from None
         return total
 
     # -- records ------------------------------------------------------------------------
@@ -314,8 +349,9 @@ class LogitStore:
              pin_memory: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Read B records: (seeds int64[B], indices int64[B, K], probs float32[B, K]).
 
-        One C++ call (GIL released): gather by sample index from the mmap, verify every
-        checksum, widen. ``out`` = preallocated (seeds, indices, probs) CPU tensors (e.g. pinned)
+        One C++ call (GIL released): copy the records (by sample index, from a SIGBUS-guarded
+        read-only mapping) into private memory, verify every checksum and the record contract
+        on that copy, widen. ``out`` = preallocated (seeds, indices, probs) CPU tensors (e.g. pinned)
         to fill. ``pin_memory`` allocates pinned outputs when CUDA is available. Raises
         RecordMissingError / ChecksumError / CorruptRecordError naming epoch and sample.
         """
@@ -340,8 +376,10 @@ class LogitStore:
         return out[0], out[1], out[2]
 
     def missing(self, epoch: int) -> np.ndarray:
-        """Sample indices (sorted int64 array) of ``epoch`` whose record is not verified
-        complete: never written, torn, or corrupted. A resumed writer rewrites exactly these."""
+        """Sample indices (sorted int64 array) of ``epoch`` whose record is not VALID (module
+        docstring): never written, torn, corrupted, or invalid content -- exactly the samples
+        read() refuses, and those a resumed writer must rewrite. Reads with pread in 1 MiB
+        chunks and skips sparse holes without reading them."""
         return self._epoch(epoch).missing(0, self.num_samples).numpy()
 
     def is_complete(self, epoch: int) -> bool:

@@ -1,12 +1,14 @@
 """manifest.json: the store's self-description, published atomically, validated on read."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import stat
 
 from .._ext import _C
-from .errors import FormatVersionError, ManifestError
+from .errors import FormatVersionError, ManifestError, StoreIOError
 
 FORMAT_NAME = "tinyvit-logit-store"
 FORMAT_VERSION = 1
@@ -32,35 +34,82 @@ def _write_manifest(path: str, manifest: dict, exclusive: bool) -> bool:
     """Atomically publish manifest.json: tmp file + fsync, then link (exclusive) or rename.
 
     Returns False when ``exclusive`` and a manifest already exists (someone else created it).
+    Any OS error (a full disk, a read-only file system) raises StoreIOError naming the file;
+    the tmp file is removed and the previous manifest.json, if any, is left as it was.
     """
     final = os.path.join(path, MANIFEST)
     tmp = os.path.join(path, f".{MANIFEST}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise StoreIOError(f"{tmp}: cannot create manifest tmp file: {e.strerror}") from None
     try:
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (e.g. close to a full disk)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if exclusive:
             try:
                 os.link(tmp, final)  # atomic and fails if it exists: first creator wins
             except FileExistsError:
                 return False
-            except OSError:  # file systems without hard links
-                if os.path.exists(final):
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if os.path.lexists(final):  # file systems without hard links
                     return False
                 os.rename(tmp, final)
                 tmp = None
         else:
             os.replace(tmp, final)
             tmp = None
+    except OSError as e:
+        raise StoreIOError(f"{final}: cannot write manifest: {e.strerror or e}") from None
     finally:
         if tmp is not None:
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     _fsync_dir(path)
     return True
+
+
+_MAX_MANIFEST_BYTES = 1 << 24
+
+
+def _read_bytes_regular(fpath: str, limit: int) -> bytes:
+    """Read a regular file; anything else (a FIFO, a device, a directory) is refused without
+    blocking (O_NONBLOCK on open, S_ISREG on the open descriptor)."""
+    fd = os.open(fpath, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ManifestError(f"{fpath}: manifest is not a regular file")
+        if st.st_size > limit:
+            raise ManifestError(f"{fpath}: manifest is {st.st_size} bytes (more than {limit})")
+        chunks, n = [], 0
+        while n <= limit:
+            b = os.read(fd, min(1 << 20, limit + 1 - n))
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+        if n > limit:
+            raise ManifestError(f"{fpath}: manifest grew past {limit} bytes while read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _show(v) -> str:
+    """repr of a manifest value for an error message, cut short (a field may be megabytes)."""
+    r = repr(v)
+    return r if len(r) <= 80 else r[:60] + f"... ({len(r)} chars)"
 
 
 _INT_FIELDS = ("format_version", "num_samples", "num_classes", "topk", "record_size", "epochs")
@@ -70,8 +119,7 @@ _STR_FIELDS = ("format", "index_dtype", "value_encoding", "store_id", "checksum"
 def _read_manifest(path: str) -> dict:
     mpath = os.path.join(path, MANIFEST)
     try:
-        with open(mpath, "rb") as f:
-            raw = f.read(1 << 24)
+        raw = _read_bytes_regular(mpath, _MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(f"{mpath}: manifest missing (not a logit store, or creation did "
                             f"not finish)") from None
@@ -81,26 +129,35 @@ def _read_manifest(path: str) -> dict:
         m = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise ManifestError(f"{mpath}: manifest is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ManifestError(f"{mpath}: manifest is not valid JSON: nested too deeply") from None
     if not isinstance(m, dict):
         raise ManifestError(f"{mpath}: manifest must be a JSON object, got {type(m).__name__}")
     if m.get("format") != FORMAT_NAME:
         raise ManifestError(f"{mpath}: field 'format' must be {FORMAT_NAME!r}, got "
-                            f"{m.get('format')!r}")
+                            f"{_show(m.get('format'))}")
     v = m.get("format_version")
     if not isinstance(v, int) or isinstance(v, bool):
-        raise ManifestError(f"{mpath}: field 'format_version' missing or not an integer: {v!r}")
+        raise ManifestError(f"{mpath}: field 'format_version' missing or not an integer: {_show(v)}")
     if v != FORMAT_VERSION:
         raise FormatVersionError(f"{mpath}: field 'format_version' is {v}; this tinyvit reads "
                                  f"version {FORMAT_VERSION}")
     for k in _INT_FIELDS:
         x = m.get(k)
         if not isinstance(x, int) or isinstance(x, bool):
-            raise ManifestError(f"{mpath}: field {k!r} missing or not an integer: {x!r}")
+            raise ManifestError(f"{mpath}: field {k!r} missing or not an integer: {_show(x)}")
     for k in _STR_FIELDS:
         if not isinstance(m.get(k), str):
-            raise ManifestError(f"{mpath}: field {k!r} missing or not a string: {m.get(k)!r}")
-    if not isinstance(m.get("aug_fingerprint"), (str, type(None))):
-        raise ManifestError(f"{mpath}: field 'aug_fingerprint' must be a string or null")
+            raise ManifestError(f"{mpath}: field {k!r} missing or not a string: {_show(m.get(k))}")
+    if "aug_fingerprint" not in m:
+        raise ManifestError(f"{mpath}: field 'aug_fingerprint' missing (a string, or null for "
+                            f"stores written without one)")
+    if not isinstance(m["aug_fingerprint"], (str, type(None))):
+        raise ManifestError(f"{mpath}: field 'aug_fingerprint' must be a string or null, got "
+                            f"{type(m['aug_fingerprint']).__name__}")
+    if not isinstance(m.get("meta"), dict):
+        raise ManifestError(f"{mpath}: field 'meta' missing or not a JSON object: "
+                            f"{type(m.get('meta')).__name__}")
     n, c, k, e = m["num_samples"], m["num_classes"], m["topk"], m["epochs"]
     if not 1 <= n <= 1 << 48:
         raise ManifestError(f"{mpath}: field 'num_samples' = {n} outside [1, 2^48]")
@@ -111,23 +168,23 @@ def _read_manifest(path: str) -> dict:
     if not 0 <= e <= 1 << 20:
         raise ManifestError(f"{mpath}: field 'epochs' = {e} outside [0, 2^20]")
     if m["value_encoding"] not in ENCODINGS:
-        raise ManifestError(f"{mpath}: field 'value_encoding' = {m['value_encoding']!r}, "
+        raise ManifestError(f"{mpath}: field 'value_encoding' = {_show(m['value_encoding'])}, "
                             f"expected one of {ENCODINGS}")
     want_dtype = "uint16" if c <= 65535 else "int32"
     if m["index_dtype"] != want_dtype:
-        raise ManifestError(f"{mpath}: field 'index_dtype' = {m['index_dtype']!r}, expected "
+        raise ManifestError(f"{mpath}: field 'index_dtype' = {_show(m['index_dtype'])}, expected "
                             f"{want_dtype!r} for num_classes = {c}")
     if m["checksum"] != "crc32c":
-        raise ManifestError(f"{mpath}: field 'checksum' = {m['checksum']!r}, expected 'crc32c'")
+        raise ManifestError(f"{mpath}: field 'checksum' = {_show(m['checksum'])}, expected 'crc32c'")
     if m["epoch_file"] != EPOCH_FILE:
-        raise ManifestError(f"{mpath}: field 'epoch_file' = {m['epoch_file']!r}, expected "
+        raise ManifestError(f"{mpath}: field 'epoch_file' = {_show(m['epoch_file'])}, expected "
                             f"{EPOCH_FILE!r}")
     try:
         sid = int(m["store_id"], 16)
         if not 0 <= sid < 1 << 64 or len(m["store_id"]) != 16:
             raise ValueError
     except ValueError:
-        raise ManifestError(f"{mpath}: field 'store_id' = {m['store_id']!r} is not 16 hex "
+        raise ManifestError(f"{mpath}: field 'store_id' = {_show(m['store_id'])} is not 16 hex "
                             f"digits") from None
     layout = _C._store_layout(m["value_encoding"], k, c, sid)
     if m["record_size"] != layout["record_size"]:

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <cstdio>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -215,21 +217,21 @@ namespace {
 
 struct Kernels {
   const char* name;
-  BatchStatus (*decode_batch)(const Layout&, const uint8_t*, uint32_t, const int64_t*, size_t,
-                              int64_t*, int64_t*, float*);
-  size_t (*scan_missing)(const Layout&, const uint8_t*, uint32_t, uint64_t, uint64_t, int64_t*);
+  BatchStatus (*decode_records)(const Layout&, const uint8_t*, uint32_t, const int64_t*, size_t,
+                                int64_t*, int64_t*, float*);
+  size_t (*scan_checks)(const Layout&, const uint8_t*, uint32_t, uint64_t, uint64_t, int64_t*);
   uint32_t (*record_check)(const Layout&, uint32_t, uint64_t, const uint8_t*);
   uint32_t (*crc32c_raw)(uint32_t, const uint8_t*, size_t);
   void (*encode_values_fp16)(const float*, uint8_t*, size_t);
   int (*decode_one)(const Layout&, const uint8_t*, int64_t*, int64_t*, float*, const char**);
 };
 
-const Kernels kPortable = {"portable",           portable::decode_batch,
-                           portable::scan_missing, portable::record_check,
+const Kernels kPortable = {"portable",           portable::decode_records,
+                           portable::scan_checks,  portable::record_check,
                            portable::crc32c_raw,   portable::encode_values_fp16,
                            portable::decode_one};
 #if TV_HAVE_X86_FAST
-const Kernels kFast = {"sse4.2+avx2+f16c", fast::decode_batch,       fast::scan_missing,
+const Kernels kFast = {"sse4.2+avx2+f16c", fast::decode_records,     fast::scan_checks,
                        fast::record_check, fast::crc32c_raw,         fast::encode_values_fp16,
                        fast::decode_one};
 bool cpu_has_fast() {
@@ -339,56 +341,49 @@ RecordState record_state(const Layout& L, uint32_t epoch, uint64_t sample, const
   return RecordState::kMissing;
 }
 
-BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
-                         const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
-                         float* probs) {
-  return K().decode_batch(L, base, epoch, samples, B, seeds, indices, probs);
-}
-
-size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
-                    uint64_t count, int64_t* out) {
-  return K().scan_missing(L, base, epoch, first, count, out);
-}
-
-// ---- encode ----------------------------------------------------------------------------
 namespace {
-// Duplicate-class detection. For C up to 2^22 a stamp array (stamp[c] == current mark when c
-// was seen in the current record; never cleared) costs O(K) per record; beyond that the array
-// would be too large to allocate per call, so the K indices are sorted instead.
-constexpr uint32_t kStampMaxClasses = 1u << 22;
+// Duplicate-class detection. For C up to 2^25 a bitmap of C bits (L1-resident for C <= 2^18:
+// 21841 classes are 2.7 KiB) costs K bit tests per record; only the words touched are cleared
+// afterwards. Beyond that the bitmap would be too large per thread, so the K indices are
+// sorted instead.
+constexpr uint32_t kBitmapMaxClasses = 1u << 25;
 class DupFinder {
  public:
   DupFinder(uint32_t num_classes, size_t K)
-      : use_stamp_(num_classes <= kStampMaxClasses),
-        stamp_(use_stamp_ ? num_classes : 0, 0) {
-    if (!use_stamp_) sorted_.reserve(K);
+      : use_bits_(num_classes <= kBitmapMaxClasses),
+        bits_(use_bits_ ? (static_cast<size_t>(num_classes) + 63) / 64 : 0, 0) {
+    sorted_.reserve(K);
   }
   // Returns a repeated class of ix[0..K) or -1. Indices must already be in [0, C).
   int64_t find(const int64_t* ix, size_t K) {
-    if (use_stamp_) {
-      if (++mark_ == 0) {  // wrap-around after 2^32 records
-        std::fill(stamp_.begin(), stamp_.end(), 0);
-        mark_ = 1;
-      }
+    if (use_bits_) {
+      // Branch-free: no mispredicted exits in the common (no duplicate) case.
+      uint64_t seen_twice = 0;
       for (size_t k = 0; k < K; ++k) {
-        uint32_t& st = stamp_[static_cast<size_t>(ix[k])];
-        if (st == mark_) return ix[k];
-        st = mark_;
+        const uint64_t c = static_cast<uint64_t>(ix[k]);
+        uint64_t& w = bits_[c >> 6];
+        const uint64_t m = uint64_t{1} << (c & 63);
+        seen_twice |= w & m;
+        w |= m;
       }
-      return -1;
+      for (size_t k = 0; k < K; ++k) bits_[static_cast<uint64_t>(ix[k]) >> 6] = 0;
+      if (!seen_twice) return -1;
+      return find_sorted(ix, K);  // rare: name the repeated class
     }
+    return find_sorted(ix, K);
+  }
+
+ private:
+  int64_t find_sorted(const int64_t* ix, size_t K) {
     sorted_.assign(ix, ix + K);
     std::sort(sorted_.begin(), sorted_.end());
     for (size_t k = 1; k < K; ++k)
       if (sorted_[k] == sorted_[k - 1]) return sorted_[k];
     return -1;
   }
-
- private:
-  bool use_stamp_;
-  std::vector<uint32_t> stamp_;
+  bool use_bits_;
+  std::vector<uint64_t> bits_;
   std::vector<int64_t> sorted_;
-  uint32_t mark_ = 0;
 };
 
 BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
@@ -400,6 +395,144 @@ BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
 }
 }  // namespace
 
+namespace {
+// One duplicate finder per thread and class count: the C-sized stamp array is allocated once,
+// not per read call.
+DupFinder& thread_dups(uint32_t num_classes, size_t K) {
+  thread_local std::unique_ptr<DupFinder> d;
+  thread_local uint32_t d_classes = 0;
+  thread_local size_t d_k = 0;
+  if (!d || d_classes != num_classes || d_k != K) {
+    d.reset(new DupFinder(num_classes, K));
+    d_classes = num_classes;
+    d_k = K;
+  }
+  return *d;
+}
+
+std::vector<uint8_t>& gather_buffer() {
+  thread_local std::vector<uint8_t> buf;
+  return buf;
+}
+
+std::string num(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+
+// Content half of the record contract (store_format.h): returns a Finding and the detail
+// naming the field. idx/prob are the decoded record.
+enum Finding { kFindOk = 0, kFindDup, kFindRange, kFindSum };
+Finding check_content(const Layout& L, const int64_t* idx, const float* prob, DupFinder& dups,
+                      std::string* detail) {
+  const size_t K = L.topk;
+  // Fast path, branch-free (vectorises): all in [0, 1] (NaN fails) and the sum bound.
+  {
+    bool out_of_range = false;
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: no FP-add latency bound
+    size_t k = 0;
+    for (; k + 4 <= K; k += 4)
+      for (int q = 0; q < 4; ++q) {
+        const float p = prob[k + q];
+        out_of_range |= !(p >= 0.0f && p <= 1.0f);
+        acc[q] += p;
+      }
+    for (; k < K; ++k) {
+      out_of_range |= !(prob[k] >= 0.0f && prob[k] <= 1.0f);
+      acc[0] += prob[k];
+    }
+    const double total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    if (!out_of_range && total <= 1.0 + kDecodeSumTolerance) {
+      const int64_t dup = dups.find(idx, K);
+      if (dup < 0) return kFindOk;
+      *detail = "topk_indices: class " + std::to_string(dup) + " repeated";
+      return kFindDup;
+    }
+  }
+  double sum = 0.0;  // slow path: name the first offending field
+  for (size_t k = 0; k < K; ++k) {
+    const float p = prob[k];
+    if (!(p >= 0.0f && p <= 1.0f)) {
+      *detail = "topk_probs[" + std::to_string(k) + "] = " + num(p) + " not in [0, 1]";
+      return kFindRange;
+    }
+    sum += p;
+  }
+  if (!(sum <= 1.0 + kDecodeSumTolerance)) {
+    *detail = "topk_probs sum " + num(sum) + " > 1 + " + num(kDecodeSumTolerance);
+    return kFindSum;
+  }
+  const int64_t dup = dups.find(idx, K);
+  if (dup >= 0) {
+    *detail = "topk_indices: class " + std::to_string(dup) + " repeated";
+    return kFindDup;
+  }
+  return kFindOk;
+}
+}  // namespace
+
+BatchStatus decode_records(const Layout& L, const uint8_t* recs, uint32_t epoch,
+                           const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
+                           float* probs) {
+  BatchStatus st = K().decode_records(L, recs, epoch, samples, B, seeds, indices, probs);
+  if (!st.ok()) return st;
+  DupFinder& dups = thread_dups(L.num_classes, L.topk);
+  std::string detail;
+  for (size_t b = 0; b < B; ++b)
+    if (check_content(L, indices + b * L.topk, probs + b * L.topk, dups, &detail) != kFindOk)
+      return fail(ErrorKind::kCorruptRecord, b, detail);
+  return st;
+}
+
+BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
+                         const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
+                         float* probs) {
+  const size_t R = L.record_size;
+  std::vector<uint8_t>& buf = gather_buffer();
+  if (buf.size() < B * R) buf.resize(B * R);
+  for (size_t b = 0; b < B; ++b)
+    std::memcpy(buf.data() + b * R, base + static_cast<size_t>(samples[b]) * R, R);
+  return decode_records(L, buf.data(), epoch, samples, B, seeds, indices, probs);
+}
+
+size_t scan_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
+                    uint64_t count, int64_t* out) {
+  // Checks first (the fast kernel); then content of every record whose check verified.
+  const size_t n_bad = K().scan_checks(L, recs, epoch, first, count, out);
+  const size_t Kk = L.topk, R = L.record_size;
+  thread_local std::vector<int64_t> idx;
+  thread_local std::vector<float> prob;
+  idx.resize(Kk);
+  prob.resize(Kk);
+  DupFinder& dups = thread_dups(L.num_classes, Kk);
+  std::vector<int64_t> extra;
+  size_t j = 0;
+  std::string detail;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (j < n_bad && out[j] == static_cast<int64_t>(i)) {
+      ++j;
+      continue;
+    }
+    int64_t seed;
+    const char* d = nullptr;
+    if (K().decode_one(L, recs + i * R, &seed, idx.data(), prob.data(), &d) != 0 ||
+        check_content(L, idx.data(), prob.data(), dups, &detail) != kFindOk)
+      extra.push_back(static_cast<int64_t>(i));
+  }
+  if (extra.empty()) return n_bad;
+  std::vector<int64_t> merged(n_bad + extra.size());
+  std::merge(out, out + n_bad, extra.begin(), extra.end(), merged.begin());
+  std::copy(merged.begin(), merged.end(), out);
+  return merged.size();
+}
+
+size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
+                    uint64_t count, int64_t* out) {
+  return scan_records(L, base + first * L.record_size, epoch, first, count, out);
+}
+
+// ---- encode ----------------------------------------------------------------------------
 BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples, size_t B,
                          const int64_t* seeds, const int64_t* indices, const float* probs,
                          uint8_t* out) {
@@ -500,16 +633,17 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
 }
 
 // ---- audit -------------------------------------------------------------------------------
-void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
-                 uint64_t count, AuditCounts* counts) {
+void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
+                   uint64_t count, AuditCounts* counts) {
   const Kernels& kern = K();
   const size_t K = L.topk, R = L.record_size;
   std::vector<int64_t> idx(K);
   std::vector<float> prob(K);
-  DupFinder dups(L.num_classes, K);
+  DupFinder& dups = thread_dups(L.num_classes, K);
+  std::string detail;
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t s = first + i;
-    const uint8_t* rec = base + s * R;
+    const uint8_t* rec = recs + i * R;
     auto note = [&](const std::string& what) {
       if (counts->first_bad_sample < 0) {
         counts->first_bad_sample = static_cast<int64_t>(s);
@@ -528,42 +662,38 @@ void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t 
       continue;
     }
     int64_t seed;
-    const char* detail = nullptr;
-    const int kind = kern.decode_one(L, rec, &seed, idx.data(), prob.data(), &detail);
+    const char* d = nullptr;
+    const int kind = kern.decode_one(L, rec, &seed, idx.data(), prob.data(), &d);
     if (kind) {
-      if (detail && std::strstr(detail, "class index")) {
+      if (d && std::strstr(d, "class index")) {
         ++counts->bad_index;
       } else {
         ++counts->bad_encoding;
       }
-      note(detail ? detail : "corrupt record");
+      note(d ? d : "corrupt record");
       continue;
     }
-    const bool dup = dups.find(idx.data(), K) >= 0;
-    bool range = false;
-    double sum = 0.0;
-    for (size_t k = 0; k < K; ++k) {
-      if (!(prob[k] >= 0.0f && prob[k] <= 1.0f)) range = true;
-      sum += prob[k];
+    switch (check_content(L, idx.data(), prob.data(), dups, &detail)) {
+      case kFindOk:
+        ++counts->ok;
+        continue;
+      case kFindDup:
+        ++counts->duplicate_index;
+        break;
+      case kFindRange:
+        ++counts->prob_range;
+        break;
+      case kFindSum:
+        ++counts->prob_sum;
+        break;
     }
-    bool bad = false;
-    if (dup) {
-      ++counts->duplicate_index;
-      note("duplicate class index");
-      bad = true;
-    }
-    if (range) {
-      ++counts->prob_range;
-      note("probability outside [0, 1]");
-      bad = true;
-    }
-    if (!(sum <= 1.0 + kAuditSumTolerance)) {
-      ++counts->prob_sum;
-      note("probability sum " + std::to_string(sum) + " > 1 + eps");
-      bad = true;
-    }
-    if (!bad) ++counts->ok;
+    note(detail);
   }
+}
+
+void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
+                 uint64_t count, AuditCounts* counts) {
+  audit_records(L, base + first * L.record_size, epoch, first, count, counts);
 }
 
 }  // namespace store

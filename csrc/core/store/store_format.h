@@ -117,10 +117,26 @@ struct BatchStatus {
   bool ok() const { return kind == 0; }
 };
 
-// Reads B records from an epoch file image `base` (num_samples records). samples[] must be
-// validated in [0, num_samples) by the caller. Verifies each check, validates the decoded
-// content (indices < C, compact bitmap well formed) and writes widened outputs:
+// ---- the record contract -------------------------------------------------------------------
+// A record is VALID when its check verifies AND its decoded content is what encode_batch
+// accepts: class indices < C and distinct, probabilities finite in [0, 1] with sum <= 1 +
+// kDecodeSumTolerance (the write tolerance plus fp16 rounding), compact scale and bitmap well
+// formed. Every reader applies this one definition: decode (read), scan (missing) and audit
+// (verify, inspect) therefore agree on every record. A record whose check verifies but whose
+// content does not is kCorruptRecord (a writer bug or a forged record, never silently used).
+constexpr double kSumTolerance = 1e-3;        // write side
+constexpr double kDecodeSumTolerance = 2e-3;  // read side: + fp16 rounding (<= 2^-11 relative)
+constexpr double kAuditSumTolerance = kDecodeSumTolerance;
+
+// Decodes B records held in caller-owned memory: recs + b * R is the record of samples[b].
+// Verify and decode read the same (private) bytes, so no concurrent file change can mix two
+// versions of a record. Validates the content (contract above) and writes widened outputs:
 // seeds[B] (int64), indices[B*K] (int64), probs[B*K] (float32).
+BatchStatus decode_records(const Layout& L, const uint8_t* recs, uint32_t epoch,
+                           const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
+                           float* probs);
+// Same on an epoch image `base` (record s at base + s * R): gathers the B records into a
+// private per-thread copy first, then decode_records. samples[] must be in range.
 BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
                          const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
                          float* probs);
@@ -128,24 +144,30 @@ BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
 // Encodes B records into out[B * R] after validating each (seed in [0, 2^32), indices in
 // [0, C) and distinct, probs finite in [0, 1] with sum <= 1 + kSumTolerance). The compact
 // encoding sorts (prob, index) pairs by descending prob first.
-constexpr double kSumTolerance = 1e-3;
 BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples, size_t B,
                          const int64_t* seeds, const int64_t* indices, const float* probs,
                          uint8_t* out);
 
-// Writes the positions (sample - first) of records in [first, first + count) that are not
-// verified complete into out (capacity count); returns how many.
+// recs holds `count` contiguous records, the first being sample `first`. Writes the positions
+// (sample - first) of records that are not VALID (missing, bad check, or bad content) into
+// out (capacity count); returns how many.
+size_t scan_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
+                    uint64_t count, int64_t* out);
+// Same on an epoch image (record s at base + s * R).
 size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
                     uint64_t count, int64_t* out);
 
-// Full audit used by `tinyvit verify`: counts per finding over [first, first + count).
+// Full audit used by `tinyvit verify`: counts per finding (each record counted once, under
+// its first finding) over `count` contiguous records starting with sample `first`.
 struct AuditCounts {
   uint64_t ok = 0, missing = 0, bad_check = 0, bad_index = 0, duplicate_index = 0,
            prob_range = 0, prob_sum = 0, bad_encoding = 0;
   int64_t first_bad_sample = -1;
   std::string first_bad_detail;
 };
-constexpr double kAuditSumTolerance = 2e-3;
+void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
+                   uint64_t count, AuditCounts* counts);
+// Same on an epoch image (record s at base + s * R).
 void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
                  uint64_t count, AuditCounts* counts);
 

@@ -1,5 +1,6 @@
 // Epoch file I/O for the logit store (see store_io.h).
 #include "core/store/store_io.h"
+#include "core/store/store_guard.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -16,11 +17,17 @@ namespace store {
 namespace {
 std::string errno_text(int err) { return std::string(std::strerror(err)); }
 
-// Encode buffers are reused per thread: a write batch allocates nothing in steady state.
+// Encode / read buffers are reused per thread: a batch allocates nothing in steady state.
 std::vector<uint8_t>& encode_buffer() {
   thread_local std::vector<uint8_t> buf;
   return buf;
 }
+std::vector<uint8_t>& read_buffer() {
+  thread_local std::vector<uint8_t> buf;
+  return buf;
+}
+// Bytes read per chunk by missing()/audit(): bounds the scratch memory.
+constexpr uint64_t kChunkBytes = 1 << 20;
 }  // namespace
 
 void EpochFile::fail(ErrorKind kind, const std::string& what) const {
@@ -36,7 +43,9 @@ EpochFile::EpochFile(const std::string& path, const Layout& layout, uint64_t num
   const uint64_t expected = num_samples * R;
   int flags = (writable || create) ? O_RDWR : O_RDONLY;
   if (create) flags |= O_CREAT;  // never O_TRUNC: an existing file keeps its records
-  fd_ = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+  // O_NONBLOCK: opening a FIFO (or a device) put where an epoch file belongs must not block;
+  // it is refused as "not a regular file" below.
+  fd_ = ::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd_ < 0) {
     const int err = errno;
     if (err == ENOENT) fail(ErrorKind::kEpochMissing, "data file does not exist");
@@ -52,8 +61,11 @@ EpochFile::EpochFile(const std::string& path, const Layout& layout, uint64_t num
   if (!S_ISREG(st.st_mode)) {
     ::close(fd_);
     fd_ = -1;
-    fail(ErrorKind::kIo, "data file is not a regular file");
+    fail(ErrorKind::kIo, "data file is not a regular file (mode " +
+                             std::to_string(st.st_mode & S_IFMT) + ")");
   }
+  const int fl = ::fcntl(fd_, F_GETFL);
+  if (fl >= 0) ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK);
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (create && size == 0) {
     // Sparse preallocation: every record reads as zeros (= missing) until written.
@@ -91,6 +103,28 @@ EpochFile::~EpochFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void EpochFile::pread_records(uint64_t first, uint64_t n, uint8_t* dst) const {
+  const uint64_t R = layout_.record_size;
+  size_t len = static_cast<size_t>(n * R);
+  off_t off = static_cast<off_t>(first * R);
+  while (len > 0) {
+    const ssize_t got = ::pread(fd_, dst, len, off);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      fail(ErrorKind::kIo, "pread of sample " + std::to_string(off / R) + " failed: " +
+                               errno_text(errno));
+    }
+    if (got == 0)
+      fail(ErrorKind::kTruncatedFile, "sample " + std::to_string(off / R) +
+                                          ": file ends early (shrunk since it was opened; "
+                                          "expected " +
+                                          std::to_string(num_samples_ * R) + " bytes)");
+    dst += got;
+    len -= static_cast<size_t>(got);
+    off += got;
+  }
+}
+
 void EpochFile::read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
                      float* probs) const {
   for (size_t b = 0; b < B; ++b) {
@@ -99,7 +133,20 @@ void EpochFile::read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* 
                                         std::to_string(samples[b]) + " outside [0, num_samples=" +
                                         std::to_string(num_samples_) + ")");
   }
-  const BatchStatus st = decode_batch(layout_, map_, epoch_, samples, B, seeds, indices, probs);
+  const size_t R = layout_.record_size;
+  std::vector<uint8_t>& buf = read_buffer();
+  if (buf.size() < B * R) buf.resize(B * R);
+  if (!guarded_gather(map_, R, samples, B, buf.data())) {
+    // The mapping faulted (hole on a full tmpfs, file truncated, I/O error): pread instead.
+    for (size_t b = 0; b < B;) {
+      size_t e = b + 1;
+      while (e < B && samples[e] == samples[e - 1] + 1) ++e;
+      pread_records(static_cast<uint64_t>(samples[b]), e - b, buf.data() + b * R);
+      b = e;
+    }
+  }
+  const BatchStatus st =
+      decode_records(layout_, buf.data(), epoch_, samples, B, seeds, indices, probs);
   if (st.ok()) return;
   const std::string where = "sample " + std::to_string(samples[st.position]) +
                             " (batch position " + std::to_string(st.position) + ")";
@@ -163,31 +210,84 @@ void EpochFile::check_range(uint64_t first, uint64_t count) const {
                                       std::to_string(num_samples_) + ")");
 }
 
+template <class Hole, class Data>
+void EpochFile::for_each_chunk(uint64_t first, uint64_t count, Hole hole, Data data) const {
+  const uint64_t R = layout_.record_size;
+  const uint64_t chunk = std::max<uint64_t>(1, kChunkBytes / R);
+  std::vector<uint8_t>& buf = read_buffer();
+  const uint64_t end = first + count;
+  uint64_t s = first;
+  bool seek_ok = true;  // SEEK_DATA unsupported (EINVAL) -> read everything
+  while (s < end) {
+    uint64_t data_end = end;  // records [s, data_end) may hold data
+    if (seek_ok) {
+      const off_t d = ::lseek(fd_, static_cast<off_t>(s * R), SEEK_DATA);
+      if (d < 0 && errno == ENXIO) {  // only holes from here to the end of the file
+        hole(s, end - s);
+        return;
+      }
+      if (d < 0) {
+        seek_ok = false;
+      } else {
+        const uint64_t first_data = static_cast<uint64_t>(d) / R;  // record holding byte d
+        if (first_data > s) {
+          const uint64_t n = std::min(first_data, end) - s;
+          hole(s, n);
+          s += n;
+          continue;
+        }
+        const off_t h = ::lseek(fd_, static_cast<off_t>(d), SEEK_HOLE);
+        if (h > d) data_end = std::min<uint64_t>(end, (static_cast<uint64_t>(h) + R - 1) / R);
+      }
+    }
+    const uint64_t n = std::min<uint64_t>({chunk, end - s, std::max<uint64_t>(1, data_end - s)});
+    if (buf.size() < n * R) buf.resize(static_cast<size_t>(n * R));
+    pread_records(s, n, buf.data());
+    data(buf.data(), s, n);
+    s += n;
+  }
+}
+
 std::vector<int64_t> EpochFile::missing(uint64_t first, uint64_t count) const {
   check_range(first, count);
   std::vector<int64_t> out;
-  // Chunks bound the scratch memory; positions come back relative to the chunk start.
-  constexpr uint64_t kChunk = 1 << 16;
-  std::vector<int64_t> tmp(static_cast<size_t>(std::min<uint64_t>(count, kChunk)));
-  for (uint64_t s = 0; s < count; s += kChunk) {
-    const uint64_t n = std::min<uint64_t>(kChunk, count - s);
-    const size_t m = scan_missing(layout_, map_, epoch_, first + s, n, tmp.data());
-    for (size_t i = 0; i < m; ++i) out.push_back(static_cast<int64_t>(first + s) + tmp[i]);
-  }
+  std::vector<int64_t> tmp;
+  for_each_chunk(
+      first, count,
+      [&](uint64_t a, uint64_t n) {
+        for (uint64_t i = 0; i < n; ++i) out.push_back(static_cast<int64_t>(a + i));
+      },
+      [&](const uint8_t* recs, uint64_t a, uint64_t n) {
+        if (tmp.size() < n) tmp.resize(static_cast<size_t>(n));
+        const size_t m = scan_records(layout_, recs, epoch_, a, n, tmp.data());
+        for (size_t i = 0; i < m; ++i) out.push_back(static_cast<int64_t>(a) + tmp[i]);
+      });
   return out;
 }
 
 AuditCounts EpochFile::audit(uint64_t first, uint64_t count) const {
   check_range(first, count);
   AuditCounts c;
-  audit_range(layout_, map_, epoch_, first, count, &c);
+  for_each_chunk(
+      first, count,
+      [&](uint64_t a, uint64_t n) {
+        c.missing += n;
+        if (c.first_bad_sample < 0) {
+          c.first_bad_sample = static_cast<int64_t>(a);
+          c.first_bad_detail = "record missing (never written)";
+        }
+      },
+      [&](const uint8_t* recs, uint64_t a, uint64_t n) {
+        audit_records(layout_, recs, epoch_, a, n, &c);
+      });
   return c;
 }
 
 std::string EpochFile::raw_record(uint64_t sample) const {
   check_range(sample, 1);
-  const size_t R = layout_.record_size;
-  return std::string(reinterpret_cast<const char*>(map_ + sample * R), R);
+  std::string out(layout_.record_size, '\0');
+  pread_records(sample, 1, reinterpret_cast<uint8_t*>(&out[0]));
+  return out;
 }
 
 void EpochFile::sync() {

@@ -1,11 +1,21 @@
-// One epoch file of a logit store: mmap for reads, pwrite for writes (pure C++, POSIX).
+// One epoch file of a logit store: pread for reads, pwrite for writes (pure C++, POSIX).
 //
 // Why pwrite and not writes through the mapping: a record lands at its own offset with one
 // system call, so any number of processes (on one machine, or on machines sharing a POSIX
 // file system) can fill disjoint records of the same file with no locking; a process killed
 // at any instant leaves every other record untouched, and its own partly written record fails
-// its checksum (see store_format.h). Readers map the file read-only and see completed records
-// through the page cache.
+// its checksum (see store_format.h).
+//
+// Reads: (1) every record is copied once into memory this process owns, and the checksum and
+// the decode both read that copy, so a concurrent rewrite can never yield a record mixing two
+// versions. (2) No file-system condition becomes a signal. Reading a sparse hole through a
+// MAP_SHARED mapping of a tmpfs file allocates a page (a full tmpfs -> SIGBUS), as does
+// reading past the end of a file someone truncated, or an I/O error. So missing()/audit() use
+// pread in 1 MiB chunks and skip holes with SEEK_DATA (a hole is "missing" without reading
+// it), and read() gathers from a read-only mapping under a SIGBUS guard (store_guard.h): a
+// fault during the copy abandons the mapping for that batch and redoes it with pread, which
+// returns zeros or an errno instead. The mapping stays because random batched reads need it:
+// one pread per record costs a system call (~0.3-1 us) against ~20-150 ns per mapped record.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +39,8 @@ class EpochFile {
   EpochFile(const EpochFile&) = delete;
   EpochFile& operator=(const EpochFile&) = delete;
 
-  // Validates samples in [0, N), then decodes (store_format.h decode_batch); throws
+  // Validates samples in [0, N), preads the records (runs of consecutive samples in one call)
+  // into a per-thread buffer, then decodes that copy (store_format.h decode_records); throws
   // StoreException naming file, epoch, sample and batch position.
   void read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
             float* probs) const;
@@ -52,13 +63,20 @@ class EpochFile {
  private:
   [[noreturn]] void fail(ErrorKind kind, const std::string& what) const;
   void check_range(uint64_t first, uint64_t count) const;
+  // Reads records [first, first + n) into dst (n * R bytes); a short read (file shrunk by
+  // someone else) is kTruncatedFile.
+  void pread_records(uint64_t first, uint64_t n, uint8_t* dst) const;
+  // Calls hole(first, n) for runs of records lying entirely in sparse holes and
+  // data(recs, first, n) for chunks that were read, covering [first, first + count) in order.
+  template <class Hole, class Data>
+  void for_each_chunk(uint64_t first, uint64_t count, Hole hole, Data data) const;
   std::string path_;
   Layout layout_;
   uint64_t num_samples_;
   uint32_t epoch_;
   bool writable_;
   int fd_ = -1;
-  const uint8_t* map_ = nullptr;
+  const uint8_t* map_ = nullptr;  // read-only; only read through guarded_copy
   size_t map_size_ = 0;
 };
 
