@@ -73,7 +73,7 @@ def test_train_distill_on_a_store_of_another_subset_or_size(capsys, store64, tmp
                           *base, "--img-size", "24", match="aug_fingerprint")
     assert store64 in line
     one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64", *base,
-                   "--epochs", "2", match="epoch 1")
+                   "--epochs", "2", match="asks for 2 epochs but the store holds 1")
     one_line_error(capsys, "train", "--distill", str(tmp_path / "nothing"), "--data", "fashion-mnist", *base,
                    match="nothing")
 

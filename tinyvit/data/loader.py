@@ -422,7 +422,7 @@ class DistillLoader(ReplayLoader):
             raise EpochMissingError(
                 f"{self._where}: the run asks for {epochs} epochs but the store holds {have} "
                 f"(0..{have - 1}); save more with tinyvit save-logits --epochs {epochs}, or pass "
-                f"reuse_epochs=True to train epoch e on stored epoch e % {have}")
+                f"reuse_epochs=True (tinyvit train --reuse-epochs) to train epoch e on stored epoch e % {have}")
         for e in range(min(epochs, have)):
             self._check_store_epoch(e)
 
