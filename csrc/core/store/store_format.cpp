@@ -1,5 +1,6 @@
 // Logit-store record format: layout, checksums, encoders/decoders (see store_format.h).
 #include "core/store/store_format.h"
+#include "core/store/store_contract.h"
 
 #include <algorithm>
 #include <atomic>
@@ -342,50 +343,6 @@ RecordState record_state(const Layout& L, uint32_t epoch, uint64_t sample, const
 }
 
 namespace {
-// Duplicate-class detection. For C up to 2^25 a bitmap of C bits (L1-resident for C <= 2^18:
-// 21841 classes are 2.7 KiB) costs K bit tests per record; only the words touched are cleared
-// afterwards. Beyond that the bitmap would be too large per thread, so the K indices are
-// sorted instead.
-constexpr uint32_t kBitmapMaxClasses = 1u << 25;
-class DupFinder {
- public:
-  DupFinder(uint32_t num_classes, size_t K)
-      : use_bits_(num_classes <= kBitmapMaxClasses),
-        bits_(use_bits_ ? (static_cast<size_t>(num_classes) + 63) / 64 : 0, 0) {
-    sorted_.reserve(K);
-  }
-  // Returns a repeated class of ix[0..K) or -1. Indices must already be in [0, C).
-  int64_t find(const int64_t* ix, size_t K) {
-    if (use_bits_) {
-      // Branch-free: no mispredicted exits in the common (no duplicate) case.
-      uint64_t seen_twice = 0;
-      for (size_t k = 0; k < K; ++k) {
-        const uint64_t c = static_cast<uint64_t>(ix[k]);
-        uint64_t& w = bits_[c >> 6];
-        const uint64_t m = uint64_t{1} << (c & 63);
-        seen_twice |= w & m;
-        w |= m;
-      }
-      for (size_t k = 0; k < K; ++k) bits_[static_cast<uint64_t>(ix[k]) >> 6] = 0;
-      if (!seen_twice) return -1;
-      return find_sorted(ix, K);  // rare: name the repeated class
-    }
-    return find_sorted(ix, K);
-  }
-
- private:
-  int64_t find_sorted(const int64_t* ix, size_t K) {
-    sorted_.assign(ix, ix + K);
-    std::sort(sorted_.begin(), sorted_.end());
-    for (size_t k = 1; k < K; ++k)
-      if (sorted_[k] == sorted_[k - 1]) return sorted_[k];
-    return -1;
-  }
-  bool use_bits_;
-  std::vector<uint64_t> bits_;
-  std::vector<int64_t> sorted_;
-};
-
 BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
   BatchStatus st;
   st.kind = static_cast<int>(kind);
@@ -393,84 +350,22 @@ BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
   st.detail = std::move(detail);
   return st;
 }
-}  // namespace
-
-namespace {
-// One duplicate finder per thread and class count: the C-sized stamp array is allocated once,
-// not per read call.
-DupFinder& thread_dups(uint32_t num_classes, size_t K) {
-  thread_local std::unique_ptr<DupFinder> d;
-  thread_local uint32_t d_classes = 0;
-  thread_local size_t d_k = 0;
-  if (!d || d_classes != num_classes || d_k != K) {
-    d.reset(new DupFinder(num_classes, K));
-    d_classes = num_classes;
-    d_k = K;
-  }
-  return *d;
-}
 
 std::vector<uint8_t>& gather_buffer() {
   thread_local std::vector<uint8_t> buf;
   return buf;
 }
 
-std::string num(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.9g", v);
-  return b;
-}
-
-// Content half of the record contract (store_format.h): returns a Finding and the detail
-// naming the field. idx/prob are the decoded record.
-enum Finding { kFindOk = 0, kFindDup, kFindRange, kFindSum };
-Finding check_content(const Layout& L, const int64_t* idx, const float* prob, DupFinder& dups,
-                      std::string* detail) {
-  const size_t K = L.topk;
-  // Fast path, branch-free (vectorises): all in [0, 1] (NaN fails) and the sum bound.
-  {
-    bool out_of_range = false;
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: no FP-add latency bound
-    size_t k = 0;
-    for (; k + 4 <= K; k += 4)
-      for (int q = 0; q < 4; ++q) {
-        const float p = prob[k + q];
-        out_of_range |= !(p >= 0.0f && p <= 1.0f);
-        acc[q] += p;
-      }
-    for (; k < K; ++k) {
-      out_of_range |= !(prob[k] >= 0.0f && prob[k] <= 1.0f);
-      acc[0] += prob[k];
-    }
-    const double total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    if (!out_of_range && total <= 1.0 + kDecodeSumTolerance) {
-      const int64_t dup = dups.find(idx, K);
-      if (dup < 0) return kFindOk;
-      *detail = "topk_indices: class " + std::to_string(dup) + " repeated";
-      return kFindDup;
-    }
-  }
-  double sum = 0.0;  // slow path: name the first offending field
-  for (size_t k = 0; k < K; ++k) {
-    const float p = prob[k];
-    if (!(p >= 0.0f && p <= 1.0f)) {
-      *detail = "topk_probs[" + std::to_string(k) + "] = " + num(p) + " not in [0, 1]";
-      return kFindRange;
-    }
-    sum += p;
-  }
-  if (!(sum <= 1.0 + kDecodeSumTolerance)) {
-    *detail = "topk_probs sum " + num(sum) + " > 1 + " + num(kDecodeSumTolerance);
-    return kFindSum;
-  }
-  const int64_t dup = dups.find(idx, K);
-  if (dup >= 0) {
-    *detail = "topk_indices: class " + std::to_string(dup) + " repeated";
-    return kFindDup;
-  }
-  return kFindOk;
-}
 }  // namespace
+
+using contract::DupFinder;
+using contract::check_content;
+using contract::Finding;
+using contract::kFindDup;
+using contract::kFindOk;
+using contract::kFindRange;
+using contract::kFindSum;
+using contract::thread_dups;
 
 BatchStatus decode_records(const Layout& L, const uint8_t* recs, uint32_t epoch,
                            const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
