@@ -199,7 +199,7 @@ def test_cli_torchrun_save_train_verify_from_shards(tmp_path):
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "tinyvit"]
     store = str(tmp_path / "store")
-    r = subprocess.run(run + ["save-logits", store, "--data", spec, "--model", "test_resnet",
+    r = subprocess.run(run + ["save-logits", store, "--data", spec, "--model", "test_resnet", "--random-teacher",
                               "--topk", "2", "--epochs", "1", "--batch-size", "8", "--no-progress",
                               "--device", "cpu"] + aug, env=env, capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-3000:]

@@ -255,7 +255,7 @@ def cmd_verify(args) -> int:
             report.problem(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: "
                            f"sample {first[0]} ({first[1]}) in {f.path}")
     report.close()
-    if args.data:  # replay attestation: this machine shows the teacher's pixels
+    if getattr(args, "data", None):  # replay attestation: this machine shows the teacher's pixels
         from ..store.attest import verify_cli
         total_bad += verify_cli(store, args.data, epochs)
     store.close()

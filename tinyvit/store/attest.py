@@ -147,6 +147,10 @@ def check_replay(store, dataset, cfg, epochs: Optional[Iterable[int]] = None) ->
     att = doc["epochs"]
     todo = sorted(int(e) for e in att) if epochs is None else \
         [int(e) for e in epochs if str(int(e)) in att]
+    from ..augment.seeds import sample_seeds
+    from .compat import stored_base_seed
+
+    base_seed = stored_base_seed(store)
     ident = pipeline_identity()
     for e in todo:
         entry = att[str(e)]
@@ -159,15 +163,15 @@ def check_replay(store, dataset, cfg, epochs: Optional[Iterable[int]] = None) ->
         if max(samples, default=-1) >= len(dataset):
             raise ReplayMismatchError(f"store {store.path!r}: epoch {e}: attested sample "
                                       f"{max(samples)} >= len(dataset) {len(dataset)}")
-        if e < store.epochs:
-            try:
-                stored = store.read(e, np.asarray(samples, np.int64))[0].tolist()
-            except Exception:  # noqa: BLE001 - missing records are the completeness check's job
-                stored = seeds
-            for i, a, b in zip(samples, seeds, stored):
-                if a != b:
-                    raise ReplayMismatchError(f"store {store.path!r}: epoch {e}: sample {i}: "
-                                              f"stored seed {b} != attested seed {a} (component: seed)")
+        # The attested seeds must be the ones this store's records carry. save-logits writes
+        # sample_seed(base_seed, epoch, i), so they are checked against that (no record read:
+        # opening a loader must not read training records out of order).
+        want = sample_seeds(base_seed, e, samples).astype(np.int64).tolist()
+        for i, a, b in zip(samples, seeds, want):
+            if a != b:
+                raise ReplayMismatchError(f"store {store.path!r}: epoch {e}: sample {i}: attested "
+                                          f"seed {a} != sample_seed(base_seed={base_seed}, {e}, {i}) "
+                                          f"= {b} (component: seed; {ATTEST_FILE} of another store?)")
         digests = dict(zip(samples, replay_digests(dataset, cfg, samples, seeds)))
         _compare(store, e, entry, ident, digests)
     return len(todo)
