@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/util/cpu_dispatch.h"
 #include "ops/sparse_ce.h"
 
 namespace tinyvit {
@@ -63,7 +64,7 @@ struct Prims {
 const Prims& prims() {
   static const Prims p = [] {
 #ifdef TINYVIT_SPARSE_CE_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TINYVIT_PRIMS(avx2);
+    if (cpu_features().avx2 && cpu_features().fma) return TINYVIT_PRIMS(avx2);
 #endif
     return TINYVIT_PRIMS(base);
   }();

@@ -36,7 +36,7 @@ void register_error_kind(const std::string& kind, py::handle cls) {
   registry()[kind] = cls.ptr();  // a replaced class is leaked rather than freed under users
 }
 
-void raise_error(const Error& e, const std::string& prefix) {
+void set_error(const Error& e, const std::string& prefix) {
   PyObject* cls = nullptr;
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
@@ -49,6 +49,10 @@ void raise_error(const Error& e, const std::string& prefix) {
   } else {
     PyErr_SetString(cls, msg.c_str());
   }
+}
+
+void raise_error(const Error& e, const std::string& prefix) {
+  set_error(e, prefix);
   throw py::error_already_set();
 }
 

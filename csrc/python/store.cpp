@@ -12,6 +12,7 @@
 #include "core/store/store_io.h"
 #include "args.h"
 #include "bindings.h"
+#include "errors.h"
 
 namespace tinyvit {
 
@@ -19,16 +20,6 @@ namespace {
 using store::EpochFile;
 using store::ErrorKind;
 using store::StoreException;
-
-std::mutex& error_mutex() {
-  static std::mutex m;
-  return m;
-}
-// Kind -> Python class, set by tinyvit/store.py. Leaked on purpose (lives as long as Python).
-std::map<int, PyObject*>& error_classes() {
-  static auto* m = new std::map<int, PyObject*>();
-  return *m;
-}
 
 const std::map<std::string, ErrorKind>& kind_names() {
   static const std::map<std::string, ErrorKind> names = {
@@ -104,32 +95,21 @@ void init_store(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const StoreException& e) {
-      PyObject* cls = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(error_mutex());
-        auto it = error_classes().find(static_cast<int>(e.kind()));
-        if (it != error_classes().end()) cls = it->second;
-      }
-      PyErr_SetString(cls ? cls : PyExc_RuntimeError, e.what());
+      // The one error path (errors.h): kind "store.<name>" -> the class tinyvit/store registered.
+      std::string name = "unknown";
+      for (const auto& kv : kind_names())
+        if (kv.second == e.kind()) name = kv.first;
+      set_error(Error("store." + name, e.what()));
     }
   });
 
   m.def(
-      "_store_register_errors",
-      [](py::dict classes) {
-        std::lock_guard<std::mutex> lock(error_mutex());
-        for (auto item : classes) {
-          const std::string name = py::cast<std::string>(item.first);
-          auto it = kind_names().find(name);
-          if (it == kind_names().end()) throw py::value_error("unknown store error kind " + name);
-          PyObject* cls = item.second.ptr();
-          Py_INCREF(cls);
-          auto& slot = error_classes()[static_cast<int>(it->second)];
-          Py_XDECREF(slot);
-          slot = cls;
-        }
+      "_store_error_kinds", [] {
+        py::list names;
+        for (const auto& kv : kind_names()) names.append("store." + kv.first);
+        return names;
       },
-      py::arg("classes"), "Map store error kinds to Python exception classes (tinyvit.store).");
+      "The error kinds the store raises (register each with _C._register_error_kinds).");
 
   m.def(
       "_store_layout",

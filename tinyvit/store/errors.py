@@ -1,5 +1,5 @@
 """Every logit-store error, one hierarchy (``StoreError``). C++ raises them by name through
-``_C._store_register_errors``; messages name the file and the field."""
+``_C._register_error_kinds`` (kinds ``store.<name>``, the one C++ -> Python error path); messages name the file and the field."""
 from __future__ import annotations
 
 from .._ext import _C
@@ -75,21 +75,25 @@ class ReadOnlyError(StoreError):
     """write() on a store opened with mode='r'."""
 
 
-_C._store_register_errors(
-    {
-        "io": StoreIOError,
-        "truncated_file": TruncatedFileError,
-        "file_size": FileSizeError,
-        "checksum": ChecksumError,
-        "record_missing": RecordMissingError,
-        "corrupt_record": CorruptRecordError,
-        "sample_index": SampleIndexError,
-        "epoch_missing": EpochMissingError,
-        "shape_mismatch": ShapeMismatchError,
-        "invalid_record": InvalidRecordError,
-        "read_only": ReadOnlyError,
-    }
-)
+# StoreException kinds of csrc/core/store -> their classes, registered in the one C++ -> Python
+# error registry (csrc/python/errors.h) as "store.<kind>".
+_STORE_KINDS = {
+    "io": StoreIOError,
+    "truncated_file": TruncatedFileError,
+    "file_size": FileSizeError,
+    "checksum": ChecksumError,
+    "record_missing": RecordMissingError,
+    "corrupt_record": CorruptRecordError,
+    "sample_index": SampleIndexError,
+    "epoch_missing": EpochMissingError,
+    "shape_mismatch": ShapeMismatchError,
+    "invalid_record": InvalidRecordError,
+    "read_only": ReadOnlyError,
+}
+_C._register_error_kinds({f"store.{k}": cls for k, cls in _STORE_KINDS.items()})
+if set(_C._store_error_kinds()) != {f"store.{k}" for k in _STORE_KINDS}:  # pragma: no cover
+    raise ImportError("tinyvit._C raises store error kinds this tinyvit/store/errors.py does not map: "
+                      f"{sorted(set(_C._store_error_kinds()) - {f'store.{k}' for k in _STORE_KINDS})}")
 
 
 class StoreMismatchError(StoreError, ValueError):

@@ -1,6 +1,7 @@
 // Logit-store record format: layout, checksums, encoders/decoders (see store_format.h).
 #include "core/store/store_format.h"
 #include "core/store/store_contract.h"
+#include "core/util/cpu_dispatch.h"
 
 #include <algorithm>
 #include <atomic>
@@ -236,10 +237,8 @@ const Kernels kFast = {"sse4.2+avx2+f16c", fast::decode_records,     fast::scan_
                        fast::record_check, fast::crc32c_raw,         fast::encode_values_fp16,
                        fast::decode_one};
 bool cpu_has_fast() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("avx2") &&
-         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+  const CpuFeatures& f = cpu_features();  // the one dispatch idiom (core/util/cpu_dispatch.h)
+  return f.sse42 && f.avx2 && f.f16c && f.bmi && f.bmi2 && f.popcnt;
 }
 #endif
 
