@@ -11,7 +11,6 @@ or report ratios. Prints a table and writes benchmarks/results/bench_single_plan
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics

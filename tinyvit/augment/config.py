@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 import re
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 from .._ext import _C
 

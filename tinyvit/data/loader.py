@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -24,12 +24,10 @@ from torch.utils.data import BatchSampler, DataLoader
 from ..augment.config import AugConfig
 from ..augment.device import DeviceAugment, batch_partners
 from ..augment.seeds import PairedSampler, mix_partners, sample_seeds
-from ..augment.plan import plan_device_params
 from ..augment.replay import replay_batch
 from ..store import EpochMissingError, LogitStore, RecordMissingError, check_compatible
 from ..store.compat import stored_base_seed
 from ..store.attest import check_replay
-from .sources import source_sizes
 
 __all__ = ["SparseTargets", "DistillLoader", "ReplayLoader", "TeacherBatches", "teacher_order",
            "EpochError", "LoaderBatchSampler"]

@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 

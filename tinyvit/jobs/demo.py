@@ -162,7 +162,6 @@ def run_demo(args) -> int:
     for m in methods:
         mu, sd = _mean_std([r["val_acc"] for r in runs[m]])
         summary[m] = {"mean": mu, "std": sd, "step_ms": statistics.median(r["step_ms"] for r in runs[m])}
-    kd, hard = summary[methods[0]], summary["hard labels"]
     gain = [a["val_acc"] - b["val_acc"] for a, b in zip(runs[methods[0]], runs["hard labels"])]
     print()
     print(f"{'run':<44} {'test acc (mean +- std)':>24} {'step ms':>8}")

@@ -13,7 +13,6 @@ import os
 import time
 from typing import Optional
 
-import numpy as np
 import torch
 
 from ..augment.config import AugConfig

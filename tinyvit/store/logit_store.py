@@ -55,7 +55,7 @@ import torch
 from .._ext import _C
 from .errors import (EpochMissingError, FingerprintMismatchError, ManifestError, ReadOnlyError, StoreError,
                      ShapeMismatchError, StoreExistsError, StoreIOError)
-from .manifest import (ENCODINGS, EPOCH_FILE, FORMAT_NAME, FORMAT_VERSION, MANIFEST, _fsync_dir,
+from .manifest import (ENCODINGS, EPOCH_FILE, FORMAT_NAME, FORMAT_VERSION, MANIFEST,
                        _read_manifest, _write_manifest)
 
 __all__ = ['LogitStore', 'FORMAT_VERSION']

@@ -125,14 +125,18 @@ void EpochFile::pread_records(uint64_t first, uint64_t n, uint8_t* dst) const {
   }
 }
 
-void EpochFile::read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
-                     float* probs) const {
+void EpochFile::check_samples(const int64_t* samples, size_t B) const {
   for (size_t b = 0; b < B; ++b) {
     if (samples[b] < 0 || static_cast<uint64_t>(samples[b]) >= num_samples_)
       fail(ErrorKind::kSampleIndex, "sample_indices[" + std::to_string(b) + "] = " +
                                         std::to_string(samples[b]) + " outside [0, num_samples=" +
                                         std::to_string(num_samples_) + ")");
   }
+}
+
+void EpochFile::read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
+                     float* probs) const {
+  check_samples(samples, B);
   const size_t R = layout_.record_size;
   std::vector<uint8_t>& buf = read_buffer();
   if (buf.size() < B * R) buf.resize(B * R);
@@ -165,12 +169,7 @@ void EpochFile::read(const int64_t* samples, size_t B, int64_t* seeds, int64_t* 
 void EpochFile::write(const int64_t* samples, size_t B, const int64_t* seeds,
                       const int64_t* indices, const float* probs) {
   if (!writable_) fail(ErrorKind::kReadOnly, "store opened read-only (mode='r')");
-  for (size_t b = 0; b < B; ++b) {
-    if (samples[b] < 0 || static_cast<uint64_t>(samples[b]) >= num_samples_)
-      fail(ErrorKind::kSampleIndex, "sample_indices[" + std::to_string(b) + "] = " +
-                                        std::to_string(samples[b]) + " outside [0, num_samples=" +
-                                        std::to_string(num_samples_) + ")");
-  }
+  check_samples(samples, B);
   const size_t R = layout_.record_size;
   std::vector<uint8_t>& buf = encode_buffer();
   if (buf.size() < B * R) buf.resize(B * R);

@@ -62,6 +62,8 @@ class EpochFile {
 
  private:
   [[noreturn]] void fail(ErrorKind kind, const std::string& what) const;
+  // SampleIndexError naming the first index outside [0, num_samples) (read and write).
+  void check_samples(const int64_t* samples, size_t B) const;
   void check_range(uint64_t first, uint64_t count) const;
   // Reads records [first, first + n) into dst (n * R bytes); a short read (file shrunk by
   // someone else) is kTruncatedFile.
