@@ -32,7 +32,7 @@ from tinyvit.jobs.demo import demo_aug_config, teacher_aug_config  # noqa: E402
 from tinyvit.jobs.models import build_model
 from tinyvit.jobs.evaluate import eval_tensors  # noqa: E402
 from tinyvit.jobs.save_logits import open_or_create_store, save_logits  # noqa: E402
-from tinyvit.jobs.train import soft_cross_entropy as _soft_ce, train  # noqa: E402
+from tinyvit.jobs.train import batch_loss, train  # noqa: E402
 from _common import (RESULTS, finish_facts, interleaved, machine_facts, median, pyplot,  # noqa: E402
                      save_png, write_json)
 
@@ -59,9 +59,8 @@ def truncated_store(src, path, k, ds, cfg):
 
 
 def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
-    """Interleaved per-step times (s) for each mode: loader batch + fwd + loss + bwd + step."""
-    from tinyvit.augment.device import mix_targets
-
+    """Interleaved per-step times (s) for each mode: loader batch + fwd + loss + bwd + step
+    (the loss is train()'s own batch_loss; steps are timed one at a time, so not through train())."""
     models, opts, iters = {}, {}, {}
     for mode in loaders:
         torch.manual_seed(0)
@@ -72,21 +71,13 @@ def step_timing(student_name, teacher, loaders, C, img_size, repeats, lr):
     def one(mode):
         try:
             batch = next(iters[mode])
-        except StopIteration:
+        except StopIteration:  # timing only: replay the same epoch (a bare re-iter would advance it)
+            loaders[mode].set_epoch(loaders[mode].epoch)
             iters[mode] = iter(loaders[mode])
             batch = next(iters[mode])
         m, opt = models[mode], opts[mode]
-        if mode.startswith("stored"):
-            x, t = batch
-            loss = tinyvit.sparse_soft_cross_entropy(m(x), *t)
-        elif mode == "hard":
-            x, y, lam, partner = batch
-            loss = _soft_ce(m(x), mix_targets(y, lam, partner, C, 0.1))
-        else:
-            x, _, _, _ = batch
-            with torch.no_grad():
-                p = teacher(x).softmax(-1)
-            loss = _soft_ce(m(x), p)
+        kind = "distill" if mode.startswith("stored") else mode
+        loss = batch_loss(m, batch, kind, num_classes=C, teacher=teacher if kind == "online" else None)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -81,6 +81,18 @@ def read_all(store, epoch):
 
 
 # ---------------------------------------------------------------------------------- datasets
+def test_train_refuses_an_unknown_mode_or_a_teacher_mismatch_before_any_step():
+    ds = tinyvit.ArrayDataset(np.zeros((4, 16, 16), np.uint8), np.zeros(4, np.int64))
+    loader = tinyvit.ReplayLoader(ds, CFG, batch_size=2)
+    model = TinyTeacher()
+    before = model.w.detach().clone()
+    for kw, msg in ((dict(mode="soft"), "mode must be one of"), (dict(mode="online"), "needs a teacher"),
+                    (dict(mode="hard", teacher=TinyTeacher()), "takes no teacher")):
+        with pytest.raises(ValueError, match=msg):
+            tinyvit.jobs.train.train(model, loader, epochs=1, num_classes=10, progress=False, **kw)
+    assert torch.equal(model.w, before)
+
+
 def _write_idx(path, arr):
     arr = np.asarray(arr, np.uint8)
     header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)

@@ -33,7 +33,7 @@ from ..augment.config import AugConfig
 from .distributed import Dist
 from .evaluate import evaluate
 
-__all__ = ["train", "soft_cross_entropy", "ResumeError", "load_checkpoint"]
+__all__ = ["train", "batch_loss", "soft_cross_entropy", "ResumeError", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "tinyvit-train-checkpoint/1"
 
@@ -119,6 +119,39 @@ def soft_cross_entropy(logits, target):
     return torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
 
 
+MODES = ("distill", "hard", "online")
+
+
+def batch_loss(model, batch, mode: str, *, num_classes: int, smoothing: float = 0.1, teacher=None,
+               in_chans: int = 3, amp: bool = False) -> torch.Tensor:
+    """The loss of one loader batch, the one definition of a training step's forward: 'distill'
+    (a DistillLoader batch ``(x, SparseTargets)``: sparse soft CE, paper Eq. 2), 'hard' (a
+    ReplayLoader batch ``(x, labels, lam, partner)``: soft CE to the mixed, smoothed labels),
+    'online' (a ReplayLoader batch: soft CE to ``teacher``'s softmax on the same images).
+    ``amp``: autocast the forward passes (the loss itself is float32)."""
+    from ..augment.device import mix_targets
+    from ..loss import sparse_soft_cross_entropy
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "distill":
+        x, targets = batch
+    else:
+        x, labels, lam, partner = batch
+    if in_chans == 1:
+        x = x.mean(1, keepdim=True)
+    with torch.autocast(x.device.type, enabled=amp):
+        if mode == "online":
+            with torch.no_grad():
+                t_probs = teacher(x).float().softmax(-1)
+        logits = model(x)
+    if mode == "distill":
+        return sparse_soft_cross_entropy(logits.float(), targets.indices, targets.probs)
+    if mode == "hard":
+        return soft_cross_entropy(logits, mix_targets(labels, lam, partner, num_classes, smoothing))
+    return soft_cross_entropy(logits, t_probs)
+
+
 def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_decay: float = 0.05,
           warmup_epochs: float = 0.0, smoothing: float = 0.1, teacher=None, num_classes: int,
           device="cpu", amp: bool = True, dist: Optional[Dist] = None, eval_data=None,
@@ -135,9 +168,10 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
     ``progress``): a tqdm bar per epoch."""
     from tqdm import tqdm
 
-    from ..augment.device import mix_targets
-    from ..loss import sparse_soft_cross_entropy
-
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if (mode == "online") != (teacher is not None):
+        raise ValueError(f"mode {mode!r} " + ("needs a teacher" if mode == "online" else "takes no teacher"))
     dist = dist or Dist()
     device = torch.device(device)
     model = model.to(device)
@@ -201,23 +235,8 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                if mode == "distill":
-                    x, targets = batch
-                else:
-                    x, labels, lam, partner = batch
-                if in_chans == 1:
-                    x = x.mean(1, keepdim=True)
-                with torch.autocast(device.type, enabled=use_amp):
-                    if mode == "online":
-                        with torch.no_grad():
-                            t_probs = teacher(x).float().softmax(-1)
-                    logits = ddp(x)
-                if mode == "distill":
-                    loss = sparse_soft_cross_entropy(logits.float(), targets.indices, targets.probs)
-                elif mode == "hard":
-                    loss = soft_cross_entropy(logits, mix_targets(labels, lam, partner, num_classes, smoothing))
-                else:
-                    loss = soft_cross_entropy(logits, t_probs)
+                loss = batch_loss(ddp, batch, mode, num_classes=num_classes, smoothing=smoothing,
+                                  teacher=teacher, in_chans=in_chans, amp=use_amp)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
