@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,15 @@ from tinyvit.models.search import (MOVES, SearchLog, apply_move, contract_search
                                    plot_log)
 
 TINY = dict(embed_dims=(16, 32, 32, 64), depths=(1, 1, 2, 1), window_sizes=(4, 2, 1), head_dim=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # the proxies train small models: more intra-op threads only add OpenMP stalls on a shared box
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 # ---------------------------------------------------------------- presets vs timm
@@ -327,17 +337,19 @@ FM = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
 @pytest.mark.skipif(not os.path.exists(FM), reason="dataset-fashion-mnist not installed")
-def test_fashion_mnist_reader():
-    from tinyvit.models.proxy import load_fashion_mnist, to_tensor
+def test_proxy_datasets_are_disjoint_subsets_of_the_one_reader():
+    from tinyvit.data.datasets import DatasetError, FashionMNIST
+    from tinyvit.models.proxy import proxy_datasets
 
-    x, y = load_fashion_mnist("train", limit=100, offset=10)
-    assert x.shape == (100, 28, 28) and x.dtype.name == "uint8" and y.shape == (100,)
-    assert 0 <= y.min() and y.max() <= 9 and len(set(y.tolist())) > 5
-    t = to_tensor(x, 32)
-    assert t.shape == (100, 1, 32, 32)
-    assert torch.all(t[:, :, :2, :] == t[0, 0, 0, 0])  # zero padding (normalised)
-    with pytest.raises(ValueError, match="out of range"):
-        load_fashion_mnist("test", limit=20000)
+    tr, va = proxy_datasets("fashion-mnist", 100, 30)
+    ref = FashionMNIST(split="train", subset=130)
+    assert len(tr) == 100 and len(va) == 30
+    assert np.array_equal(tr.images, ref.images[:100]) and np.array_equal(va.images, ref.images[100:])
+    assert np.array_equal(tr.targets, ref.targets[:100]) and np.array_equal(va.targets, ref.targets[100:])
+    assert tr.classes == ref.classes and tr.fingerprint() != va.fingerprint()
+    assert proxy_datasets("fashion-mnist", 100, 5)[0].fingerprint() == tr.fingerprint()
+    with pytest.raises(DatasetError, match="subset"):
+        proxy_datasets("fashion-mnist", 60000, 1)
 
 
 @pytest.mark.skipif(not os.path.exists(FM), reason="dataset-fashion-mnist not installed")
@@ -377,24 +389,58 @@ def test_tiny_contract_cli_distill_resumes(tmp_path):
     assert isinstance(SearchLog(log).scored, dict)
 
 
-@pytest.mark.skipif(not os.path.exists(FM), reason="dataset-fashion-mnist not installed")
-def test_distill_proxy_with_one_hot_store_equals_label_proxy(tmp_path):
-    # A "teacher" whose stored top-1 is the true label with probability 1 makes the sparse soft
-    # cross-entropy the hard-label cross-entropy: both proxies must train the same model.
-    from tinyvit import LogitStore
-    from tinyvit.models.proxy import DistillProxy, LabelsProxy, load_fashion_mnist, to_tensor
+def _one_hot_store(path, ds, cfg, epochs, base_seed):
+    """A store whose record i of every epoch is sample i's label with probability 1, written
+    with the seeds save-logits would use and attested like a save-logits epoch."""
+    from tinyvit.augment.seeds import sample_seeds
+    from tinyvit.jobs.save_logits import open_or_create_store
+    from tinyvit.store.attest import record_epoch
 
-    x, y = load_fashion_mnist("train", limit=128)
-    xt, yt = to_tensor(x, 32), torch.from_numpy(y)
-    n = 64
-    store = LogitStore.create(str(tmp_path / "st"), n, 10, 1, aug_fingerprint="none")
-    store.write(0, torch.arange(n), torch.zeros(n, dtype=torch.int64), yt[:n, None],
-                torch.ones(n, 1))
+    n = len(ds)
+    store = open_or_create_store(path, dataset=ds, cfg=cfg, num_classes=10, topk=1, epochs=epochs,
+                                 base_seed=base_seed, teacher_desc={"labels": "one-hot"})
+    y = torch.from_numpy(ds.targets)
+    for e in range(epochs):
+        seeds = torch.from_numpy(sample_seeds(base_seed, e, np.arange(n)).astype(np.int64))
+        store.write(e, torch.arange(n), seeds, y[:, None], torch.ones(n, 1))
+        record_epoch(store, ds, cfg, e)
+    return store
+
+
+@pytest.mark.skipif(not os.path.exists(FM), reason="dataset-fashion-mnist not installed")
+def test_distill_proxy_with_one_hot_store_trains_the_label_proxy_model(tmp_path):
+    # Both proxies are the one training loop on the loaders' replayed images. With a store whose
+    # every record is the true label with p = 1, no mixing and no smoothing, Eq. 2's target is
+    # the one-hot label: the distill proxy must train the same weights as the label proxy --
+    # which holds only if the DistillLoader replays, epoch by epoch, the images the ReplayLoader
+    # makes from the same base seed (a wrong stored epoch or sample order would break it).
+    from tinyvit import AugConfig
+    from tinyvit.models.proxy import DistillProxy, LabelsProxy, proxy_datasets
+    from tinyvit.store import EpochMissingError
+
+    tr, va = proxy_datasets("fashion-mnist", 64, 64)
+    cfg = AugConfig(img_size=32, scale=(0.5, 1.0), auto_augment="rand-m6-n1-mstd0.5", re_prob=0.25,
+                    mixup_alpha=0.0, cutmix_alpha=0.0, mean=(0.286,) * 3, std=(0.353,) * 3)
+    store = _one_hot_store(str(tmp_path / "st"), tr, cfg, epochs=2, base_seed=3)
     f = ContractionFactors(**TINY)
-    kw = dict(num_classes=10, epochs=2, batch=32, seed=3)
-    a = DistillProxy(store, xt[:n], yt[:n], xt[n:], yt[n:], **kw)(f)
-    b = LabelsProxy(xt[:n], yt[:n], xt[n:], yt[n:], **kw)(f)
-    assert abs(a - b) <= 1 / 64 + 1e-9  # at most one of 64 borderline predictions may flip
-    assert a == DistillProxy(store, xt[:n], yt[:n], xt[n:], yt[n:], **kw)(f)  # deterministic
-    with pytest.raises(ValueError, match="num_samples"):
-        DistillProxy(store, xt, yt, xt[:4], yt[:4], **kw)
+    kw = dict(num_classes=10, img_size=32, epochs=2, batch=32, seed=3, smoothing=0.0, aug_config=cfg)
+    distill, labels = DistillProxy(store, tr, va, **kw), LabelsProxy(tr, va, **kw)
+    a, b = distill.train_model(f).state_dict(), labels.train_model(f).state_dict()
+    c = LabelsProxy(tr, va, base_seed=4, **kw).train_model(f).state_dict()  # other augmentations
+
+    def max_diff(x, y):
+        return max(float((x[k] - y[k]).abs().max()) for k in x if x[k].is_floating_point())
+
+    # Not bit-equal: the fused sparse CE and the dense soft CE round differently, and AdamW
+    # turns a rounding-level gradient of a near-zero-gradient bias into a step of up to lr.
+    # Measured: 1.8e-3 between the two proxies, 0.12 to the same loop on other augmentations.
+    same, other = max_diff(a, b), max_diff(a, c)
+    assert same < 5e-3 and other > 20 * same, (same, other)
+    # deterministic; the score is the evaluate() top-1 of that model
+    assert distill(f) == distill(f)
+    assert 0.0 <= distill(f) <= 1.0
+    # refused before any candidate is trained: too few stored epochs, another training subset
+    with pytest.raises(EpochMissingError, match="epoch"):
+        DistillProxy(store, tr, va, **{**kw, "epochs": 3})
+    with pytest.raises(ValueError, match="num_samples|samples|fingerprint"):
+        DistillProxy(store, *proxy_datasets("fashion-mnist", 60, 64), **kw)

@@ -20,11 +20,15 @@ min(--min-throughput, current) x (1 - --tput-tolerance) are rejected; the rest a
 by a short proxy training and the best-validating one becomes the current model, until it
 meets --max-params and --min-throughput.
 
-Proxy ("distill", the default with --store): a few epochs of stored-logit distillation
-(sparse top-K teacher probabilities read from a tinyvit.LogitStore, loss
-tinyvit.sparse_soft_cross_entropy); "labels": hard-label cross-entropy. Data: Fashion-MNIST
-(Debian dataset-fashion-mnist): the first --train-samples training images train the proxy,
-the next --val-samples validate it; grayscale, in_chans=1, zero-padded to --img-size.
+Proxy: each candidate is trained by the loop behind `tinyvit train` (AdamW, warm-up + cosine)
+for --epochs epochs and scored by top-1 on held-out images. "distill" (the default with
+--store): the DistillLoader replays each training image from the store's seed and trains on
+the teacher's sparse top-K (tinyvit.sparse_soft_cross_entropy); "labels": the same augmented
+images with Mixup/CutMix-mixed, smoothed hard labels. Augmentation: the demo's small-image
+recipe (crop, flip, RandAugment, erasing, Mixup/CutMix). Data: Fashion-MNIST (Debian
+dataset-fashion-mnist): the first --train-samples training images train the proxy, the next
+--val-samples validate it; grayscale models (in_chans=1) at --img-size. --make-store trains
+--teacher the same way and saves its top-K for --epochs augmented epochs (tinyvit save-logits).
 Throughput is measured on --tput-device at --img-size, batch --tput-batch.
 
 Every candidate (factors, params, throughput, proxy accuracy, accepted/rejected + reason)
@@ -90,14 +94,19 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
                    help="proxy score (default: distill with --store, labels without)")
     g.add_argument("--store", default=None, help="LogitStore with the teacher's top-K for the training subset")
     g.add_argument("--make-store", action="store_true",
-                   help="if --store does not exist, train --teacher on the labels and save its top-K there")
+                   help="if --store does not exist, train --teacher on the labels and save its top-K for --epochs "
+                   "augmented epochs there")
     g.add_argument("--teacher", default=None, help="teacher factors for --make-store (default: the --from model)")
     g.add_argument("--teacher-epochs", type=int, default=4, help="teacher training epochs (default 4)")
     g.add_argument("--topk", type=int, default=5, help="top-K saved by --make-store (default 5)")
     g.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
     g.add_argument("--batch-size", type=positive_int, default=32, help="proxy batch size (default 32)")
-    g.add_argument("--lr", type=float, default=3e-3, help="proxy AdamW peak lr, one-cycle (default 3e-3)")
-    g.add_argument("--seed", type=int, default=0, help="RNG seed of the init and shuffling (default 0)")
+    g.add_argument("--lr", type=float, default=3e-3, help="proxy AdamW peak lr, 20%% warm-up then cosine (default 3e-3)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the init, the augmentations and the order (default 0)")
+    g.add_argument("--threads", type=positive_int, default=1,
+                   help="torch intra-op threads for the teacher and proxy training (default 1: these "
+                   "small models gain little from more, and OpenMP threads slow down by 10-50x when "
+                   "the cores are shared with other work)")
     g = p.add_argument_group("data and measurement")
     g.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist[:DIR] (idx .gz files in DIR, /usr/share/datasets/fashion-mnist when "
@@ -111,15 +120,15 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tput-device", default="cpu", help="throughput device (default cpu)")
     g.add_argument("--tput-threads", type=int, default=1,
                    help="CPU intra-op threads while timing (default 1: stable on shared CPUs; "
-                        "0 = torch's own thread count)")
+                        "0 = the --threads setting)")
     g.add_argument("--amp", action="store_true", help="autocast fp16 throughput (CUDA only)")
 
 
 def run_contract(args) -> int:
     import torch
 
-    from ..models.proxy import FASHION_MNIST_DIR, DistillProxy, LabelsProxy, load_fashion_mnist, \
-        make_teacher_store, to_tensor
+    from ..data.datasets import DatasetError
+    from ..models.proxy import DistillProxy, LabelsProxy, make_teacher_store, proxy_datasets
     from ..models.search import MOVES, Measurer, contract_search, plot_log
     from . import CLIError
 
@@ -127,19 +136,22 @@ def run_contract(args) -> int:
         raise CLIError("give --max-params and/or --min-throughput")
     if not (args.data == "fashion-mnist" or args.data.startswith("fashion-mnist:")):
         raise CLIError(f"--data {args.data!r}: contract supports only fashion-mnist[:DIR]")
+    for flag in ("epochs", "teacher_epochs", "topk", "train_samples", "val_samples"):
+        if getattr(args, flag) < 1:
+            raise CLIError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    torch.set_num_threads(args.threads)
     seed = load_factors(args.start)
     if not args.no_fit_windows:
         seed = seed.fit_windows(args.img_size)
-    root = args.data.partition(":")[2] or FASHION_MNIST_DIR
     n_tr, n_va = args.train_samples, args.val_samples
-    x, y = load_fashion_mnist("train", limit=n_tr + n_va, root=root)
-    xt = to_tensor(x, args.img_size)
-    yt = torch.from_numpy(y)
+    try:
+        train_ds, val_ds = proxy_datasets(args.data, n_tr, n_va)
+    except DatasetError as e:
+        raise CLIError(f"--train-samples/--val-samples: {e}") from None
     num_classes = 10
-    data_id = f"fashion-mnist:train[0:{n_tr}]+[{n_tr}:{n_tr + n_va}]@{args.img_size}px"
-    tr = (xt[:n_tr], yt[:n_tr], xt[n_tr:], yt[n_tr:])
-    kw = dict(num_classes=num_classes, epochs=args.epochs, batch=args.batch_size, lr=args.lr,
-              seed=args.seed, data_id=data_id)
+    data_id = f"{args.data}:train[0:{n_tr}]+[{n_tr}:{n_tr + n_va}]@{args.img_size}px"
+    kw = dict(num_classes=num_classes, img_size=args.img_size, epochs=args.epochs,
+              batch=args.batch_size, lr=args.lr, seed=args.seed, data_id=data_id)
     proxy = args.proxy or ("distill" if args.store else "labels")
     if proxy == "distill":
         if not args.store:
@@ -150,16 +162,18 @@ def run_contract(args) -> int:
             store = LogitStore.open(args.store, "r")
         elif args.make_store:
             teacher = load_factors(args.teacher).fit_windows(args.img_size) if args.teacher else seed
-            print(f"training teacher {teacher.key()} for {args.teacher_epochs} epochs -> {args.store}")
-            make_teacher_store(args.store, teacher, tr[0], tr[1], num_classes, topk=args.topk,
-                               epochs=args.teacher_epochs, seed=args.seed,
-                               data_id=data_id).close()
+            print(f"training teacher {teacher.key()} for {args.teacher_epochs} epochs on {n_tr} images, "
+                  f"then saving its top-{args.topk} for {args.epochs} augmented epochs -> {args.store}")
+            make_teacher_store(args.store, teacher, train_ds, num_classes=num_classes,
+                               img_size=args.img_size, epochs=args.epochs, topk=args.topk,
+                               teacher_epochs=args.teacher_epochs, seed=args.seed, data_id=data_id,
+                               progress=not args.quiet).close()
             store = LogitStore.open(args.store, "r")
         else:
             raise CLIError(f"--store {args.store!r}: no store there (add --make-store)")
-        scorer = DistillProxy(store, *tr, **kw)
+        scorer = DistillProxy(store, train_ds, val_ds, **kw)
     else:
-        scorer = LabelsProxy(*tr, **kw)
+        scorer = LabelsProxy(train_ds, val_ds, **kw)
     measure = Measurer(num_classes, 1, args.img_size, batch=args.tput_batch,
                        device=args.tput_device, warmup=args.tput_warmup,
                        repeats=args.tput_repeats, amp=args.amp, threads=args.tput_threads or None)

@@ -1,208 +1,195 @@
-"""Proxy scorers for the contraction search, and a small Fashion-MNIST reader.
+"""Proxy scorers for the contraction search: short runs of the one training loop.
 
 A scorer is any callable ``scorer(factors) -> float`` (validation top-1 accuracy in [0, 1]) with
 an optional ``config() -> dict`` describing it (logged, and checked on resume so cached scores
-are only reused for the same proxy). Two are provided:
+are only reused for the same proxy). The two provided here are not a second trainer: each
+candidate is trained by :func:`tinyvit.jobs.train.train` (the loop behind ``tinyvit train`` and
+the demo) on batches from the drop-in loaders, and scored by :func:`tinyvit.jobs.evaluate.evaluate`
+on :func:`~tinyvit.jobs.evaluate.eval_tensors` images:
 
-* :class:`DistillProxy` ("distill"): a few epochs of stored-logit distillation -- the student
-  is trained against the teacher's sparse top-K probabilities read from a
-  :class:`tinyvit.LogitStore` with :func:`tinyvit.sparse_soft_cross_entropy` (paper Sec. 3.1);
-* :class:`LabelsProxy` ("labels"): the same loop with hard-label cross-entropy (fallback when
-  no store is given).
+* :class:`DistillProxy` ("distill"): stored-logit distillation -- a :class:`tinyvit.DistillLoader`
+  replays every training image from the store's seed for that epoch and yields the teacher's
+  sparse top-K targets (paper Sec. 3.1, Eq. 2); epoch ``e`` reads store epoch ``e``.
+* :class:`LabelsProxy` ("labels"): the same images from a :class:`tinyvit.ReplayLoader`, hard
+  labels mixed with Mixup/CutMix and smoothed (fallback when no store is given).
 
-Both are deterministic for a fixed ``seed`` (init, shuffling) on CPU.
+Data: :func:`proxy_datasets` splits one :mod:`tinyvit.data` dataset (Fashion-MNIST) into the
+training and validation subsets; augmentation defaults to the demo's small-image recipe
+(``tinyvit.jobs.demo.demo_aug_config``). :func:`make_teacher_store` trains the teacher with the
+same loop and fills the store with ``tinyvit.jobs.save_logits``. Deterministic for a fixed
+``seed`` on CPU (init from ``seed``, images and order from the loaders' base seed).
 """
 from __future__ import annotations
 
-import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..data.idx import read_idx
 from .contraction import ContractionFactors
 
-from ..data.datasets import FASHION_MNIST_DIR  # noqa: E402
-_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+__all__ = ["proxy_datasets", "DistillProxy", "LabelsProxy", "make_teacher_store", "ScorerFn"]
+
+# Identifies the trainer in config(): logs scored by the old stand-alone proxy loop (no
+# augmentation, one-cycle) carry no "loop" key, so resuming one is refused, never reused.
+LOOP = "tinyvit.jobs.train/1"
 
 
-def _read_idx(path: str) -> np.ndarray:
-    return read_idx(path, None)
+def proxy_datasets(spec: str, n_train: int, n_val: int):
+    """The first ``n_train`` samples of ``spec``'s training split and the next ``n_val``, as two
+    :class:`tinyvit.data.ArrayDataset` (disjoint; each with its own fingerprint, so a store made
+    for one training subset is refused for another). ``spec``: ``fashion-mnist[:DIR]``."""
+    from ..data.datasets import ArrayDataset, DatasetError, open_dataset
+
+    if n_train < 1 or n_val < 1:
+        raise DatasetError(f"{spec}: need >= 1 training and validation samples, got "
+                           f"{n_train} and {n_val}")
+    ds = open_dataset(spec, "train", n_train + n_val)
+    if not isinstance(ds, ArrayDataset):
+        raise DatasetError(f"{spec}: the contraction search needs an in-memory dataset "
+                           f"(fashion-mnist[:DIR]), got {type(ds).__name__}")
+    name = getattr(ds, "name", "data")
+
+    def part(a, b):
+        return ArrayDataset(ds.images[a:b], ds.targets[a:b], ds.classes, name=f"{name}[{a}:{b}]")
+
+    return part(0, n_train), part(n_train, n_train + n_val)
 
 
-def load_fashion_mnist(split: str = "train", limit: Optional[int] = None, offset: int = 0,
-                       root: str = FASHION_MNIST_DIR) -> Tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 28, 28] and labels int64 [N] of ``split`` ("train" or "test"),
-    samples ``offset .. offset + limit`` (Debian package ``dataset-fashion-mnist``)."""
-    if split not in _FILES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    xi, yi = (os.path.join(root, f) for f in _FILES[split])
-    x, y = _read_idx(xi), _read_idx(yi)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{xi}: {x.shape[0]} images but {yi} has {y.shape[0]} labels")
-    end = x.shape[0] if limit is None else offset + limit
-    if offset < 0 or end > x.shape[0]:
-        raise ValueError(f"{split}: samples [{offset}, {end}) out of range (N = {x.shape[0]})")
-    return x[offset:end], y[offset:end].astype(np.int64)
-
-
-def to_tensor(images: np.ndarray, img_size: int) -> torch.Tensor:
-    """uint8 [N, H, W] -> float [N, 1, img_size, img_size], normalised to zero mean / unit
-    std (Fashion-MNIST statistics). 28 px is zero-padded to 32; other sizes are resized."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).float().div_(255.0).unsqueeze(1)
-    h = x.shape[-1]
-    if img_size != h:
-        if img_size > h and (img_size - h) % 2 == 0 and img_size - h <= 8:
-            p = (img_size - h) // 2
-            x = F.pad(x, (p, p, p, p))
-        else:
-            x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
-    return (x - 0.2860) / 0.3530
-
-
-class _TrainEvalProxy:
-    """Shared loop: build the model from factors, train ``epochs`` epochs with AdamW, return
-    top-1 accuracy on the validation tensors."""
+class _LoopProxy:
+    """Build the model from factors, train it ``epochs`` epochs with the one loop (AdamW,
+    linear warm-up over ``warmup`` of the run, cosine), return top-1 on the validation set."""
 
     name = "base"
+    mode = ""
 
-    def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
-                 val_y: torch.Tensor, num_classes: int, epochs: int = 3, batch: int = 32,
-                 lr: float = 3e-3, weight_decay: float = 0.05, seed: int = 0,
+    def __init__(self, train_ds, val_ds, *, num_classes: int, img_size: int, epochs: int = 3,
+                 batch: int = 32, lr: float = 3e-3, weight_decay: float = 0.05, warmup: float = 0.2,
+                 smoothing: float = 0.1, seed: int = 0, aug_config=None, in_chans: int = 1,
                  data_id: str = "", device="cpu"):
+        from ..jobs.demo import demo_aug_config
+        from ..jobs.evaluate import eval_tensors
+
         if epochs < 1 or batch < 1:
             raise ValueError(f"epochs and batch must be >= 1, got epochs={epochs}, batch={batch}")
-        self.train_x, self.train_y, self.val_x, self.val_y = train_x, train_y, val_x, val_y
-        self.num_classes, self.epochs, self.batch = num_classes, epochs, batch
-        self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
+        if not 0.0 <= warmup < 1.0:
+            raise ValueError(f"warmup is a fraction of the run in [0, 1), got {warmup}")
+        self.cfg = aug_config if aug_config is not None else demo_aug_config(img_size)
+        if (self.cfg.height, self.cfg.width) != (img_size, img_size):
+            raise ValueError(f"aug_config makes {self.cfg.height}x{self.cfg.width} images, "
+                             f"the proxy trains at img_size={img_size}")
+        self.train_ds, self.num_classes, self.img_size = train_ds, num_classes, img_size
+        self.epochs, self.batch, self.lr, self.weight_decay = epochs, batch, lr, weight_decay
+        self.warmup, self.smoothing, self.seed, self.in_chans = warmup, smoothing, seed, in_chans
         self.data_id, self.device = data_id, torch.device(device)
-        self.img_size = int(train_x.shape[-1])
-        self.in_chans = int(train_x.shape[1])
+        self.num_val = len(val_ds)
+        self.val = eval_tensors(val_ds, img_size)
 
     def config(self) -> Dict:
-        return {"proxy": self.name, "epochs": self.epochs, "batch": self.batch, "lr": self.lr,
-                "weight_decay": self.weight_decay, "seed": self.seed, "data": self.data_id,
-                "num_train": int(self.train_x.shape[0]), "num_val": int(self.val_x.shape[0]),
+        return {"proxy": self.name, "loop": LOOP, "epochs": self.epochs, "batch": self.batch,
+                "lr": self.lr, "weight_decay": self.weight_decay, "warmup": self.warmup,
+                "smoothing": self.smoothing, "seed": self.seed, "aug": self.cfg.fingerprint(),
+                "data": self.data_id, "num_train": len(self.train_ds), "num_val": self.num_val,
                 "img_size": self.img_size, "in_chans": self.in_chans}
 
-    def _loss(self, logits: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
+    def _loader(self):
         raise NotImplementedError
 
-    def __call__(self, factors: ContractionFactors) -> float:
+    def train_model(self, factors: ContractionFactors) -> torch.nn.Module:
+        """The candidate built from ``factors`` and trained by the one loop (on CPU: the same
+        weights for the same factors, every call)."""
+        from ..jobs.train import train
+
         torch.manual_seed(self.seed)
         model = factors.build(num_classes=self.num_classes, img_size=self.img_size,
-                              in_chans=self.in_chans, drop_path_rate=0.0).to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        n = self.train_x.shape[0]
-        steps = self.epochs * ((n + self.batch - 1) // self.batch)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps,
-                                                    pct_start=0.2)
-        g = torch.Generator().manual_seed(self.seed)
-        model.train()
-        for epoch in range(self.epochs):
-            order = torch.randperm(n, generator=g)
-            for s in range(0, n, self.batch):
-                idx = order[s:s + self.batch]
-                logits = model(self.train_x[idx].to(self.device))
-                loss = self._loss(logits, idx, epoch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-        model.eval()
-        correct = 0
-        with torch.inference_mode():
-            for s in range(0, self.val_x.shape[0], 256):
-                pred = model(self.val_x[s:s + 256].to(self.device)).argmax(1).cpu()
-                correct += int((pred == self.val_y[s:s + 256]).sum())
-        return correct / self.val_x.shape[0]
+                              in_chans=self.in_chans, drop_path_rate=0.0)
+        train(model, self._loader(), mode=self.mode, epochs=self.epochs, lr=self.lr,
+              weight_decay=self.weight_decay, warmup_epochs=self.warmup * self.epochs,
+              smoothing=self.smoothing, num_classes=self.num_classes, device=self.device, amp=False,
+              in_chans=self.in_chans, progress=False, bars=False)
+        return model
+
+    def __call__(self, factors: ContractionFactors) -> float:
+        from ..jobs.evaluate import evaluate
+
+        return evaluate(self.train_model(factors), *self.val, self.cfg, self.device,
+                        in_chans=self.in_chans)
 
 
-class LabelsProxy(_TrainEvalProxy):
-    """Hard-label cross-entropy proxy (no teacher)."""
+class LabelsProxy(_LoopProxy):
+    """Hard labels (no teacher): ``ReplayLoader`` images, Mixup/CutMix-mixed smoothed labels.
+    ``base_seed`` (default ``seed``) draws the augmentations."""
 
     name = "labels"
+    mode = "hard"
 
-    def _loss(self, logits, idx, epoch):
-        return F.cross_entropy(logits, self.train_y[idx].to(logits.device))
+    def __init__(self, train_ds, val_ds, *, base_seed: Optional[int] = None, **kwargs):
+        super().__init__(train_ds, val_ds, **kwargs)
+        self.base_seed = self.seed if base_seed is None else int(base_seed)
+
+    def config(self) -> Dict:
+        return dict(super().config(), base_seed=self.base_seed)
+
+    def _loader(self):
+        from ..data.loader import ReplayLoader
+
+        return ReplayLoader(self.train_ds, self.cfg, base_seed=self.base_seed, batch_size=self.batch)
 
 
-class DistillProxy(_TrainEvalProxy):
-    """Stored-logit distillation proxy: sample ``i`` of the training tensors is record ``i``
-    of the store; epoch ``e`` reads store epoch ``e % store.epochs`` (the proxy uses no
-    augmentation, so the stored seeds are not replayed)."""
+class DistillProxy(_LoopProxy):
+    """Stored-logit distillation: a ``DistillLoader`` over ``store`` (which must belong to
+    ``train_ds`` and ``aug_config`` and hold ``epochs`` complete epochs -- refused here, before
+    any candidate is trained, with the store's typed error otherwise)."""
 
     name = "distill"
+    mode = "distill"
 
-    def __init__(self, store, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        m = store.manifest
-        if m["num_samples"] != self.train_x.shape[0]:
-            raise ValueError(f"{store.path}: store has num_samples={m['num_samples']} but the proxy "
-                             f"trains on {self.train_x.shape[0]} samples")
-        if m["num_classes"] != self.num_classes:
-            raise ValueError(f"{store.path}: store has num_classes={m['num_classes']} but the data "
-                             f"has {self.num_classes}")
-        if m["epochs"] < 1:
-            raise ValueError(f"{store.path}: store has no epochs")
-        for e in range(min(m["epochs"], self.epochs)):
-            if len(store.missing(e)):
-                raise ValueError(f"{store.path}: epoch {e} has {len(store.missing(e))} "
-                                 f"unwritten/corrupt records")
+    def __init__(self, store, train_ds, val_ds, **kwargs):
+        super().__init__(train_ds, val_ds, **kwargs)
         self.store = store
+        self._loader()  # every check DistillLoader makes, now rather than at the first candidate
 
     def config(self) -> Dict:
         c = super().config()
         m = self.store.manifest
         # Identity by store_id (not path): a moved store still resumes the same search.
-        c["store"] = {"store_id": m.get("store_id"),
-                      "topk": m["topk"], "epochs": m["epochs"]}
+        c["store"] = {"store_id": m.get("store_id"), "topk": m["topk"], "epochs": m["epochs"]}
         return c
 
-    def _loss(self, logits, idx, epoch):
-        from .. import sparse_soft_cross_entropy
+    def _loader(self):
+        from ..data.loader import DistillLoader
 
-        _, ind, prob = self.store.read(epoch % self.store.manifest["epochs"], idx)
-        return sparse_soft_cross_entropy(logits, ind.to(logits.device), prob.to(logits.device))
+        return DistillLoader(self.train_ds, self.store, self.cfg, batch_size=self.batch,
+                             num_classes=self.num_classes, epochs=self.epochs)
 
 
-def make_teacher_store(path: str, teacher: ContractionFactors, train_x: torch.Tensor,
-                       train_y: torch.Tensor, num_classes: int, topk: int = 5,
-                       epochs: int = 3, seed: int = 0, batch: int = 64, data_id: str = ""):
-    """Train ``teacher`` on the hard labels for ``epochs`` epochs, then save its top-``topk``
-    probabilities for every training sample as epoch 0 of a new LogitStore at ``path``
-    (seeds 0: the proxy does not augment). Returns the open store (mode "r+")."""
-    from .. import LogitStore
+def make_teacher_store(path: str, teacher: ContractionFactors, train_ds, *, num_classes: int,
+                       img_size: int, epochs: int, topk: int = 5, teacher_epochs: int = 3,
+                       seed: int = 0, batch: int = 64, lr: float = 2e-3, aug_config=None,
+                       in_chans: int = 1, data_id: str = "", progress: bool = False, log=print):
+    """Train ``teacher`` on ``train_ds``'s labels (the one loop, the demo's teacher recipe),
+    then run ``tinyvit save-logits``' job: ``epochs`` store epochs of its top-``topk`` over the
+    students' augmented images (``aug_config``, default the proxy's). Returns the open store."""
+    from ..data.loader import ReplayLoader
+    from ..jobs.demo import demo_aug_config, teacher_aug_config
+    from ..jobs.save_logits import open_or_create_store, save_logits
+    from ..jobs.train import train
 
+    cfg = aug_config if aug_config is not None else demo_aug_config(img_size)
     torch.manual_seed(seed)
-    model = teacher.build(num_classes=num_classes, img_size=int(train_x.shape[-1]),
-                          in_chans=int(train_x.shape[1]), drop_path_rate=0.0)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    g = torch.Generator().manual_seed(seed)
-    n = train_x.shape[0]
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for s in range(0, n, batch):
-            idx = order[s:s + batch]
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    store = LogitStore.create(path, n, num_classes, topk, aug_fingerprint="none",
-                              teacher={"factors": teacher.to_dict(), "epochs": epochs,
-                                       "seed": seed},
-                              dataset_fingerprint=data_id or None, epochs=1)
-    model.eval()
-    with torch.inference_mode():
-        for s in range(0, n, 256):
-            p = model(train_x[s:s + 256]).float().softmax(-1)
-            v, i = p.topk(topk, dim=-1)
-            idx = torch.arange(s, min(s + 256, n))
-            store.write(0, idx, torch.zeros(len(idx), dtype=torch.int64), i, v)
+    model = teacher.build(num_classes=num_classes, img_size=img_size, in_chans=in_chans,
+                          drop_path_rate=0.0)
+    # the teacher's own augmentation stream is independent of the store's (base seed + 1000)
+    loader = ReplayLoader(train_ds, teacher_aug_config(img_size), base_seed=seed + 1000, batch_size=batch)
+    train(model, loader, mode="hard", epochs=teacher_epochs, lr=lr, num_classes=num_classes,
+          in_chans=in_chans, amp=False, progress=progress, bars=progress,
+          log=lambda s: log("  teacher " + s))
+    store = open_or_create_store(path, dataset=train_ds, cfg=cfg, num_classes=num_classes, topk=topk,
+                                 epochs=epochs, base_seed=seed, dataset_spec=data_id or None,
+                                 teacher_desc={"factors": teacher.to_dict(), "epochs": teacher_epochs,
+                                               "seed": seed})
+    save_logits(model, train_ds, store, cfg, epochs=range(epochs), batch_size=256, amp=False,
+                in_chans=in_chans, progress=progress, bars=progress,
+                log=lambda s: log("  save-logits " + s))
     return store
 
 
