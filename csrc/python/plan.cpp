@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "core/pixels/batch.h"
 #include "core/plan/names.h"
 #include "core/plan/pairing.h"
 #include "core/plan/plan.h"
 #include "args.h"
 #include "bindings.h"
+#include "device_params.h"
 
 namespace tinyvit {
 
@@ -315,46 +317,7 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
           }
         }
         if (!error.empty()) throw py::value_error(error);
-        size_t max_boxes = 0;
-        for (const auto& p : plans) max_boxes = std::max(max_boxes, p.erase.size());
-        py::array_t<int32_t> erase_boxes({n, max_boxes, size_t{4}});
-        py::array_t<int64_t> erase_seeds({n, max_boxes});
-        py::array_t<int32_t> erase_count(n);
-        py::array_t<int8_t> mix(n);
-        py::array_t<float> lam(n);
-        py::array_t<int32_t> cut_box({n, size_t{4}});
-        auto eb = erase_boxes.mutable_unchecked<3>();
-        auto es = erase_seeds.mutable_unchecked<2>();
-        auto ec = erase_count.mutable_unchecked<1>();
-        auto mx = mix.mutable_unchecked<1>();
-        auto lm = lam.mutable_unchecked<1>();
-        auto cb = cut_box.mutable_unchecked<2>();
-        for (size_t i = 0; i < n; ++i) {
-          const Plan& p = plans[i];
-          ec(i) = static_cast<int32_t>(p.erase.size());
-          for (size_t b = 0; b < max_boxes; ++b) {
-            const bool has = b < p.erase.size();
-            eb(i, b, 0) = has ? p.erase[b].x : 0;
-            eb(i, b, 1) = has ? p.erase[b].y : 0;
-            eb(i, b, 2) = has ? p.erase[b].w : 0;
-            eb(i, b, 3) = has ? p.erase[b].h : 0;
-            es(i, b) = has ? p.erase[b].noise_seed : 0;
-          }
-          mx(i) = static_cast<int8_t>(p.mix);
-          lm(i) = p.lam;
-          cb(i, 0) = p.cut_x0;
-          cb(i, 1) = p.cut_y0;
-          cb(i, 2) = p.cut_x1;
-          cb(i, 3) = p.cut_y1;
-        }
-        py::dict d;
-        d["erase_boxes"] = erase_boxes;
-        d["erase_seeds"] = erase_seeds;
-        d["erase_count"] = erase_count;
-        d["mix"] = mix;
-        d["lam"] = lam;
-        d["cut_box"] = cut_box;
-        return d;
+        return device_params_to_dict(pack_device_params(plans));
       },
       py::arg("seeds"), py::arg("widths"), py::arg("heights"), py::arg("cfg"),
       "The device-op part (erase boxes, mix mode, lam, cut box) of many plans, packed as numpy "
