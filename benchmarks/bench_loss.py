@@ -100,6 +100,24 @@ def peak_extra_bytes(logits, step, device):
     return peak
 
 
+def warmed_step(fn, logits, idx, probs, warmup, device):
+    """fn's fwd+bwd on the inputs as a step (the gradient cleared first), run ``warmup`` times and
+    synced, then its peak extra memory measured: (step, warm-up seconds, peak extra bytes).
+    Raises what fn raises. gpu_stages times the loss with it too."""
+    def run():
+        fn(logits, idx, probs).backward()
+
+    def step():
+        logits.grad = None
+        run()
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync(device)
+    warm_s = time.perf_counter() - t0
+    return step, warm_s, int(peak_extra_bytes(logits, run, device))
+
+
 def copy_bandwidth_gbs(device):
     x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
     y = torch.empty_like(x)
@@ -178,21 +196,13 @@ def main(argv=None):
             row = {"dtype": dname, "B": b, "C": c, "K": k, "methods": {}}
             steps = {}
             for name, fn in methods.items():
-                def run(fn=fn):
-                    fn(logits, idx, probs).backward()
-
-                def step(run=run):
-                    logits.grad = None
-                    run()
                 entry = {}
                 try:
-                    t0 = time.perf_counter()
-                    for _ in range(1 + args.warmup):  # compiled_dense: the first call compiles
-                        step()
-                    sync(device)
+                    # compiled_dense: the first call compiles
+                    step, warm_s, peak = warmed_step(fn, logits, idx, probs, 1 + args.warmup, device)
                     if name == "compiled_dense":
-                        entry["first_calls_s"] = time.perf_counter() - t0
-                    entry["peak_extra_bytes"] = int(peak_extra_bytes(logits, run, device))
+                        entry["first_calls_s"] = warm_s
+                    entry["peak_extra_bytes"] = peak
                     steps[name] = step
                 except Exception as exc:
                     entry["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -68,7 +68,7 @@ def _timed(ctx, fn, repeats):
 def stage_loss(ctx: Ctx):
     """Sparse CE fwd+bwd vs dense vs torch.compile(dense): time, peak extra memory, % of the
     measured copy bandwidth for the bytes the op must move."""
-    from bench_loss import copy_bandwidth_gbs, ours_gif, peak_extra_bytes, table_bw
+    from bench_loss import copy_bandwidth_gbs, ours_gif, table_bw, warmed_step
 
     from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy
 
@@ -100,20 +100,11 @@ def stage_loss(ctx: Ctx):
                    "methods": {}}
             steps = {}
             for name, fn in methods.items():
-                def run(fn=fn):
-                    fn(logits, idx, probs).backward()
-
-                def step(run=run):
-                    logits.grad = None
-                    run()
                 e = row["methods"][name] = {}
                 try:
-                    t0 = time.perf_counter()
-                    for _ in range(warmup):
-                        step()
-                    ctx.sync()
-                    e["warmup_s"] = time.perf_counter() - t0  # compiled_dense: includes compiling
-                    e["peak_extra_bytes"] = int(peak_extra_bytes(logits, run, ctx.device))
+                    # warmup_s: compiled_dense's includes compiling
+                    step, e["warmup_s"], e["peak_extra_bytes"] = warmed_step(fn, logits, idx, probs, warmup,
+                                                                             ctx.device)
                     e["extra_over_grad"] = e["peak_extra_bytes"] / row["grad_bytes"]
                     steps[name] = step
                 except Exception as exc:  # recorded, the other methods still run

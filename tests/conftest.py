@@ -114,6 +114,36 @@ def small_store(tmp_path):
     return tmp_path / "s"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch intra-op threads set to 1 for a module (``pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")``): tiny models on a shared 2-core box only gain
+    OpenMP contention from more, and a descheduled pool thread stalls every parallel op."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*argv) -> (exit code, stdout, stderr)``: ``tinyvit.cli.main`` in-process
+    (fast); argparse's SystemExit gives the code; output before the call is discarded."""
+    def run(*argv):
+        from tinyvit.cli import main
+
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run
+
+
 @pytest.fixture(scope="session")
 def small_dataset(testimg):
     """A 40-image in-memory ``tinyvit.ArrayDataset``: uint8 24x32x3 crops of the photo,

@@ -21,6 +21,7 @@
 #include "core/util/thread_pool.h"
 #include "args.h"
 #include "bindings.h"
+#include "device_params.h"
 #include "errors.h"
 
 namespace tinyvit {
@@ -156,33 +157,6 @@ void run_released(const std::string& name, Fn&& fn) {
 
 std::string bytes_name(size_t n) { return "<bytes len=" + std::to_string(n) + ">"; }
 
-py::dict to_dict(const DeviceParams& d) {
-  const size_t n = d.n, B = d.max_boxes;
-  py::array_t<int32_t> erase_boxes({n, B, size_t{4}});
-  py::array_t<int64_t> erase_seeds({n, B});
-  py::array_t<int32_t> erase_count(n);
-  py::array_t<int8_t> mix(n);
-  py::array_t<float> lam(n);
-  py::array_t<int32_t> cut_box({n, size_t{4}});
-  auto copy = [](auto& arr, const auto& vec) {
-    if (!vec.empty()) std::memcpy(arr.mutable_data(), vec.data(), vec.size() * sizeof(vec[0]));
-  };
-  copy(erase_boxes, d.erase_boxes);
-  copy(erase_seeds, d.erase_seeds);
-  copy(erase_count, d.erase_count);
-  copy(mix, d.mix);
-  copy(lam, d.lam);
-  copy(cut_box, d.cut_box);
-  py::dict out;
-  out["erase_boxes"] = erase_boxes;
-  out["erase_seeds"] = erase_seeds;
-  out["erase_count"] = erase_count;
-  out["mix"] = mix;
-  out["lam"] = lam;
-  out["cut_box"] = cut_box;
-  return out;
-}
-
 // The batch pool: owns its threads; one Python object is reused across batches. The work
 // is core/pixels/batch.h run_batch; this class converts arguments and results only.
 class PixelPool {
@@ -278,7 +252,7 @@ class PixelPool {
     }
     for (size_t i = 0; i < n; ++i)
       if (!result.has_plan[i]) throw std::logic_error("PixelPool.run: item without a plan");
-    return to_dict(pack_device_params(result.plans));
+    return device_params_to_dict(pack_device_params(result.plans));
   }
 
  private:
@@ -291,6 +265,33 @@ class PixelPool {
 };
 
 }  // namespace
+
+py::dict device_params_to_dict(const DeviceParams& d) {
+  const size_t n = d.n, B = d.max_boxes;
+  py::array_t<int32_t> erase_boxes({n, B, size_t{4}});
+  py::array_t<int64_t> erase_seeds({n, B});
+  py::array_t<int32_t> erase_count(n);
+  py::array_t<int8_t> mix(n);
+  py::array_t<float> lam(n);
+  py::array_t<int32_t> cut_box({n, size_t{4}});
+  auto copy = [](auto& arr, const auto& vec) {
+    if (!vec.empty()) std::memcpy(arr.mutable_data(), vec.data(), vec.size() * sizeof(vec[0]));
+  };
+  copy(erase_boxes, d.erase_boxes);
+  copy(erase_seeds, d.erase_seeds);
+  copy(erase_count, d.erase_count);
+  copy(mix, d.mix);
+  copy(lam, d.lam);
+  copy(cut_box, d.cut_box);
+  py::dict out;
+  out["erase_boxes"] = erase_boxes;
+  out["erase_seeds"] = erase_seeds;
+  out["erase_count"] = erase_count;
+  out["mix"] = mix;
+  out["lam"] = lam;
+  out["cut_box"] = cut_box;
+  return out;
+}
 
 void init_pixels(py::module_& m) {
   py::register_exception<ImageDecodeError>(m, "ImageDecodeError", PyExc_ValueError);

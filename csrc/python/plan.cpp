@@ -7,13 +7,16 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "core/pixels/batch.h"
 #include "core/plan/names.h"
 #include "core/plan/pairing.h"
 #include "core/plan/plan.h"
 #include "args.h"
 #include "bindings.h"
+#include "device_params.h"
 
 namespace tinyvit {
 
@@ -53,52 +56,57 @@ EraseMode erase_mode_from(const std::string& s) {
   throw py::value_error("re_mode must be " + one_of(erase_mode_name, kNumEraseModes) + ", got '" + s + "'");
 }
 
-const std::vector<std::string>& config_keys() {
-  static const std::vector<std::string> keys = {
-      "out_h", "out_w", "interpolation", "scale_min", "scale_max", "ratio_min", "ratio_max",
-      "hflip", "ra_enabled", "ra_ops", "ra_num_ops", "ra_magnitude", "ra_mstd", "ra_mmax",
-      "ra_prob", "ra_interpolation", "fill", "cj_brightness", "cj_contrast", "cj_saturation",
-      "cj_hue", "re_prob", "re_mode", "re_min_count", "re_max_count", "re_min_area",
-      "re_max_area", "re_min_aspect", "mixup_alpha", "cutmix_alpha", "mix_prob", "switch_prob"};
-  return keys;
+// Every AugConfig field once, in the order of the dict (to_dict, so pickle state and repr,
+// keep it): the known keys, to_dict and from_dict all walk this one table.
+using ConfigMember = std::variant<int AugConfig::*, double AugConfig::*, bool AugConfig::*, Interp AugConfig::*,
+                                  EraseMode AugConfig::*, std::vector<RaOp> AugConfig::*, uint8_t (AugConfig::*)[3]>;
+struct ConfigField {
+  const char* key;
+  ConfigMember member;
+};
+
+const std::vector<ConfigField>& config_fields() {
+  using C = AugConfig;
+  static const std::vector<ConfigField> fields = {
+      {"out_h", &C::out_h}, {"out_w", &C::out_w}, {"interpolation", &C::interpolation},
+      {"scale_min", &C::scale_min}, {"scale_max", &C::scale_max}, {"ratio_min", &C::ratio_min},
+      {"ratio_max", &C::ratio_max}, {"hflip", &C::hflip}, {"ra_enabled", &C::ra_enabled},
+      {"ra_ops", &C::ra_ops}, {"ra_num_ops", &C::ra_num_ops}, {"ra_magnitude", &C::ra_magnitude},
+      {"ra_mstd", &C::ra_mstd}, {"ra_mmax", &C::ra_mmax}, {"ra_prob", &C::ra_prob},
+      {"ra_interpolation", &C::ra_interpolation}, {"fill", &C::fill}, {"cj_brightness", &C::cj_brightness},
+      {"cj_contrast", &C::cj_contrast}, {"cj_saturation", &C::cj_saturation}, {"cj_hue", &C::cj_hue},
+      {"re_prob", &C::re_prob}, {"re_mode", &C::re_mode}, {"re_min_count", &C::re_min_count},
+      {"re_max_count", &C::re_max_count}, {"re_min_area", &C::re_min_area}, {"re_max_area", &C::re_max_area},
+      {"re_min_aspect", &C::re_min_aspect}, {"mixup_alpha", &C::mixup_alpha}, {"cutmix_alpha", &C::cutmix_alpha},
+      {"mix_prob", &C::mix_prob}, {"switch_prob", &C::switch_prob}};
+  return fields;
 }
+
+template <typename... F>
+struct Overload : F... {
+  using F::operator()...;
+};
+template <typename... F>
+Overload(F...) -> Overload<F...>;
 
 py::dict config_to_dict(const AugConfig& c) {
   py::dict d;
-  d["out_h"] = c.out_h;
-  d["out_w"] = c.out_w;
-  d["interpolation"] = interp_name(c.interpolation);
-  d["scale_min"] = c.scale_min;
-  d["scale_max"] = c.scale_max;
-  d["ratio_min"] = c.ratio_min;
-  d["ratio_max"] = c.ratio_max;
-  d["hflip"] = c.hflip;
-  d["ra_enabled"] = c.ra_enabled;
-  py::list ops;
-  for (RaOp op : c.ra_ops) ops.append(ra_op_name(op));
-  d["ra_ops"] = ops;
-  d["ra_num_ops"] = c.ra_num_ops;
-  d["ra_magnitude"] = c.ra_magnitude;
-  d["ra_mstd"] = c.ra_mstd;
-  d["ra_mmax"] = c.ra_mmax;
-  d["ra_prob"] = c.ra_prob;
-  d["ra_interpolation"] = interp_name(c.ra_interpolation);
-  d["fill"] = py::make_tuple(int(c.fill[0]), int(c.fill[1]), int(c.fill[2]));
-  d["cj_brightness"] = c.cj_brightness;
-  d["cj_contrast"] = c.cj_contrast;
-  d["cj_saturation"] = c.cj_saturation;
-  d["cj_hue"] = c.cj_hue;
-  d["re_prob"] = c.re_prob;
-  d["re_mode"] = erase_mode_name(c.re_mode);
-  d["re_min_count"] = c.re_min_count;
-  d["re_max_count"] = c.re_max_count;
-  d["re_min_area"] = c.re_min_area;
-  d["re_max_area"] = c.re_max_area;
-  d["re_min_aspect"] = c.re_min_aspect;
-  d["mixup_alpha"] = c.mixup_alpha;
-  d["cutmix_alpha"] = c.cutmix_alpha;
-  d["mix_prob"] = c.mix_prob;
-  d["switch_prob"] = c.switch_prob;
+  for (const ConfigField& f : config_fields()) {
+    d[f.key] = std::visit(
+        Overload{[&](Interp AugConfig::*m) -> py::object { return py::str(interp_name(c.*m)); },
+                 [&](EraseMode AugConfig::*m) -> py::object { return py::str(erase_mode_name(c.*m)); },
+                 [&](std::vector<RaOp> AugConfig::*m) -> py::object {
+                   py::list ops;
+                   for (RaOp op : c.*m) ops.append(ra_op_name(op));
+                   return ops;
+                 },
+                 [&](uint8_t (AugConfig::*m)[3]) -> py::object {
+                   const uint8_t* v = c.*m;
+                   return py::make_tuple(int(v[0]), int(v[1]), int(v[2]));
+                 },
+                 [&](auto m) -> py::object { return py::cast(c.*m); }},  // int, double, bool
+        f.member);
+  }
   return d;
 }
 
@@ -108,59 +116,38 @@ AugConfig config_from_dict(const py::dict& d) {
   for (auto item : d) {
     const auto key = py::cast<std::string>(item.first);
     bool known = false;
-    for (const auto& k : config_keys()) known = known || k == key;
+    for (const ConfigField& f : config_fields()) known = known || key == f.key;
     if (!known) throw py::key_error("unknown AugConfig field: " + key);
   }
-  auto get = [&](const char* key) -> py::object {
-    if (!d.contains(key)) throw py::key_error(std::string("AugConfig field missing: ") + key);
-    return d[key];
-  };
-  auto dbl = [&](const char* key) { return py::cast<double>(get(key)); };
-  auto integer = [&](const char* key) { return py::cast<int>(get(key)); };
   AugConfig c;
-  c.out_h = integer("out_h");
-  c.out_w = integer("out_w");
-  c.interpolation = interp_from(py::cast<std::string>(get("interpolation")), "interpolation");
-  c.scale_min = dbl("scale_min");
-  c.scale_max = dbl("scale_max");
-  c.ratio_min = dbl("ratio_min");
-  c.ratio_max = dbl("ratio_max");
-  c.hflip = dbl("hflip");
-  c.ra_enabled = py::cast<bool>(get("ra_enabled"));
-  c.ra_ops.clear();
-  for (const auto& name : py::cast<std::vector<std::string>>(get("ra_ops"))) {
-    RaOp op;
-    if (!ra_op_from_name(name, &op)) throw py::value_error("unknown RandAugment op '" + name + "'");
-    c.ra_ops.push_back(op);
+  for (const ConfigField& f : config_fields()) {
+    if (!d.contains(f.key)) throw py::key_error(std::string("AugConfig field missing: ") + f.key);
+    const py::object v = d[f.key];
+    std::visit(Overload{[&](int AugConfig::*m) { c.*m = py::cast<int>(v); },
+                        [&](double AugConfig::*m) { c.*m = py::cast<double>(v); },
+                        [&](bool AugConfig::*m) { c.*m = py::cast<bool>(v); },
+                        [&](Interp AugConfig::*m) { c.*m = interp_from(py::cast<std::string>(v), f.key); },
+                        [&](EraseMode AugConfig::*m) { c.*m = erase_mode_from(py::cast<std::string>(v)); },
+                        [&](std::vector<RaOp> AugConfig::*m) {
+                          (c.*m).clear();
+                          for (const auto& name : py::cast<std::vector<std::string>>(v)) {
+                            RaOp op;
+                            if (!ra_op_from_name(name, &op))
+                              throw py::value_error("unknown RandAugment op '" + name + "'");
+                            (c.*m).push_back(op);
+                          }
+                        },
+                        [&](uint8_t (AugConfig::*m)[3]) {
+                          const auto fill = py::cast<std::vector<int>>(v);
+                          if (fill.size() != 3) throw py::value_error("fill must have 3 values");
+                          for (int k = 0; k < 3; ++k) {
+                            if (fill[k] < 0 || fill[k] > 255)
+                              throw py::value_error("fill values must be in [0, 255]");
+                            (c.*m)[k] = static_cast<uint8_t>(fill[k]);
+                          }
+                        }},
+               f.member);
   }
-  c.ra_num_ops = integer("ra_num_ops");
-  c.ra_magnitude = dbl("ra_magnitude");
-  c.ra_mstd = dbl("ra_mstd");
-  c.ra_mmax = dbl("ra_mmax");
-  c.ra_prob = dbl("ra_prob");
-  c.ra_interpolation =
-      interp_from(py::cast<std::string>(get("ra_interpolation")), "ra_interpolation");
-  const auto fill = py::cast<std::vector<int>>(get("fill"));
-  if (fill.size() != 3) throw py::value_error("fill must have 3 values");
-  for (int k = 0; k < 3; ++k) {
-    if (fill[k] < 0 || fill[k] > 255) throw py::value_error("fill values must be in [0, 255]");
-    c.fill[k] = static_cast<uint8_t>(fill[k]);
-  }
-  c.cj_brightness = dbl("cj_brightness");
-  c.cj_contrast = dbl("cj_contrast");
-  c.cj_saturation = dbl("cj_saturation");
-  c.cj_hue = dbl("cj_hue");
-  c.re_prob = dbl("re_prob");
-  c.re_mode = erase_mode_from(py::cast<std::string>(get("re_mode")));
-  c.re_min_count = integer("re_min_count");
-  c.re_max_count = integer("re_max_count");
-  c.re_min_area = dbl("re_min_area");
-  c.re_max_area = dbl("re_max_area");
-  c.re_min_aspect = dbl("re_min_aspect");
-  c.mixup_alpha = dbl("mixup_alpha");
-  c.cutmix_alpha = dbl("cutmix_alpha");
-  c.mix_prob = dbl("mix_prob");
-  c.switch_prob = dbl("switch_prob");
   try {
     validate_config(c);
   } catch (const std::invalid_argument& e) {
@@ -315,46 +302,7 @@ C++ bindings take it as `const tinyvit::AugConfig&`.
           }
         }
         if (!error.empty()) throw py::value_error(error);
-        size_t max_boxes = 0;
-        for (const auto& p : plans) max_boxes = std::max(max_boxes, p.erase.size());
-        py::array_t<int32_t> erase_boxes({n, max_boxes, size_t{4}});
-        py::array_t<int64_t> erase_seeds({n, max_boxes});
-        py::array_t<int32_t> erase_count(n);
-        py::array_t<int8_t> mix(n);
-        py::array_t<float> lam(n);
-        py::array_t<int32_t> cut_box({n, size_t{4}});
-        auto eb = erase_boxes.mutable_unchecked<3>();
-        auto es = erase_seeds.mutable_unchecked<2>();
-        auto ec = erase_count.mutable_unchecked<1>();
-        auto mx = mix.mutable_unchecked<1>();
-        auto lm = lam.mutable_unchecked<1>();
-        auto cb = cut_box.mutable_unchecked<2>();
-        for (size_t i = 0; i < n; ++i) {
-          const Plan& p = plans[i];
-          ec(i) = static_cast<int32_t>(p.erase.size());
-          for (size_t b = 0; b < max_boxes; ++b) {
-            const bool has = b < p.erase.size();
-            eb(i, b, 0) = has ? p.erase[b].x : 0;
-            eb(i, b, 1) = has ? p.erase[b].y : 0;
-            eb(i, b, 2) = has ? p.erase[b].w : 0;
-            eb(i, b, 3) = has ? p.erase[b].h : 0;
-            es(i, b) = has ? p.erase[b].noise_seed : 0;
-          }
-          mx(i) = static_cast<int8_t>(p.mix);
-          lm(i) = p.lam;
-          cb(i, 0) = p.cut_x0;
-          cb(i, 1) = p.cut_y0;
-          cb(i, 2) = p.cut_x1;
-          cb(i, 3) = p.cut_y1;
-        }
-        py::dict d;
-        d["erase_boxes"] = erase_boxes;
-        d["erase_seeds"] = erase_seeds;
-        d["erase_count"] = erase_count;
-        d["mix"] = mix;
-        d["lam"] = lam;
-        d["cut_box"] = cut_box;
-        return d;
+        return device_params_to_dict(pack_device_params(plans));
       },
       py::arg("seeds"), py::arg("widths"), py::arg("heights"), py::arg("cfg"),
       "The device-op part (erase boxes, mix mode, lam, cut box) of many plans, packed as numpy "

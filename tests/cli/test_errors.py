@@ -19,18 +19,8 @@ needs_fmnist = pytest.mark.skipif(not os.path.exists(os.path.join(FASHION_MNIST_
 AUG = ["--img-size", "16"]
 
 
-def run(capsys, *argv):
-    capsys.readouterr()
-    try:
-        code = tinyvit.cli.main([str(a) for a in argv])
-    except SystemExit as e:  # argparse
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(capsys, command, *argv, match):
-    code, out, err = run(capsys, command, *argv)
+def one_line_error(run_cli, command, *argv, match):
+    code, out, err = run_cli(command, *argv)
     lines = [l for l in err.splitlines() if l.strip()]
     assert code == 2, (code, out, err)
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -49,78 +39,78 @@ def store64(tmp_path_factory):
     return str(path)
 
 
-def test_train_bad_data_model_and_values(capsys, tmp_path):
+def test_train_bad_data_model_and_values(run_cli, tmp_path):
     base = ["--hard-labels", "--model", "test_resnet", "--epochs", "1", "--device", "cpu"]
-    one_line_error(capsys, "train", "--data", "/nonexistent", *base, match="'/nonexistent'")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", "--subset", "8", "--hard-labels", "--model",
+    one_line_error(run_cli, "train", "--data", "/nonexistent", *base, match="'/nonexistent'")
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", "--subset", "8", "--hard-labels", "--model",
                    "no_such_model", match="'no_such_model'")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--hflip", "1.5", match="--hflip")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--auto-augment", "rand-m9-foo",
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", *base, "--hflip", "1.5", match="--hflip")
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", *base, "--auto-augment", "rand-m9-foo",
                    match="'foo'")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--batch-size", "0", match="--batch-size")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", *base, "--model-kwargs", "[1]",
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", *base, "--batch-size", "0", match="--batch-size")
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", *base, "--model-kwargs", "[1]",
                    match="JSON object")
-    one_line_error(capsys, "train", "--data", "fashion-mnist", "--online-teacher", "test_resnet", "--model",
+    one_line_error(run_cli, "train", "--data", "fashion-mnist", "--online-teacher", "test_resnet", "--model",
                    "test_resnet", match="--random-teacher")
 
 
 @needs_fmnist
-def test_train_distill_on_a_store_of_another_subset_or_size(capsys, store64, tmp_path):
+def test_train_distill_on_a_store_of_another_subset_or_size(run_cli, store64, tmp_path):
     base = ["--model", "test_resnet", "--epochs", "1", "--device", "cpu", "--no-progress"]
-    one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "32", *base,
+    one_line_error(run_cli, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "32", *base,
                    match="num_samples 64")
-    line = one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64",
+    line = one_line_error(run_cli, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64",
                           *base, "--img-size", "24", match="aug_fingerprint")
     assert store64 in line
-    one_line_error(capsys, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64", *base,
+    one_line_error(run_cli, "train", "--distill", store64, "--data", "fashion-mnist", "--subset", "64", *base,
                    "--epochs", "2", match="asks for 2 epochs but the store holds 1")
-    one_line_error(capsys, "train", "--distill", str(tmp_path / "nothing"), "--data", "fashion-mnist", *base,
+    one_line_error(run_cli, "train", "--distill", str(tmp_path / "nothing"), "--data", "fashion-mnist", *base,
                    match="nothing")
 
 
 @needs_fmnist
-def test_save_logits_bad_values_before_any_work(capsys, tmp_path):
+def test_save_logits_bad_values_before_any_work(run_cli, tmp_path):
     s = str(tmp_path / "s")
     base = [s, "--data", "fashion-mnist", "--subset", "16", "--model", "test_resnet", "--random-teacher",
             "--epochs", "1", "--topk", "3", "--device", "cpu"] + AUG
-    one_line_error(capsys, "save-logits", *base, "--hflip", "1.5", match="--hflip: must be a probability")
-    one_line_error(capsys, "save-logits", *base, "--auto-augment", "rand-m9-foo", match="rand-m9-foo")
-    one_line_error(capsys, "save-logits", *base, "--batch-size", "0", match="--batch-size: must be >= 1")
-    one_line_error(capsys, "save-logits", *base, "--topk", "10", match="--topk")
-    one_line_error(capsys, "save-logits", *base, "--start-epoch", "1", match="--start-epoch")
-    one_line_error(capsys, "save-logits", s, "--data", "fashion-mnist", "--model", "test_resnet", "--epochs", "1",
+    one_line_error(run_cli, "save-logits", *base, "--hflip", "1.5", match="--hflip: must be a probability")
+    one_line_error(run_cli, "save-logits", *base, "--auto-augment", "rand-m9-foo", match="rand-m9-foo")
+    one_line_error(run_cli, "save-logits", *base, "--batch-size", "0", match="--batch-size: must be >= 1")
+    one_line_error(run_cli, "save-logits", *base, "--topk", "10", match="--topk")
+    one_line_error(run_cli, "save-logits", *base, "--start-epoch", "1", match="--start-epoch")
+    one_line_error(run_cli, "save-logits", s, "--data", "fashion-mnist", "--model", "test_resnet", "--epochs", "1",
                    match="--random-teacher")
-    one_line_error(capsys, "save-logits", *base[:-2], "--checkpoint", str(tmp_path / "no.pt"),
+    one_line_error(run_cli, "save-logits", *base[:-2], "--checkpoint", str(tmp_path / "no.pt"),
                    match="exclude")
     assert not os.path.exists(s)  # nothing was created
 
 
 @needs_fmnist
-def test_save_logits_refuses_another_config_and_keeps_the_store(capsys, store64):
+def test_save_logits_refuses_another_config_and_keeps_the_store(run_cli, store64):
     before = open(os.path.join(store64, "manifest.json")).read()
-    one_line_error(capsys, "save-logits", store64, "--data", "fashion-mnist", "--subset", "64", "--model",
+    one_line_error(run_cli, "save-logits", store64, "--data", "fashion-mnist", "--subset", "64", "--model",
                    "test_resnet", "--random-teacher", "--epochs", "1", "--topk", "3", "--img-size", "24",
                    "--no-progress", match="aug_fingerprint")
     assert open(os.path.join(store64, "manifest.json")).read() == before
     assert tinyvit.LogitStore.open(store64).missing(0).size == 0
 
 
-def test_contract_demo_show_info_inspect(capsys, tmp_path, store64):
-    one_line_error(capsys, "contract", "--from", "no_such_preset", "--max-params", "1M", "--log",
+def test_contract_demo_show_info_inspect(run_cli, tmp_path, store64):
+    one_line_error(run_cli, "contract", "--from", "no_such_preset", "--max-params", "1M", "--log",
                    str(tmp_path / "c.jsonl"), match="'no_such_preset'")
-    one_line_error(capsys, "contract", "--max-params", "1M", "--data", "/x", "--log", str(tmp_path / "c.jsonl"),
+    one_line_error(run_cli, "contract", "--max-params", "1M", "--data", "/x", "--log", str(tmp_path / "c.jsonl"),
                    match="fashion-mnist")
-    one_line_error(capsys, "demo", "--epochs", "0", match="--epochs: must be >= 1")
-    one_line_error(capsys, "demo", "--seeds", "0", match="--seeds")
-    one_line_error(capsys, "demo", "--topk", "10", match="--topk")
-    one_line_error(capsys, "demo", "--student", "no_such_model", match="'no_such_model'")
-    one_line_error(capsys, "show", store64, "--data", "fashion-mnist", "--epoch", "3", "--out",
+    one_line_error(run_cli, "demo", "--epochs", "0", match="--epochs: must be >= 1")
+    one_line_error(run_cli, "demo", "--seeds", "0", match="--seeds")
+    one_line_error(run_cli, "demo", "--topk", "10", match="--topk")
+    one_line_error(run_cli, "demo", "--student", "no_such_model", match="'no_such_model'")
+    one_line_error(run_cli, "show", store64, "--data", "fashion-mnist", "--epoch", "3", "--out",
                    str(tmp_path / "g.png"), match="--epoch 3")
-    one_line_error(capsys, "show", store64, "--data", "fashion-mnist", "--subset", "32", "--out",
+    one_line_error(run_cli, "show", store64, "--data", "fashion-mnist", "--subset", "32", "--out",
                    str(tmp_path / "g.png"), match="num_samples 64")
-    one_line_error(capsys, "inspect", str(tmp_path / "none"), match="none")
-    one_line_error(capsys, "verify", str(tmp_path / "none"), match="none")
-    one_line_error(capsys, "info", "--no-such-flag", match="--no-such-flag")
+    one_line_error(run_cli, "inspect", str(tmp_path / "none"), match="none")
+    one_line_error(run_cli, "verify", str(tmp_path / "none"), match="none")
+    one_line_error(run_cli, "info", "--no-such-flag", match="--no-such-flag")
 
 
 def test_traceback_flag_and_env_show_the_trace(tmp_path):
@@ -136,7 +126,7 @@ def test_traceback_flag_and_env_show_the_trace(tmp_path):
     assert r.returncode == 1 and "Traceback" in r.stderr
 
 
-def test_help_has_one_default_per_option_and_python_m_works(capsys):
+def test_help_has_one_default_per_option_and_python_m_works(run_cli):
     import argparse
 
     parser = tinyvit.cli.build_parser()
@@ -151,7 +141,7 @@ def test_help_has_one_default_per_option_and_python_m_works(capsys):
             text = fmt._expand_help(a) if hasattr(fmt, "_expand_help") else a.help
             assert text.lower().count("default") <= 1, f"{cmd} {a.option_strings}: {text!r}"
             assert "default: None" not in text and "default: False" not in text, (cmd, text)
-        code, out, err = run(capsys, cmd, "--help")
+        code, out, err = run_cli(cmd, "--help")
         assert code == 0 and out
     r = subprocess.run([sys.executable, "-m", "tinyvit", "--help"], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)

@@ -35,13 +35,7 @@ CFG = tinyvit.AugConfig(img_size=16, mean=(0.286,) * 3, std=(0.353,) * 3)
 AUG_ARGS = ["--img-size", "16", "--mean", "0.286", "0.286", "0.286", "--std", "0.353", "0.353", "0.353"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # tiny models: more intra-op threads only add OpenMP contention on a shared 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyTeacher(torch.nn.Module):

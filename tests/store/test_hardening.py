@@ -20,15 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
-def cli(capsys, *args):
-    from tinyvit.cli import main
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
+def cli(run_cli, *args):
+    """(exit code, stdout + stderr) of the CLI run in-process."""
+    code, out, err = run_cli(*args)
+    return code, out + err
 
 
 def small_store(path, n=4, C=100, K=3, epochs=1, **kw):
@@ -179,14 +174,14 @@ def _edit_manifest(path, fn):
         f.write(raw if isinstance(raw, str) else json.dumps(m))
 
 
-def test_deeply_nested_manifest_is_a_manifest_error(tmp_path, capsys):
+def test_deeply_nested_manifest_is_a_manifest_error(tmp_path, run_cli):
     small_store(tmp_path / "s").close()
     _edit_manifest(tmp_path / "s", lambda m: json.dumps(m)[:-1] + ', "x": ' + "[" * 100000
                    + "]" * 100000 + "}")
     with pytest.raises(st.ManifestError, match="nested too deeply"):
         LogitStore.open(tmp_path / "s")
     for cmd in ("inspect", "verify"):
-        code, out = cli(capsys, cmd, tmp_path / "s", "--no-progress")
+        code, out = cli(run_cli, cmd, tmp_path / "s", "--no-progress")
         assert code == 2 and out.count("\n") == 1 and "ManifestError" in out, out
 
 
@@ -207,7 +202,7 @@ def test_manifest_fields_validated_at_open(tmp_path, field, value, match):
         LogitStore.open(tmp_path / "s")
 
 
-def test_epoch_symlink_loop_is_typed(tmp_path, capsys):
+def test_epoch_symlink_loop_is_typed(tmp_path, run_cli):
     small_store(tmp_path / "s", epochs=2).close()
     e1 = tmp_path / "s" / "epoch_00001.bin"
     e1.unlink()
@@ -217,9 +212,9 @@ def test_epoch_symlink_loop_is_typed(tmp_path, capsys):
         s.disk_usage()
     with pytest.raises(st.StoreIOError, match="epoch_00001.bin"):
         s.missing(1)
-    code, out = cli(capsys, "inspect", tmp_path / "s", "--no-progress")
+    code, out = cli(run_cli, "inspect", tmp_path / "s", "--no-progress")
     assert code == 1 and "Traceback" not in out and "StoreIOError" in out
-    code2, _ = cli(capsys, "verify", tmp_path / "s", "--no-progress")
+    code2, _ = cli(run_cli, "verify", tmp_path / "s", "--no-progress")
     assert code2 == 1
 
 
@@ -241,11 +236,11 @@ def test_fifo_does_not_hang(tmp_path, target):
     assert "not a regular file" in p.stdout + p.stderr
 
 
-def test_inspect_records_prints_corrupt_record_as_finding(tmp_path, capsys):
+def test_inspect_records_prints_corrupt_record_as_finding(tmp_path, run_cli):
     s = small_store(tmp_path / "s")
     forge(tmp_path / "s" / "epoch_00000.bin", s, 0, 0, [1, 1, 2], [0.1, 0.1, 0.1])
     s.close()
-    code, out = cli(capsys, "inspect", tmp_path / "s", "--no-progress", "--records", "4")
+    code, out = cli(run_cli, "inspect", tmp_path / "s", "--no-progress", "--records", "4")
     assert code == 1 and "Traceback" not in out
     assert "sample 1:" in out and "sample 0:" not in out  # the forged one is not shown
 
@@ -258,7 +253,7 @@ def test_inspect_records_prints_corrupt_record_as_finding(tmp_path, capsys):
     ([1, 2, 3], [0.2, 0.1, -0.1], "topk_probs[2] = -0.09997"),
     ([1, 2, 3], [0.9, 0.9, 0.1], "topk_probs sum 1.899"),
 ])
-def test_read_refuses_what_write_refuses(tmp_path, capsys, idx, vals, field):
+def test_read_refuses_what_write_refuses(tmp_path, run_cli, idx, vals, field):
     """A valid-CRC record with content write() refuses: read() raises CorruptRecordError
     naming file, epoch, sample and field; missing() lists it; inspect and verify exit 1.
     (Old main: read() returned it.)"""
@@ -273,17 +268,17 @@ def test_read_refuses_what_write_refuses(tmp_path, capsys, idx, vals, field):
     assert s.missing(0).tolist() == [2]
     assert s.audit(0)["ok"] == 3
     assert s.read(0, [0, 1, 3])[0].tolist() == [1, 2, 4]
-    codes = [cli(capsys, c, tmp_path / "s", "--no-progress")[0] for c in ("inspect", "verify")]
+    codes = [cli(run_cli, c, tmp_path / "s", "--no-progress")[0] for c in ("inspect", "verify")]
     assert codes == [1, 1]
 
 
 # ---- 5. limits ------------------------------------------------------------------------------
-def test_million_epochs_verify_output_is_bounded(tmp_path, capsys):
+def test_million_epochs_verify_output_is_bounded(tmp_path, run_cli):
     s = small_store(tmp_path / "s")
     s.close()
     _edit_manifest(tmp_path / "s", lambda m: m.__setitem__("epochs", 1 << 18))
     for cmd in ("verify", "inspect"):
-        code, out = cli(capsys, cmd, tmp_path / "s", "--no-progress")
+        code, out = cli(run_cli, cmd, tmp_path / "s", "--no-progress")
         assert code == 1
         assert out.count("\n") < 60, out[-2000:]
         assert f"{(1 << 18) - 1 - 20} more epochs with findings" in out

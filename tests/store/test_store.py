@@ -376,28 +376,23 @@ def test_fingerprint_and_manifest_fields(small_store):
 
 
 # ---- CLI -----------------------------------------------------------------------------------
-def cli(*args, capsys=None):
-    """Run the CLI: in-process when capsys is given (fast), else as `python -m tinyvit.cli`."""
-    if capsys is not None:
-        from tinyvit.cli import main
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-        out = capsys.readouterr()
-        return code, out.out + out.err
+def cli(*args, run_cli=None):
+    """(exit code, stdout + stderr) of the CLI: in-process when run_cli (the fixture) is given
+    (fast), else as `python -m tinyvit.cli`."""
+    if run_cli is not None:
+        code, out, err = run_cli(*args)
+        return code, out + err
     p = subprocess.run([sys.executable, "-m", "tinyvit", *map(str, args)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout + p.stderr
 
 
-def test_cli(teacher_topk, small_store, tmp_path, capsys):
+def test_cli(teacher_topk, small_store, tmp_path, run_cli):
     code, out = cli("verify", "--help")
     assert code == 0 and "exit status" in out and "checksum" in out
-    code, out = cli("inspect", small_store, "--no-progress", capsys=capsys)
+    code, out = cli("inspect", small_store, "--no-progress", run_cli=run_cli)
     assert code == 1 and "incomplete" in out and "sample 0: seed" in out
-    code, out = cli("verify", small_store, "--no-progress", capsys=capsys)
+    code, out = cli("verify", small_store, "--no-progress", run_cli=run_cli)
     assert code == 1 and "missing 10" in out
     # Complete store: exit 0.
     s = LogitStore.open(small_store, mode="r+")
@@ -407,22 +402,22 @@ def test_cli(teacher_topk, small_store, tmp_path, capsys):
     s.close()
     code, out = cli("verify", small_store)
     assert code == 0 and "all records verified" in out
-    code, out = cli("inspect", small_store, capsys=capsys)
+    code, out = cli("inspect", small_store, run_cli=run_cli)
     assert code == 0 and "complete" in out
-    code, out = cli("inspect", small_store, "--epoch", "1", "--records", "0", capsys=capsys)
+    code, out = cli("inspect", small_store, "--epoch", "1", "--records", "0", run_cli=run_cli)
     assert code == 0 and "100.00%" in out and "\n    0 " not in out
     # A corrupted record: nonzero exit, the sample named.
     f0 = small_store / "epoch_00001.bin"
     data = bytearray(f0.read_bytes())
     data[len(data) // 20 * 7 + 2] ^= 1
     f0.write_bytes(bytes(data))
-    code, out = cli("verify", small_store, "--no-progress", capsys=capsys)
+    code, out = cli("verify", small_store, "--no-progress", run_cli=run_cli)
     assert code == 1 and "bad_checksum 1" in out and "sample 7" in out
-    code, out = cli("verify", tmp_path / "nothing", capsys=capsys)
+    code, out = cli("verify", tmp_path / "nothing", run_cli=run_cli)
     assert code == 2 and "ManifestError" in out
 
 
-def test_verify_content_findings(tmp_path, capsys):
+def test_verify_content_findings(tmp_path, run_cli):
     """Records with valid checks but bad content (crafted): verify reports each finding."""
     s = LogitStore.create(tmp_path / "s", 3, 100, 3, aug_fingerprint="a")
     s.write(0, [0, 1, 2], [1, 2, 3], [[1, 2, 3]] * 3, [[0.5, 0.2, 0.1]] * 3)
@@ -444,7 +439,7 @@ def test_verify_content_findings(tmp_path, capsys):
     path.write_bytes(bytes(data))
     a = LogitStore.open(tmp_path / "s").audit(0)
     assert (a["duplicate_index"], a["prob_sum"], a["prob_range"], a["ok"]) == (1, 1, 1, 0)
-    code, out = cli("verify", tmp_path / "s", "--no-progress", capsys=capsys)
+    code, out = cli("verify", tmp_path / "s", "--no-progress", run_cli=run_cli)
     assert code == 1 and "duplicate_index 1" in out
 
 

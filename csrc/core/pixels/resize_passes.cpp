@@ -12,6 +12,21 @@ namespace resize_detail {
 
 namespace {
 
+// One output pixel of the scalar horizontal pass: the n taps of RGB pixels from p with
+// weights wk, rounded and clamped into out[0..2]. Always inlined, so a constant n
+// (pass_horizontal_k) gives the tap loop a compile-time trip count.
+TINYVIT_INLINE void hpass_pixel(const uint8_t* p, const int32_t* wk, int n, uint8_t* out) {
+  int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+  for (int k = 0; k < n; ++k) {
+    r += p[3 * k] * wk[k];
+    g += p[3 * k + 1] * wk[k];
+    b += p[3 * k + 2] * wk[k];
+  }
+  out[0] = clip_fixed(r);
+  out[1] = clip_fixed(g);
+  out[2] = clip_fixed(b);
+}
+
 // Horizontal pass over rows [row0, row1) of src into dst (row1 - row0 rows, out_w wide).
 // Taps are padded to exactly K per output pixel (zero weights, start shifted inside the
 // row) so the inner loop has a compile-time trip count and unrolls; sums are unchanged.
@@ -21,19 +36,8 @@ TINYVIT_INLINE void pass_horizontal_k(const ImageView& src, int row0, int row1, 
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
     uint8_t* out = dst.row(y - row0);
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* wk = &w[static_cast<size_t>(x) * K];
-      const uint8_t* p = in + static_cast<ptrdiff_t>(start[x]) * 3;
-      int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
-      for (int k = 0; k < K; ++k) {
-        r += p[3 * k] * wk[k];
-        g += p[3 * k + 1] * wk[k];
-        b += p[3 * k + 2] * wk[k];
-      }
-      out[3 * x] = clip_fixed(r);
-      out[3 * x + 1] = clip_fixed(g);
-      out[3 * x + 2] = clip_fixed(b);
-    }
+    for (int x = 0; x < out_w; ++x)
+      hpass_pixel(in + static_cast<ptrdiff_t>(start[x]) * 3, &w[static_cast<size_t>(x) * K], K, out + 3 * x);
   }
 }
 
@@ -389,20 +393,9 @@ void pass_horizontal(const ImageView& src, int row0, int row1, const Coeffs& c, 
   for (int y = row0; y < row1; ++y) {
     const uint8_t* in = src.row(y);
     uint8_t* out = dst.row(y - row0);
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* wk = &c.w[static_cast<size_t>(x) * c.ksize];
-      const uint8_t* p = in + static_cast<ptrdiff_t>(c.start[x]) * 3;
-      int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
-      const int n = c.count[x];
-      for (int k = 0; k < n; ++k) {
-        r += p[3 * k] * wk[k];
-        g += p[3 * k + 1] * wk[k];
-        b += p[3 * k + 2] * wk[k];
-      }
-      out[3 * x] = clip_fixed(r);
-      out[3 * x + 1] = clip_fixed(g);
-      out[3 * x + 2] = clip_fixed(b);
-    }
+    for (int x = 0; x < out_w; ++x)
+      hpass_pixel(in + static_cast<ptrdiff_t>(c.start[x]) * 3, &c.w[static_cast<size_t>(x) * c.ksize], c.count[x],
+                  out + 3 * x);
   }
 }
 

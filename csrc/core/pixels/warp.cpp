@@ -18,34 +18,17 @@ using namespace warp_detail;
 
 template <Interp F>
 void warp_scalar(const ImageU8& in, ImageU8& out, const double a[6], const uint8_t fill[3]) {
-  constexpr int N = F == Interp::Bilinear ? 2 : 4;
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
-    Taps t;
+    Taps t;  // one per row: the weights are reused while the offsets stay
     for (int x = 0; x < in.w; ++x, o += 3) {
-      const double X = x + 0.5;
-      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
       if (F == Interp::Nearest) {
-        const int xi = coord(xin), yi = coord(yin);
+        const double X = x + 0.5, Y = y + 0.5;
+        const int xi = coord(a[0] * X + a[1] * Y + a[2]), yi = coord(a[3] * X + a[4] * Y + a[5]);
         const uint8_t* p = (xi < 0 || xi >= in.w || yi < 0 || yi >= in.h) ? fill : in.row(yi) + 3 * xi;
         o[0] = p[0]; o[1] = p[1]; o[2] = p[2];
-        continue;
-      }
-      if (!warp_taps<F>(in, xin, yin, t)) {
-        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
-        continue;
-      }
-      for (int c = 0; c < 3; ++c) {
-        int32_t acc = 0;
-        for (int j = 0; j < N; ++j) {
-          if (t.wy[j] == 0) continue;  // zero terms: skipping them changes nothing
-          int32_t r = 0;
-          for (int k = 0; k < N; ++k) r += t.rows[j][t.xs[k] + c] * t.wx[k];
-          acc += ((r + 64) >> 7) * t.wy[j];
-        }
-        const int32_t v = acc >> 21;
-        o[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+      } else if (warp_pixel_taps<F>(in, a, x, y, fill, t, o)) {
+        warp_combine_ref<F>(t, o);
       }
     }
   }
@@ -92,15 +75,9 @@ TINYVIT_SSE41 void warp_sse(const ImageU8& in, ImageU8& out, const double a[6],
   constexpr int N = F == Interp::Bilinear ? 2 : 4;
   for (int y = 0; y < in.h; ++y) {
     uint8_t* o = out.row(y);
-    const double Y = y + 0.5;
     Taps t;
     for (int x = 0; x < in.w; ++x, o += 3) {
-      const double X = x + 0.5;
-      const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-      if (!warp_taps<F>(in, xin, yin, t)) {
-        o[0] = fill[0]; o[1] = fill[1]; o[2] = fill[2];
-        continue;
-      }
+      if (!warp_pixel_taps<F>(in, a, x, y, fill, t, o)) continue;
       // Zero weights are skipped (their terms are exactly 0): shear and translate have
       // an integer offset along one axis, leaving 4 of the 16 bicubic taps.
       __m128i acc = _mm_setzero_si128();

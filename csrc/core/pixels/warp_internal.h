@@ -39,6 +39,22 @@ struct Taps {
 // Q14 weight, round half up, without branches (all weights are > -1).
 inline int32_t q14(double v) { return static_cast<int32_t>(v * 16384.0 + 16384.5) - 16384; }
 
+// Q14 weights of the N taps at fractional offset d (columns: d, rows: e): bilinear, or
+// Pillow's transform bicubic (cubic convolution with a = -1).
+template <Interp F>
+TINYVIT_INLINE void weights_q14(double d, int32_t* w) {
+  if (F == Interp::Bilinear) {
+    w[1] = q14(d);
+    w[0] = 16384 - w[1];
+    return;
+  }
+  const double d2 = d * d, d3 = d2 * d;
+  w[0] = q14(-d + 2 * d2 - d3);
+  w[1] = q14(1 - 2 * d2 + d3);
+  w[2] = q14(d + d2 - d3);
+  w[3] = q14(d3 - d2);
+}
+
 // Fills the taps for sample point (xin, yin); false when the point gets the fill colour.
 template <Interp F>
 TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t) {
@@ -47,39 +63,20 @@ TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t
   const double xs = xin - 0.5, ys = yin - 0.5;
   const int x0 = floor_int(xs), y0 = floor_int(ys);
   const double d = xs - x0, e = ys - y0;
+  if (d != t.last_d) {
+    weights_q14<F>(d, t.wx);
+    t.last_d = d;
+  }
+  if (e != t.last_e) {
+    weights_q14<F>(e, t.wy);
+    t.last_e = e;
+  }
   if (F == Interp::Bilinear) {
-    if (d != t.last_d) {
-      t.wx[1] = q14(d);
-      t.wx[0] = 16384 - t.wx[1];
-      t.last_d = d;
-    }
-    if (e != t.last_e) {
-      t.wy[1] = q14(e);
-      t.wy[0] = 16384 - t.wy[1];
-      t.last_e = e;
-    }
     t.xs[0] = 3 * (x0 < 0 ? 0 : x0);
     t.xs[1] = 3 * (x0 + 1 >= W ? W - 1 : x0 + 1);
     t.rows[0] = in.row(y0 < 0 ? 0 : y0);
     t.rows[1] = in.row(y0 + 1 >= H ? H - 1 : y0 + 1);
     return true;
-  }
-  // Pillow's transform bicubic: cubic convolution with a = -1.
-  if (d != t.last_d) {
-    const double d2 = d * d, d3 = d2 * d;
-    t.wx[0] = q14(-d + 2 * d2 - d3);
-    t.wx[1] = q14(1 - 2 * d2 + d3);
-    t.wx[2] = q14(d + d2 - d3);
-    t.wx[3] = q14(d3 - d2);
-    t.last_d = d;
-  }
-  if (e != t.last_e) {
-    const double e2 = e * e, e3 = e2 * e;
-    t.wy[0] = q14(-e + 2 * e2 - e3);
-    t.wy[1] = q14(1 - 2 * e2 + e3);
-    t.wy[2] = q14(e + e2 - e3);
-    t.wy[3] = q14(e3 - e2);
-    t.last_e = e;
   }
   for (int k = 0; k < 4; ++k) {
     const int xx = x0 - 1 + k, yy = y0 - 1 + k;
@@ -89,28 +86,42 @@ TINYVIT_INLINE bool warp_taps(const ImageU8& in, double xin, double yin, Taps& t
   return true;
 }
 
-// Output pixel (x, y) by the reference formula (warp_scalar's), written to op.
+// The taps of output pixel (x, y) (sample point = matrix * pixel centre); false, with the
+// fill colour written to op, when the point is outside the image.
 template <Interp F>
-inline void warp_pixel_ref(const ImageU8& in, const double a[6], int x, int y, const uint8_t fill[3],
-                           uint8_t* op) {
-  constexpr int N = F == Interp::Bilinear ? 2 : 4;
+TINYVIT_INLINE bool warp_pixel_taps(const ImageU8& in, const double a[6], int x, int y, const uint8_t fill[3],
+                                    Taps& t, uint8_t* op) {
   const double X = x + 0.5, Y = y + 0.5;
   const double xin = a[0] * X + a[1] * Y + a[2], yin = a[3] * X + a[4] * Y + a[5];
-  Taps t;
-  if (!warp_taps<F>(in, xin, yin, t)) {
-    op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
-    return;
-  }
+  if (warp_taps<F>(in, xin, yin, t)) return true;
+  op[0] = fill[0]; op[1] = fill[1]; op[2] = fill[2];
+  return false;
+}
+
+// The reference formula on filled taps, written to op as R, G, B. Zero row weights are
+// skipped: their terms are exactly 0.
+template <Interp F>
+TINYVIT_INLINE void warp_combine_ref(const Taps& t, uint8_t* op) {
+  constexpr int N = F == Interp::Bilinear ? 2 : 4;
   for (int c = 0; c < 3; ++c) {
     int32_t acc = 0;
     for (int j = 0; j < N; ++j) {
-      int32_t s = 0;
-      for (int k = 0; k < N; ++k) s += t.rows[j][t.xs[k] + c] * t.wx[k];
-      acc += ((s + 64) >> 7) * t.wy[j];
+      if (t.wy[j] == 0) continue;
+      int32_t r = 0;
+      for (int k = 0; k < N; ++k) r += t.rows[j][t.xs[k] + c] * t.wx[k];
+      acc += ((r + 64) >> 7) * t.wy[j];
     }
     const int32_t v = acc >> 21;
     op[c] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
   }
+}
+
+// Output pixel (x, y) by the reference formula (warp_scalar's), written to op.
+template <Interp F>
+inline void warp_pixel_ref(const ImageU8& in, const double a[6], int x, int y, const uint8_t fill[3],
+                           uint8_t* op) {
+  Taps t;
+  if (warp_pixel_taps<F>(in, a, x, y, fill, t, op)) warp_combine_ref<F>(t, op);
 }
 
 #ifdef TINYVIT_X86_SIMD
