@@ -16,14 +16,7 @@ from tinyvit.models.search import (MOVES, SearchLog, apply_move, contract_search
 
 TINY = dict(embed_dims=(16, 32, 32, 64), depths=(1, 1, 2, 1), window_sizes=(4, 2, 1), head_dim=16)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # the proxies train small models: more intra-op threads only add OpenMP stalls on a shared box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the proxies train small models
 
 
 # ---------------------------------------------------------------- presets vs timm
