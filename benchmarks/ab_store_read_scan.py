@@ -1,9 +1,11 @@
 """Same-session A/B of LogitStore.read and missing() across builds of tinyvit.
 
 Each build is a checkout with its extension built in place (e.g. `git worktree add /tmp/base
-main` + `setup.py build_ext --inplace` there). Rounds alternate the builds, one fresh worker
-process per (round, build), so load bursts on a shared machine hit every build alike; the
-reported figure per row is the median over rounds of the worker's median records/CPU-s.
+main` + `setup.py build_ext --inplace` there). Rounds alternate the builds (order reversed every
+other round), one fresh worker process per (round, build), so load bursts on a shared machine
+hit every build alike. Reported per row: the median over rounds of each worker's median
+records/CPU-s, and -- the figure to compare -- the median (and quartiles) over rounds of the
+paired ratio build / first build within a round.
 Rows: C = 21841, K in {10, 100}, fp16 and compact, random batched reads (B = 256, out=
 preallocated) and the whole-epoch missing() scan of a fully written epoch; with --portable
 also the read under the portable (scalar) ISA.
@@ -109,7 +111,7 @@ def main(argv=None):
     builds = [b.split("=", 1) for b in args.build]
     per = {name: [] for name, _ in builds}
     for r in range(args.rounds):
-        for name, path in builds:
+        for name, path in (builds if r % 2 == 0 else builds[::-1]):
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", path, "--records",
                    str(args.records), "--inner", str(args.inner)] + (
                        ["--portable"] if args.portable else [])
@@ -122,17 +124,26 @@ def main(argv=None):
     rows = list(per[ref][0]["rows"])
     meds = {name: {k: round(median([x["rows"][k] for x in per[name]]), 3) for k in rows}
             for name, _ in builds}
+    def quartiles(xs):
+        xs = sorted(xs)
+        q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]
+        return [round(q(0.25), 3), round(median(xs), 3), round(q(0.75), 3)]
+    paired = {name: {k: quartiles([per[name][r]["rows"][k] / per[ref][r]["rows"][k]
+                                   for r in range(args.rounds)]) for k in rows}
+              for name, _ in builds if name != ref}
     result = {"what": args.what, "unit": "M records per CPU-second, single thread, median over "
               "rounds of the per-worker median", "C": C, "B": B, "records": args.records,
               "rounds": args.rounds, "inner": args.inner,
               "builds": {name: {"path": path, "isa": per[name][0]["isa"]} for name, path in builds},
               "medians": meds,
-              "ratios_vs_" + ref: {name: {k: round(meds[name][k] / meds[ref][k], 3) for k in rows}
-                                   for name, _ in builds if name != ref},
+              "paired_ratio_vs_" + ref + "_q25_median_q75": paired,
               "all_rounds": {name: [x["rows"] for x in per[name]] for name, _ in builds}}
-    print(f"{'row':<36s}" + "".join(f"{name:>12s}" for name, _ in builds))
+    print(f"{'row':<36s}" + "".join(f"{name:>16s}" for name, _ in builds) +
+          "".join(f"{name + '/' + ref:>24s}" for name, _ in builds if name != ref))
     for k in rows:
-        print(f"{k:<36s}" + "".join(f"{meds[name][k]:12.2f}" for name, _ in builds))
+        print(f"{k:<36s}" + "".join(f"{meds[name][k]:16.2f}" for name, _ in builds) +
+              "".join(f"{paired[name][k][1]:10.2f} [{paired[name][k][0]:.2f}-{paired[name][k][2]:.2f}]"
+                      for name, _ in builds if name != ref))
     if args.out:
         result["machine"] = finish_facts(machine_facts("cpu"))
         write_json(args.out, result)
