@@ -270,9 +270,9 @@ def main(argv=None):
             f = r._epoch(0)
             methods += [
                 (f"tinyvit {enc} (LogitStore.read)", lambda j, r=r: r.read(0, qs[j], out=out),
-                 nbatches, "auto", "CRC32C verified, out= preallocated"),
+                 nbatches, "auto", "CRC32C + contract verified, out= preallocated"),
                 (f"tinyvit {enc} (C++ call only)", lambda j, f=f: f.read(qs[j], *out),
-                 nbatches, "auto", "CRC32C verified"),
+                 nbatches, "auto", "CRC32C + contract verified"),
                 (f"tinyvit {enc} (fresh outputs)", lambda j, r=r: r.read(0, qs[j]),
                  nbatches, "auto", "allocates 3 tensors"),
                 (f"tinyvit {enc} (portable ISA)", lambda j, f=f: f.read(qs[j], *out),
@@ -300,7 +300,7 @@ def main(argv=None):
         # -- missing() scan --------------------------------------------------------------
         f = stores["fp16"]
         rate, rates = median_rate(lambda j: f.missing(0), N, 1, repeats)
-        row(K, "tinyvit fp16 missing() scan", "scan", rate, rates, "sequential CRC32C")
+        row(K, "tinyvit fp16 missing() scan", "scan", rate, rates, "pread + CRC32C + contract")
         for s in stores.values():
             s.close()
 

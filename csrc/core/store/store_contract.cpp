@@ -2,6 +2,7 @@
 #include "core/store/store_contract.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace tinyvit {
@@ -16,47 +17,106 @@ std::string num(double v) {
 
 }  // namespace
 
-DupFinder& thread_dups(uint32_t num_classes, size_t K) {
-  thread_local std::unique_ptr<DupFinder> d;
-  thread_local uint32_t d_classes = 0;
-  thread_local size_t d_k = 0;
-  if (!d || d_classes != num_classes || d_k != K) {
-    d.reset(new DupFinder(num_classes, K));
-    d_classes = num_classes;
-    d_k = K;
+void DupFinder::reset(uint32_t num_classes) {
+  classes_ = num_classes;
+  if (num_classes <= kStampMaxClasses) {
+    if (stamps_.empty()) stamps_.assign(kStampMaxClasses, 0);
+    stamped_ = std::max<size_t>(stamped_, num_classes);
+  } else if (num_classes <= kBitmapMaxClasses) {
+    bits_.assign((static_cast<size_t>(num_classes) + 63) / 64, 0);
   }
+}
+
+template <class T>
+int64_t DupFinder::find_sorted(const T* ix, size_t K) {
+  sorted_.assign(ix, ix + K);
+  std::sort(sorted_.begin(), sorted_.end());
+  for (size_t k = 1; k < K; ++k)
+    if (sorted_[k] == sorted_[k - 1]) return sorted_[k];
+  return -1;
+}
+
+bool DupFinder::repeats_u32(const uint8_t* p, size_t K) {
+  std::vector<uint32_t>& v = u32_;
+  v.resize(K);
+  std::memcpy(v.data(), p, 4 * K);
+  if (classes_ <= kStampMaxClasses) {
+    const uint8_t s = next_stamp();
+    size_t fresh = 0;
+    for (size_t k = 0; k < K; ++k) {
+      fresh += stamps_[v[k]] < s;
+      stamps_[v[k]] = s;
+    }
+    return fresh != K;
+  }
+  if (classes_ <= kBitmapMaxClasses) {
+    uint64_t seen_twice = 0;  // branch-free in the common (no repeat) case
+    for (size_t k = 0; k < K; ++k) {
+      uint64_t& w = bits_[v[k] >> 6];
+      const uint64_t m = uint64_t{1} << (v[k] & 63);
+      seen_twice |= w & m;
+      w |= m;
+    }
+    for (size_t k = 0; k < K; ++k) bits_[v[k] >> 6] = 0;
+    return seen_twice != 0;
+  }
+  return find_sorted(v.data(), K) >= 0;
+}
+
+int64_t DupFinder::find(const int64_t* ix, size_t K) {
+  if (classes_ <= kStampMaxClasses) {
+    const uint8_t s = next_stamp();
+    for (size_t k = 0; k < K; ++k) {
+      uint8_t& slot = stamps_[static_cast<size_t>(ix[k])];
+      if (slot == s) return find_sorted(ix, K);  // name the smallest, as the other modes do
+      slot = s;
+    }
+    return -1;
+  }
+  if (classes_ <= kBitmapMaxClasses) {
+    uint64_t seen_twice = 0;
+    for (size_t k = 0; k < K; ++k) {
+      const uint64_t c = static_cast<uint64_t>(ix[k]);
+      uint64_t& w = bits_[c >> 6];
+      const uint64_t m = uint64_t{1} << (c & 63);
+      seen_twice |= w & m;
+      w |= m;
+    }
+    for (size_t k = 0; k < K; ++k) bits_[static_cast<uint64_t>(ix[k]) >> 6] = 0;
+    if (!seen_twice) return -1;
+  }
+  return find_sorted(ix, K);  // names the smallest repeated class
+}
+
+DupFinder& thread_dups(uint32_t num_classes) {
+  thread_local std::unique_ptr<DupFinder> d;
+  if (!d) d.reset(new DupFinder(num_classes));
+  if (d->num_classes() != num_classes) d->reset(num_classes);
   return *d;
 }
 
-// Content half of the record contract (store_format.h): returns a Finding and the detail
-// naming the field. idx/prob are the decoded record.
+// The filter adds the K floats in 8 lanes and then reduces the lanes (3 levels), so no term
+// goes through more than h = ceil(K / 8) + 3 float additions (+1 spare for a kernel that keeps
+// two accumulators); records of fewer than 32 values may be added sequentially (h <= K + 3).
+// For non-negative terms (the filter only consults its sum when every value passed the range
+// check) the float sum S_f then satisfies |S_f - S| <= g S with g = h u / (1 - h u),
+// u = 2^-24 (Higham, Accuracy and Stability of Numerical Algorithms, Sec. 4.2), and
+// check_content's sequential double sum S_d <= S (1 + 2^-36) for K <= 65535. Hence
+// S_f <= T (1 - g) (1 - 2^-34) implies S_d <= T (the spare 2^-34 also covers the rounding of
+// this product). Only records within ~h * 6e-8 (relative) of the tolerance miss the filter.
+double filter_sum_limit(size_t K) {
+  const double h = static_cast<double>(K < 32 ? K + 3 : (K + 7) / 8 + 4);
+  const double hu = h * std::ldexp(1.0, -24);
+  const double g = hu / (1.0 - hu);
+  return (1.0 + kDecodeSumTolerance) * (1.0 - g) * (1.0 - std::ldexp(1.0, -34));
+}
+
+// THE content contract (store_contract.h): returns the first finding and the detail naming
+// the field. idx/prob are the decoded record.
 Finding check_content(const Layout& L, const int64_t* idx, const float* prob, DupFinder& dups,
                       std::string* detail) {
   const size_t K = L.topk;
-  // Fast path, branch-free (vectorises): all in [0, 1] (NaN fails) and the sum bound.
-  {
-    bool out_of_range = false;
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: no FP-add latency bound
-    size_t k = 0;
-    for (; k + 4 <= K; k += 4)
-      for (int q = 0; q < 4; ++q) {
-        const float p = prob[k + q];
-        out_of_range |= !(p >= 0.0f && p <= 1.0f);
-        acc[q] += p;
-      }
-    for (; k < K; ++k) {
-      out_of_range |= !(prob[k] >= 0.0f && prob[k] <= 1.0f);
-      acc[0] += prob[k];
-    }
-    const double total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    if (!out_of_range && total <= 1.0 + kDecodeSumTolerance) {
-      const int64_t dup = dups.find(idx, K);
-      if (dup < 0) return kFindOk;
-      *detail = "topk_indices: class " + std::to_string(dup) + " repeated";
-      return kFindDup;
-    }
-  }
-  double sum = 0.0;  // slow path: name the first offending field
+  double sum = 0.0;
   for (size_t k = 0; k < K; ++k) {
     const float p = prob[k];
     if (!(p >= 0.0f && p <= 1.0f)) {

@@ -130,12 +130,40 @@ const BitPosTable& bit_pos_table() {
   return table;
 }
 
-// Per-thread scratch for decoded compact levels (K + 8 ints; grows once).
-int32_t* level_scratch(size_t n) {
-  thread_local std::vector<int32_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+// Per-call state of the fused decode kernels, fetched once per batch (one TLS lookup) rather
+// than per record.
+struct DecodeScratch {
+  contract::DupFinder* dups;
+  int32_t* levels;   // K + 8 ints: compact levels (the AVX2 decoder stores 8 lanes at a time)
+  int64_t* idx;      // K: indices of a scanned record the filter hands to check_content
+  float* prob;       // K: probabilities of a scanned record
+  double sum_limit;  // contract::filter_sum_limit(K)
+};
+DecodeScratch& decode_scratch(const Layout& L) {
+  thread_local DecodeScratch ds;
+  thread_local std::vector<int32_t> levels;
+  thread_local std::vector<int64_t> idx;
+  thread_local std::vector<float> prob;
+  thread_local size_t k_for = 0;
+  const size_t K = L.topk;
+  if (levels.size() < K + 8) {
+    levels.resize(K + 8);
+    idx.resize(K);
+    prob.resize(K);
+  }
+  if (k_for != K) {
+    ds.sum_limit = contract::filter_sum_limit(K);
+    k_for = K;
+  }
+  ds.dups = &contract::thread_dups(L.num_classes);
+  ds.levels = levels.data();
+  ds.idx = idx.data();
+  ds.prob = prob.data();
+  return ds;
 }
+
+// decode_checked's verdict for a record the content filter did not pass (not an ErrorKind).
+constexpr int kNeedsContract = -1;
 
 }  // namespace
 
@@ -220,20 +248,22 @@ namespace {
 struct Kernels {
   const char* name;
   BatchStatus (*decode_records)(const Layout&, const uint8_t*, uint32_t, const int64_t*, size_t,
-                                int64_t*, int64_t*, float*);
-  size_t (*scan_checks)(const Layout&, const uint8_t*, uint32_t, uint64_t, uint64_t, int64_t*);
+                                int64_t*, int64_t*, float*, DecodeScratch&);
+  size_t (*scan_records)(const Layout&, const uint8_t*, uint32_t, uint64_t, uint64_t, int64_t*,
+                         DecodeScratch&);
   uint32_t (*record_check)(const Layout&, uint32_t, uint64_t, const uint8_t*);
   uint32_t (*crc32c_raw)(uint32_t, const uint8_t*, size_t);
   void (*encode_values_fp16)(const float*, uint8_t*, size_t);
-  int (*decode_one)(const Layout&, const uint8_t*, int64_t*, int64_t*, float*, const char**);
+  int (*decode_one)(const Layout&, const uint8_t*, DecodeScratch&, int64_t*, int64_t*, float*,
+                    const char**);
 };
 
 const Kernels kPortable = {"portable",           portable::decode_records,
-                           portable::scan_checks,  portable::record_check,
+                           portable::scan_records, portable::record_check,
                            portable::crc32c_raw,   portable::encode_values_fp16,
                            portable::decode_one};
 #if TV_HAVE_X86_FAST
-const Kernels kFast = {"sse4.2+avx2+f16c", fast::decode_records,     fast::scan_checks,
+const Kernels kFast = {"sse4.2+avx2+f16c", fast::decode_records,     fast::scan_records,
                        fast::record_check, fast::crc32c_raw,         fast::encode_values_fp16,
                        fast::decode_one};
 bool cpu_has_fast() {
@@ -350,80 +380,27 @@ BatchStatus fail(ErrorKind kind, size_t position, std::string detail) {
   return st;
 }
 
-std::vector<uint8_t>& gather_buffer() {
-  thread_local std::vector<uint8_t> buf;
-  return buf;
-}
-
 }  // namespace
 
-using contract::DupFinder;
 using contract::check_content;
-using contract::Finding;
+using contract::DupFinder;
 using contract::kFindDup;
 using contract::kFindOk;
 using contract::kFindRange;
 using contract::kFindSum;
-using contract::thread_dups;
 
+// The kernels verify, decode and check each record in one pass; a record the fused content
+// filter does not pass is decided (and named) by check_content inside the kernel.
 BatchStatus decode_records(const Layout& L, const uint8_t* recs, uint32_t epoch,
                            const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
                            float* probs) {
-  BatchStatus st = K().decode_records(L, recs, epoch, samples, B, seeds, indices, probs);
-  if (!st.ok()) return st;
-  DupFinder& dups = thread_dups(L.num_classes, L.topk);
-  std::string detail;
-  for (size_t b = 0; b < B; ++b)
-    if (check_content(L, indices + b * L.topk, probs + b * L.topk, dups, &detail) != kFindOk)
-      return fail(ErrorKind::kCorruptRecord, b, detail);
-  return st;
-}
-
-BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
-                         const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
-                         float* probs) {
-  const size_t R = L.record_size;
-  std::vector<uint8_t>& buf = gather_buffer();
-  if (buf.size() < B * R) buf.resize(B * R);
-  for (size_t b = 0; b < B; ++b)
-    std::memcpy(buf.data() + b * R, base + static_cast<size_t>(samples[b]) * R, R);
-  return decode_records(L, buf.data(), epoch, samples, B, seeds, indices, probs);
+  return K().decode_records(L, recs, epoch, samples, B, seeds, indices, probs,
+                            decode_scratch(L));
 }
 
 size_t scan_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
                     uint64_t count, int64_t* out) {
-  // Checks first (the fast kernel); then content of every record whose check verified.
-  const size_t n_bad = K().scan_checks(L, recs, epoch, first, count, out);
-  const size_t Kk = L.topk, R = L.record_size;
-  thread_local std::vector<int64_t> idx;
-  thread_local std::vector<float> prob;
-  idx.resize(Kk);
-  prob.resize(Kk);
-  DupFinder& dups = thread_dups(L.num_classes, Kk);
-  std::vector<int64_t> extra;
-  size_t j = 0;
-  std::string detail;
-  for (uint64_t i = 0; i < count; ++i) {
-    if (j < n_bad && out[j] == static_cast<int64_t>(i)) {
-      ++j;
-      continue;
-    }
-    int64_t seed;
-    const char* d = nullptr;
-    if (K().decode_one(L, recs + i * R, &seed, idx.data(), prob.data(), &d) != 0 ||
-        check_content(L, idx.data(), prob.data(), dups, &detail) != kFindOk)
-      extra.push_back(static_cast<int64_t>(i));
-  }
-  if (extra.empty()) return n_bad;
-  std::vector<int64_t> merged(n_bad + extra.size());
-  std::merge(out, out + n_bad, extra.begin(), extra.end(), merged.begin());
-  std::copy(merged.begin(), merged.end(), out);
-  return merged.size();
-}
-
-size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
-                    uint64_t count, int64_t* out) {
-  return scan_records(L, base + first * L.record_size, epoch, first, count, out);
+  return K().scan_records(L, recs, epoch, first, count, out, decode_scratch(L));
 }
 
 // ---- encode ----------------------------------------------------------------------------
@@ -432,7 +409,7 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
                          uint8_t* out) {
   const size_t K = L.topk, R = L.record_size, w = static_cast<size_t>(L.index_type);
   const Kernels& kern = ::tinyvit::store::K();
-  DupFinder dups(L.num_classes, K);
+  DupFinder& dups = contract::thread_dups(L.num_classes);
   std::vector<std::pair<float, int64_t>> pairs(K);
   std::vector<float> sorted_p(K);
   std::vector<int> levels(K);
@@ -527,15 +504,22 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
 }
 
 // ---- audit -------------------------------------------------------------------------------
+// The scan kernel finds the records that are not VALID; only those are classified (each under
+// its first finding), so a clean range costs what missing() costs.
 void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
                    uint64_t count, AuditCounts* counts) {
   const Kernels& kern = K();
   const size_t K = L.topk, R = L.record_size;
+  thread_local std::vector<int64_t> bad;
+  if (bad.size() < count) bad.resize(static_cast<size_t>(count));
+  DecodeScratch& ds = decode_scratch(L);
+  const size_t n_bad = kern.scan_records(L, recs, epoch, first, count, bad.data(), ds);
+  counts->ok += count - n_bad;
   std::vector<int64_t> idx(K);
   std::vector<float> prob(K);
-  DupFinder& dups = thread_dups(L.num_classes, K);
   std::string detail;
-  for (uint64_t i = 0; i < count; ++i) {
+  for (size_t j = 0; j < n_bad; ++j) {
+    const uint64_t i = static_cast<uint64_t>(bad[j]);
     const uint64_t s = first + i;
     const uint8_t* rec = recs + i * R;
     auto note = [&](const std::string& what) {
@@ -557,8 +541,8 @@ void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_
     }
     int64_t seed;
     const char* d = nullptr;
-    const int kind = kern.decode_one(L, rec, &seed, idx.data(), prob.data(), &d);
-    if (kind) {
+    const int kind = kern.decode_one(L, rec, ds, &seed, idx.data(), prob.data(), &d);
+    if (kind > 0) {
       if (d && std::strstr(d, "class index")) {
         ++counts->bad_index;
       } else {
@@ -567,8 +551,8 @@ void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_
       note(d ? d : "corrupt record");
       continue;
     }
-    switch (check_content(L, idx.data(), prob.data(), dups, &detail)) {
-      case kFindOk:
+    switch (check_content(L, idx.data(), prob.data(), *ds.dups, &detail)) {
+      case kFindOk:  // not reached: the scan and check_content agree
         ++counts->ok;
         continue;
       case kFindDup:
@@ -583,11 +567,6 @@ void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_
     }
     note(detail);
   }
-}
-
-void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
-                 uint64_t count, AuditCounts* counts) {
-  audit_records(L, base + first * L.record_size, epoch, first, count, counts);
 }
 
 }  // namespace store

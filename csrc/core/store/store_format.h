@@ -131,15 +131,11 @@ constexpr double kAuditSumTolerance = kDecodeSumTolerance;
 // Decodes B records held in caller-owned memory: recs + b * R is the record of samples[b].
 // Verify and decode read the same (private) bytes, so no concurrent file change can mix two
 // versions of a record. Validates the content (contract above) and writes widened outputs:
-// seeds[B] (int64), indices[B*K] (int64), probs[B*K] (float32).
+// seeds[B] (int64), indices[B*K] (int64), probs[B*K] (float32). The content check is fused
+// into the decode (store_contract.h): its cost is part of the decode's, not a second pass.
 BatchStatus decode_records(const Layout& L, const uint8_t* recs, uint32_t epoch,
                            const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
                            float* probs);
-// Same on an epoch image `base` (record s at base + s * R): gathers the B records into a
-// private per-thread copy first, then decode_records. samples[] must be in range.
-BatchStatus decode_batch(const Layout& L, const uint8_t* base, uint32_t epoch,
-                         const int64_t* samples, size_t B, int64_t* seeds, int64_t* indices,
-                         float* probs);
 
 // Encodes B records into out[B * R] after validating each (seed in [0, 2^32), indices in
 // [0, C) and distinct, probs finite in [0, 1] with sum <= 1 + kSumTolerance). The compact
@@ -150,11 +146,8 @@ BatchStatus encode_batch(const Layout& L, uint32_t epoch, const int64_t* samples
 
 // recs holds `count` contiguous records, the first being sample `first`. Writes the positions
 // (sample - first) of records that are not VALID (missing, bad check, or bad content) into
-// out (capacity count); returns how many.
+// out (capacity count), in increasing order; returns how many.
 size_t scan_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
-                    uint64_t count, int64_t* out);
-// Same on an epoch image (record s at base + s * R).
-size_t scan_missing(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
                     uint64_t count, int64_t* out);
 
 // Full audit used by `tinyvit verify`: counts per finding (each record counted once, under
@@ -167,9 +160,6 @@ struct AuditCounts {
 };
 void audit_records(const Layout& L, const uint8_t* recs, uint32_t epoch, uint64_t first,
                    uint64_t count, AuditCounts* counts);
-// Same on an epoch image (record s at base + s * R).
-void audit_range(const Layout& L, const uint8_t* base, uint32_t epoch, uint64_t first,
-                 uint64_t count, AuditCounts* counts);
 
 // Which implementation is active ("sse4.2+avx2+f16c" or "portable"); set_isa("portable")
 // forces the fallback (tests), set_isa("auto") restores the best one. Returns false for an
