@@ -97,9 +97,9 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
                    help="if --store does not exist, train --teacher on the labels and save its top-K for --epochs "
                    "augmented epochs there")
     g.add_argument("--teacher", default=None, help="teacher factors for --make-store (default: the --from model)")
-    g.add_argument("--teacher-epochs", type=int, default=4, help="teacher training epochs (default 4)")
-    g.add_argument("--topk", type=int, default=5, help="top-K saved by --make-store (default 5)")
-    g.add_argument("--epochs", type=int, default=3, help="proxy training epochs (default 3)")
+    g.add_argument("--teacher-epochs", type=positive_int, default=4, help="teacher training epochs (default 4)")
+    g.add_argument("--topk", type=positive_int, default=5, help="top-K saved by --make-store (default 5)")
+    g.add_argument("--epochs", type=positive_int, default=3, help="proxy training epochs (default 3)")
     g.add_argument("--batch-size", type=positive_int, default=32, help="proxy batch size (default 32)")
     g.add_argument("--lr", type=float, default=3e-3, help="proxy AdamW peak lr, 20%% warm-up then cosine (default 3e-3)")
     g.add_argument("--seed", type=int, default=0, help="seed of the init, the augmentations and the order (default 0)")
@@ -111,8 +111,8 @@ def add_contract_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist[:DIR] (idx .gz files in DIR, /usr/share/datasets/fashion-mnist when "
                    "omitted); the search supports only Fashion-MNIST (default fashion-mnist)")
-    g.add_argument("--train-samples", type=int, default=512, help="proxy training images (default 512)")
-    g.add_argument("--val-samples", type=int, default=256, help="proxy validation images (default 256)")
+    g.add_argument("--train-samples", type=positive_int, default=512, help="proxy training images (default 512)")
+    g.add_argument("--val-samples", type=positive_int, default=256, help="proxy validation images (default 256)")
     g.add_argument("--img-size", type=int, default=32, help="input side in px (default 32)")
     g.add_argument("--tput-batch", type=int, default=32, help="throughput batch (default 32)")
     g.add_argument("--tput-repeats", type=int, default=5, help="timed repeats, median (default 5)")
@@ -136,9 +136,6 @@ def run_contract(args) -> int:
         raise CLIError("give --max-params and/or --min-throughput")
     if not (args.data == "fashion-mnist" or args.data.startswith("fashion-mnist:")):
         raise CLIError(f"--data {args.data!r}: contract supports only fashion-mnist[:DIR]")
-    for flag in ("epochs", "teacher_epochs", "topk", "train_samples", "val_samples"):
-        if getattr(args, flag) < 1:
-            raise CLIError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     torch.set_num_threads(args.threads)
     seed = load_factors(args.start)
     if not args.no_fit_windows:

@@ -61,6 +61,7 @@ class _LoopProxy:
 
     name = "base"
     mode = ""
+    loader = None  # set by the subclass: the one loader every candidate trains on
 
     def __init__(self, train_ds, val_ds, *, num_classes: int, img_size: int, epochs: int = 3,
                  batch: int = 32, lr: float = 3e-3, weight_decay: float = 0.05, warmup: float = 0.2,
@@ -81,18 +82,14 @@ class _LoopProxy:
         self.epochs, self.batch, self.lr, self.weight_decay = epochs, batch, lr, weight_decay
         self.warmup, self.smoothing, self.seed, self.in_chans = warmup, smoothing, seed, in_chans
         self.data_id, self.device = data_id, torch.device(device)
-        self.num_val = len(val_ds)
         self.val = eval_tensors(val_ds, img_size)
 
     def config(self) -> Dict:
         return {"proxy": self.name, "loop": LOOP, "epochs": self.epochs, "batch": self.batch,
                 "lr": self.lr, "weight_decay": self.weight_decay, "warmup": self.warmup,
                 "smoothing": self.smoothing, "seed": self.seed, "aug": self.cfg.fingerprint(),
-                "data": self.data_id, "num_train": len(self.train_ds), "num_val": self.num_val,
+                "data": self.data_id, "num_train": len(self.train_ds), "num_val": len(self.val[1]),
                 "img_size": self.img_size, "in_chans": self.in_chans}
-
-    def _loader(self):
-        raise NotImplementedError
 
     def train_model(self, factors: ContractionFactors) -> torch.nn.Module:
         """The candidate built from ``factors`` and trained by the one loop (on CPU: the same
@@ -102,7 +99,8 @@ class _LoopProxy:
         torch.manual_seed(self.seed)
         model = factors.build(num_classes=self.num_classes, img_size=self.img_size,
                               in_chans=self.in_chans, drop_path_rate=0.0)
-        train(model, self._loader(), mode=self.mode, epochs=self.epochs, lr=self.lr,
+        # one loader for every candidate: train() sets its epoch 0.. each run
+        train(model, self.loader, mode=self.mode, epochs=self.epochs, lr=self.lr,
               weight_decay=self.weight_decay, warmup_epochs=self.warmup * self.epochs,
               smoothing=self.smoothing, num_classes=self.num_classes, device=self.device, amp=False,
               in_chans=self.in_chans, progress=False, bars=False)
@@ -123,16 +121,14 @@ class LabelsProxy(_LoopProxy):
     mode = "hard"
 
     def __init__(self, train_ds, val_ds, *, base_seed: Optional[int] = None, **kwargs):
+        from ..data.loader import ReplayLoader
+
         super().__init__(train_ds, val_ds, **kwargs)
         self.base_seed = self.seed if base_seed is None else int(base_seed)
+        self.loader = ReplayLoader(train_ds, self.cfg, base_seed=self.base_seed, batch_size=self.batch)
 
     def config(self) -> Dict:
         return dict(super().config(), base_seed=self.base_seed)
-
-    def _loader(self):
-        from ..data.loader import ReplayLoader
-
-        return ReplayLoader(self.train_ds, self.cfg, base_seed=self.base_seed, batch_size=self.batch)
 
 
 class DistillProxy(_LoopProxy):
@@ -144,9 +140,13 @@ class DistillProxy(_LoopProxy):
     mode = "distill"
 
     def __init__(self, store, train_ds, val_ds, **kwargs):
+        from ..data.loader import DistillLoader
+
         super().__init__(train_ds, val_ds, **kwargs)
         self.store = store
-        self._loader()  # every check DistillLoader makes, now rather than at the first candidate
+        # built here, so every check DistillLoader makes runs before the first candidate
+        self.loader = DistillLoader(train_ds, store, self.cfg, batch_size=self.batch,
+                                    num_classes=self.num_classes, epochs=self.epochs)
 
     def config(self) -> Dict:
         c = super().config()
@@ -154,12 +154,6 @@ class DistillProxy(_LoopProxy):
         # Identity by store_id (not path): a moved store still resumes the same search.
         c["store"] = {"store_id": m.get("store_id"), "topk": m["topk"], "epochs": m["epochs"]}
         return c
-
-    def _loader(self):
-        from ..data.loader import DistillLoader
-
-        return DistillLoader(self.train_ds, self.store, self.cfg, batch_size=self.batch,
-                             num_classes=self.num_classes, epochs=self.epochs)
 
 
 def make_teacher_store(path: str, teacher: ContractionFactors, train_ds, *, num_classes: int,
