@@ -40,52 +40,22 @@ bool DupFinder::repeats_u32(const uint8_t* p, size_t K) {
   std::vector<uint32_t>& v = u32_;
   v.resize(K);
   std::memcpy(v.data(), p, 4 * K);
-  if (classes_ <= kStampMaxClasses) {
-    const uint8_t s = next_stamp();
-    size_t fresh = 0;
-    for (size_t k = 0; k < K; ++k) {
-      fresh += stamps_[v[k]] < s;
-      stamps_[v[k]] = s;
-    }
-    return fresh != K;
-  }
-  if (classes_ <= kBitmapMaxClasses) {
-    uint64_t seen_twice = 0;  // branch-free in the common (no repeat) case
-    for (size_t k = 0; k < K; ++k) {
-      uint64_t& w = bits_[v[k] >> 6];
-      const uint64_t m = uint64_t{1} << (v[k] & 63);
-      seen_twice |= w & m;
-      w |= m;
-    }
-    for (size_t k = 0; k < K; ++k) bits_[v[k] >> 6] = 0;
-    return seen_twice != 0;
-  }
-  return find_sorted(v.data(), K) >= 0;
+  const uint32_t* d = v.data();
+  auto at = [d](size_t k) { return d[k]; };
+  if (classes_ <= kStampMaxClasses) return stamp_repeats(at, K);
+  if (classes_ <= kBitmapMaxClasses) return bitmap_repeats(at, K);
+  return find_sorted(d, K) >= 0;
 }
 
 int64_t DupFinder::find(const int64_t* ix, size_t K) {
+  auto at = [ix](size_t k) { return static_cast<uint64_t>(ix[k]); };
+  bool repeats = true;  // C > 2^25: no table; the sort decides
   if (classes_ <= kStampMaxClasses) {
-    const uint8_t s = next_stamp();
-    for (size_t k = 0; k < K; ++k) {
-      uint8_t& slot = stamps_[static_cast<size_t>(ix[k])];
-      if (slot == s) return find_sorted(ix, K);  // name the smallest, as the other modes do
-      slot = s;
-    }
-    return -1;
+    repeats = stamp_repeats(at, K);
+  } else if (classes_ <= kBitmapMaxClasses) {
+    repeats = bitmap_repeats(at, K);
   }
-  if (classes_ <= kBitmapMaxClasses) {
-    uint64_t seen_twice = 0;
-    for (size_t k = 0; k < K; ++k) {
-      const uint64_t c = static_cast<uint64_t>(ix[k]);
-      uint64_t& w = bits_[c >> 6];
-      const uint64_t m = uint64_t{1} << (c & 63);
-      seen_twice |= w & m;
-      w |= m;
-    }
-    for (size_t k = 0; k < K; ++k) bits_[static_cast<uint64_t>(ix[k]) >> 6] = 0;
-    if (!seen_twice) return -1;
-  }
-  return find_sorted(ix, K);  // names the smallest repeated class
+  return repeats ? find_sorted(ix, K) : -1;  // the sort names the smallest repeated class
 }
 
 DupFinder& thread_dups(uint32_t num_classes) {

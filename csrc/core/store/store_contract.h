@@ -42,17 +42,13 @@ class DupFinder {
   // Every value passed in must be < C (callers check the range first).
   // True when the K little-endian uint16 at p repeat a value (only for C <= 65536).
   bool repeats_u16(const uint8_t* p, size_t K) {
-    const uint8_t s = next_stamp();
-    uint8_t* t = stamps_.data();
-    size_t fresh = 0;
-#pragma GCC unroll 8
-    for (size_t k = 0; k < K; ++k) {
-      uint16_t c;
-      std::memcpy(&c, p + 2 * k, 2);
-      fresh += t[c] < s;  // branch-free: slots only ever hold stamps <= s
-      t[c] = s;
-    }
-    return fresh != K;
+    return stamp_repeats(
+        [p](size_t k) {
+          uint16_t c;
+          std::memcpy(&c, p + 2 * k, 2);
+          return c;
+        },
+        K);
   }
   // Same for K little-endian uint32 values, each already known to be < C.
   bool repeats_u32(const uint8_t* p, size_t K);
@@ -67,6 +63,35 @@ class DupFinder {
       stamp_ = 1;
     }
     return stamp_;
+  }
+  // The two repeat tests, over K values at(0..K-1), each < C. Stamps (C <= 65536): one load and
+  // one store per value, branch-free (slots only ever hold stamps <= s). Bitmap (C <= 2^25):
+  // the words touched are cleared afterwards.
+  template <class At>
+  bool stamp_repeats(At at, size_t K) {
+    const uint8_t s = next_stamp();
+    uint8_t* t = stamps_.data();
+    size_t fresh = 0;
+#pragma GCC unroll 8
+    for (size_t k = 0; k < K; ++k) {
+      const size_t c = at(k);
+      fresh += t[c] < s;
+      t[c] = s;
+    }
+    return fresh != K;
+  }
+  template <class At>
+  bool bitmap_repeats(At at, size_t K) {
+    uint64_t seen_twice = 0;  // branch-free in the common (no repeat) case
+    for (size_t k = 0; k < K; ++k) {
+      const uint64_t c = at(k);
+      uint64_t& w = bits_[c >> 6];
+      const uint64_t m = uint64_t{1} << (c & 63);
+      seen_twice |= w & m;
+      w |= m;
+    }
+    for (size_t k = 0; k < K; ++k) bits_[static_cast<uint64_t>(at(k)) >> 6] = 0;
+    return seen_twice != 0;
   }
   template <class T>
   int64_t find_sorted(const T* ix, size_t K);
