@@ -15,8 +15,7 @@ from ._ext import _C, build_info
 from .augment.rng import PCG32, pcg32_u32
 from .augment.config import PLAN_FORMAT_VERSION, AugConfig, parse_rand_augment
 from .augment.plan import make_plan, plan_device_params
-from .augment.seeds import (PairedSampler, mix_partner, mix_partners, pair_permutation, sample_seed,
-                            sample_seeds)
+from .augment.seeds import mix_partner, mix_partners, pair_permutation, sample_seed, sample_seeds
 from .augment.replay import ImageDecodeError, replay, replay_batch
 from .augment.device import (DeviceAugment, batch_partners, mix, mix_targets, normalize,
                              random_erase)
@@ -46,6 +45,7 @@ from .data.datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder
 from .data.tarshards import TarShards
 from .store.attest import ReplayMismatchError
 from .data.loader import DistillLoader, EpochError, ReplayLoader, SparseTargets
+from .data.sampler import PairedSampler
 from .integrations.timm import eval_config, eval_transform
 from .jobs.models import ModelError, TeacherOutputError
 from . import models  # TinyViT family from contraction factors (timm imported lazily)

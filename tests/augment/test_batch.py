@@ -95,7 +95,7 @@ def test_loader_batches_make_one_plan_and_read_no_header(tmp_path, monkeypatch):
     independent plan_device_params with the true sizes afterwards)."""
     from PIL import Image
 
-    from tinyvit.data import loader as loader_mod
+    from tinyvit.data import pipeline as pipeline_mod
 
     _jpeg_folder(tmp_path, 12)
     ds = tinyvit.ImageFolder(str(tmp_path))
@@ -107,11 +107,13 @@ def test_loader_batches_make_one_plan_and_read_no_header(tmp_path, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(Image, "open", refuse)
-        m.setattr(loader_mod, "plan_device_params", refuse, raising=False)
+        m.setattr(tinyvit.augment.plan, "plan_device_params", refuse)
+        m.setattr(pipeline_mod, "plan_device_params", refuse, raising=False)
         m.setattr(tinyvit.data.sources, "source_size", refuse)
         m.setattr(tinyvit.data.sources, "source_sizes", refuse)
-        m.setattr(loader_mod, "source_sizes", refuse, raising=False)
-        batch = loader_mod._CpuBatches(ds, CFG, 1, 3, None, 2)[list(range(len(ds)))]
+        m.setattr(pipeline_mod, "source_sizes", refuse, raising=False)
+        batch = pipeline_mod.ReplayPipeline(ds, CFG, 3).cpu_batch(1, list(range(len(ds))),
+                                                                  num_threads=2)
     want = tinyvit.plan_device_params(seeds, sizes, CFG)
     for k in want:
         np.testing.assert_array_equal(batch["params"][k].numpy(), want[k], err_msg=k)

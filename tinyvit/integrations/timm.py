@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ..augment.config import AugConfig
-from ..data.loader import ReplayLoader
+from ..data.loader import DistillLoader, ReplayLoader
 from ..store import LogitStore
 
 __all__ = ["eval_config", "eval_transform"]
@@ -17,7 +17,7 @@ __all__ = ["eval_config", "eval_transform"]
 def _aug_config_of(source) -> AugConfig:
     if isinstance(source, AugConfig):
         return source
-    if isinstance(source, ReplayLoader):
+    if isinstance(source, (ReplayLoader, DistillLoader)):  # two classes: no common base
         return source.cfg
     if isinstance(source, (str, os.PathLike)):
         source = LogitStore.open(os.fspath(source))

@@ -3,8 +3,8 @@
 Per epoch and rank: ``todo = store.missing(epoch)`` (so a rerun after a crash or Ctrl-C
 writes exactly what is missing), whole Mixup pairs dealt to ranks by ``min(i, partner) %
 world_size`` (disjoint writes, no coordination), images replayed from
-``sample_seed(base_seed, epoch, i)`` by ``TeacherBatches`` (the exact pipeline DistillLoader
-replays for the student), teacher forward (AMP on CUDA), softmax, top-K, ``store.write`` of
+``sample_seed(base_seed, epoch, i)`` by ``TeacherBatches`` (the ``ReplayPipeline`` that
+DistillLoader replays the student's batches with), teacher forward (AMP on CUDA), softmax, top-K, ``store.write`` of
 the missing rows only.
 """
 from __future__ import annotations

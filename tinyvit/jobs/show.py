@@ -1,9 +1,10 @@
 """`tinyvit show`: replay stored samples and draw them with the teacher's stored top-k.
 
-The pixels come from the exact path the student trains on (``replay_batch`` from the stored
-seed -> ``plan_device_params`` -> ``DeviceAugment``: normalize, erasing, Mixup/CutMix), so
-the picture is what the teacher saw when it wrote the record. A mixed sample is drawn as the
-mix, titled with both source samples and the partner's share ("+ 22% of #1836").
+The pixels come from the student's exact path, the one ``ReplayPipeline`` (seeds from the
+stored records -> one plan per sample -> pixels + device params -> ``DeviceAugment``:
+normalize, erasing, Mixup/CutMix), so the picture is what the teacher saw when it wrote the
+record (byte-identical to DistillLoader's batch, tested). A mixed sample is drawn as the mix,
+titled with both source samples and the partner's share ("+ 22% of #1836").
 """
 from __future__ import annotations
 
@@ -16,36 +17,32 @@ __all__ = ["replayed_samples", "draw_samples", "show_store"]
 
 
 def replayed_samples(store, dataset, cfg, epoch: int, indices) -> List[dict]:
-    """One dict per sample: ``image`` (uint8 HxWx3, de-normalised for display), ``index``,
-    ``label`` (or None), ``partner`` and ``lam`` (1.0 = not mixed), ``topk`` [(class, prob)]."""
-    from ..augment.device import DeviceAugment, batch_partners
-    from ..augment.plan import plan_device_params
-    from ..augment.replay import replay_batch
+    """One dict per requested sample (repeats drawn once): ``image`` (uint8 HxWx3,
+    de-normalised for display), ``normalized`` (the float32 [3, H, W] tensor the student
+    trains on, before that de-normalisation), ``index``, ``label`` (or None), ``partner``
+    and ``lam`` (1.0 = not mixed), ``topk`` [(class, prob)]."""
     from ..augment.seeds import mix_partners
-    from ..data.sources import source_sizes
+    from ..data.pipeline import ReplayPipeline
     from ..store.compat import stored_base_seed
 
-    base_seed = int(stored_base_seed(store))
-    want = [int(i) for i in indices]
+    pipe = ReplayPipeline(dataset, cfg, int(stored_base_seed(store)), store=store)
+    want = list(dict.fromkeys(int(i) for i in indices))
     # the mix partners must be in the batch: add them, draw only the requested samples
-    idx = list(dict.fromkeys(want + (mix_partners(epoch, np.asarray(want, np.int64), len(dataset), base_seed)
-                                     .tolist() if cfg.mixing else [])))
-    idx_np = np.asarray(idx, np.int64)
-    seeds, ti, tp = store.read(epoch, idx_np)
-    seeds_np = seeds.numpy().astype(np.int64)
-    u8 = replay_batch([dataset[i] for i in idx], seeds_np.tolist(), cfg)
-    params = plan_device_params(seeds_np.astype(np.uint32), source_sizes(dataset, idx_np), cfg)
-    partner = batch_partners(idx_np, epoch, len(dataset), base_seed) if cfg.mixing else None
-    x, lam = DeviceAugment(cfg)(torch.from_numpy(np.ascontiguousarray(u8)), params, partner)
+    partners = (mix_partners(epoch, np.asarray(want, np.int64), len(dataset), pipe.base_seed).tolist()
+                if cfg.mixing else [])
+    idx = list(dict.fromkeys(want + partners))
+    cpu = pipe.cpu_batch(epoch, idx)
+    b = pipe.device_batch(cpu, epoch, "cpu")
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std).view(1, 3, 1, 1)
-    pix = ((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    pix = ((b.images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    ti, tp = cpu["topk_indices"], cpu["topk_probs"]
     targets = getattr(dataset, "targets", None)
     out = []
-    for pos, i in enumerate(idx[:len(want)]):
-        p = int(partner[pos]) if partner is not None else pos
-        out.append({"index": i, "image": pix[pos], "lam": float(lam[pos]),
-                    "partner": idx[p] if float(lam[pos]) < 1.0 else None,
+    for pos, i in enumerate(want):
+        mixed = float(b.lam[pos]) < 1.0
+        out.append({"index": i, "image": pix[pos], "normalized": b.images[pos],
+                    "lam": float(b.lam[pos]), "partner": idx[int(b.partner[pos])] if mixed else None,
                     "label": int(targets[i]) if targets is not None else None,
                     "topk": [(int(c), float(v)) for c, v in zip(ti[pos].tolist(), tp[pos].tolist())]})
     return out
