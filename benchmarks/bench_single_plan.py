@@ -1,6 +1,7 @@
-"""The loader's CPU step per batch (``_CpuBatches.__getitem__``: replay + the device part of
-the plan), on an ImageFolder of JPEGs. Runs on any checkout (it only uses that internal
-step), so the same script measures the code before and after the single-plan change:
+"""The loader's CPU step per batch (``ReplayPipeline.cpu_batch``, before it
+``_CpuBatches.__getitem__``: replay + the device part of the plan), on an ImageFolder of
+JPEGs. Uses only that step, so the same script measured the code before and after the
+single-plan change (checkouts older than the pipeline need the old name):
 
     PYTHONPATH=<checkout> python benchmarks/bench_single_plan.py --label before|after
 
@@ -36,12 +37,12 @@ def make_folder(root, n, seed=0):
 
 
 def one_pass(ds, cfg, batch, threads):
-    from tinyvit.data.loader import _CpuBatches
+    from tinyvit.data.pipeline import ReplayPipeline
 
-    cb = _CpuBatches(ds, cfg, 0, 0, None, threads)
+    pipe = ReplayPipeline(ds, cfg, 0)
     t, c = time.perf_counter(), time.process_time()
     for s in range(0, len(ds), batch):
-        cb[list(range(s, min(len(ds), s + batch)))]
+        pipe.cpu_batch(0, list(range(s, min(len(ds), s + batch))), threads)
     return time.perf_counter() - t, time.process_time() - c
 
 
