@@ -73,8 +73,8 @@ def load(d: dict) -> str:
 def conditions(name: str, d: dict) -> str:
     """`name`: CPU, cores, load at start -> end, commit, csrc tree (short)."""
     m = machine(d)
-    commit = (m.get("commit") or m.get("tinyvit_commit") or "no commit")[:10]
-    tree = (m.get("csrc_tree") or "no csrc tree")[:10]
+    commit = (m.get("commit") or m.get("tinyvit_commit") or "not recorded")[:10]
+    tree = (m.get("csrc_tree") or "not recorded")[:10]
     return (f"`{name}`: {cpu_name(d)}, {m.get('cores', m.get('cpu_count', '?'))} cores, {load(d)}, "
             f"commit {commit}, csrc tree {tree}")
 
