@@ -6,13 +6,13 @@ fwd + bwd, fp32, B = 256, C = 21841, K = 100).
     python benchmarks/ab_main.py --base /work/base            # 1 warm-up + 5 rounds, ~3.5 min on 2 cores
     python benchmarks/ab_main.py --base DIR --rounds 3 --out /tmp/ab.json
 
-The baseline needs its own built extension (tinyvit/_C*.so). Each round runs one fresh
-process per checkout, in alternating order (base first on even rounds), with PYTHONPATH and
-sys.path[0] set to that checkout, and the same measuring code (this file) in both, after one
-untimed warm-up run of each; load from
-other jobs therefore hits both sides of a round alike. Reported per measure: each round's
-ratio current / base as a *speed* (> 1 = current faster; for times: base ms / current ms)
-and their median. Writes benchmarks/results/ab_main.json (refused from a dirty csrc/).
+The baseline needs its own built extension (tinyvit/_C*.so). After one untimed warm-up run
+of each, every round runs one fresh process per checkout, in alternating order (base first on
+even rounds), with PYTHONPATH and sys.path[0] set to that checkout and the same measuring code
+(this file) in both, so load from other jobs hits both sides of a round alike. Reported per
+measure: each round's ratio current / base as a *speed* (> 1 = current faster; for times:
+base ms / current ms) and their median. Writes benchmarks/results/ab_main.json (refused from a
+dirty csrc/).
 """
 from __future__ import annotations
 

@@ -73,8 +73,8 @@ def load(d: dict) -> str:
 def conditions(name: str, d: dict) -> str:
     """`name`: CPU, cores, load at start -> end, commit, csrc tree (short)."""
     m = machine(d)
-    commit = (m.get("commit") or m.get("tinyvit_commit") or "not recorded")[:10]
-    tree = (m.get("csrc_tree") or "not recorded")[:10]
+    commit = (m.get("commit") or m.get("tinyvit_commit") or "")[:10] or "not recorded"
+    tree = (m.get("csrc_tree") or "")[:10] or "not recorded"
     return (f"`{name}`: {cpu_name(d)}, {m.get('cores', m.get('cpu_count', '?'))} cores, {load(d)}, "
             f"commit {commit}, csrc tree {tree}")
 
@@ -317,8 +317,9 @@ def doc_paths(root: str = ROOT) -> list:
     return [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
 
 
-def render_text(text: str, results: str = RESULTS, where: str = "?") -> str:
-    """``text`` with every results block re-rendered from the JSONs in ``results``."""
+def render_text(text: str, results=RESULTS, where: str = "?") -> str:
+    """``text`` with every results block re-rendered from the JSONs in ``results`` (a folder,
+    or a list of folders searched in order)."""
     def one(m):
         name = m.group("name")
         if name not in BLOCKS:
@@ -326,7 +327,9 @@ def render_text(text: str, results: str = RESULTS, where: str = "?") -> str:
         files, fn = BLOCKS[name]
         data = {}
         for f in files:
-            path = os.path.join(results, f)
+            dirs = [results] if isinstance(results, str) else list(results)
+            path = next((os.path.join(d, f) for d in dirs if os.path.exists(os.path.join(d, f))),
+                        os.path.join(dirs[0], f))
             try:
                 with open(path) as fh:
                     data[f] = json.load(fh)
@@ -341,7 +344,7 @@ def render_text(text: str, results: str = RESULTS, where: str = "?") -> str:
     return MARKER.sub(one, text)
 
 
-def render_all(root: str = ROOT, results: str = RESULTS) -> dict:
+def render_all(root: str = ROOT, results=RESULTS) -> dict:
     """path -> (current text, rendered text) for README.md and docs/*.md."""
     out = {}
     for p in doc_paths(root):
@@ -473,8 +476,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale")
     ap.add_argument("--print", action="store_true", help="print the rendered blocks instead of writing")
-    ap.add_argument("--results", default=RESULTS, help="folder of the JSONs (default benchmarks/results)")
+    ap.add_argument("--results", action="append", help="folder of the JSONs (default benchmarks/results); "
+                    "repeat it to fall back: the first folder holding a file wins")
     args = ap.parse_args(argv)
+    args.results = args.results or [RESULTS]
     stale = []
     try:
         rendered = render_all(ROOT, args.results)
