@@ -295,6 +295,9 @@ def r_ab_main(j):
     rows += ["", f"{d['rounds']} interleaved rounds (base and current alternate, each in its own process); "
              f"base {d['base']['commit'][:10] if d['base'].get('commit') else '?'} (csrc tree "
              f"{(d['base'].get('csrc_tree') or '?')[:10]}). Measured on " + conditions("ab_main.json", d) + "."]
+    if d["base"].get("csrc_tree") and d["base"].get("csrc_tree") == d.get("current", {}).get("csrc_tree"):
+        rows.append("\nBoth sides have the same `csrc/` tree: this is an A/A run, and the min-max spread is the "
+                    "noise of this machine, not a difference of code.")
     return "\n".join(rows) + "\n"
 
 
