@@ -2,8 +2,9 @@
 
 Every results JSON records the machine (CPU, cores, load average at start and end: the boxes
 are shared), the full git commit and the tree hash of csrc/ (``provenance``), so a number can
-always be traced to the code and conditions that produced it. Methods are timed with interleaved repeats (one repeat of each method in
-turn, round after round) and summarised by medians, so a burst of load from other jobs hits
+always be traced to the code and conditions that produced it. Methods are timed with
+interleaved repeats (one repeat of each method in turn, round after round) and summarised by
+medians, so a burst of load from other jobs hits
 every method alike instead of whichever happened to run then.
 """
 from __future__ import annotations

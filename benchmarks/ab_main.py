@@ -137,7 +137,8 @@ def checkout_facts(root):
     def git(*a):
         r = subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
-    return {"path": os.path.abspath(root), "commit": git("rev-parse", "HEAD"), "csrc_tree": git("rev-parse", "HEAD:csrc")}
+    return {"path": os.path.abspath(root), "commit": git("rev-parse", "HEAD"),
+            "csrc_tree": git("rev-parse", "HEAD:csrc")}
 
 
 def main(argv=None):

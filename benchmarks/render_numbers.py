@@ -166,7 +166,8 @@ def r_loader(j):
     d = j["loader.json"]
     rows = ["| path | img / CPU-s | 1 worker img/s | 2 workers img/s |", "|---|---:|---:|---:|"]
     for label, key in ((CPP, "tinyvit C++ (`replay_batch`)"), (PIL_PATH, "tinyvit Pillow path"),
-                       (TIMM, "timm `create_transform` (to uint8)"), (TIMM_FULL, "timm full (+ToTensor/Normalize/RandomErasing)"),
+                       (TIMM, "timm `create_transform` (to uint8)"),
+                       (TIMM_FULL, "timm full (+ToTensor/Normalize/RandomErasing)"),
                        (DECODE, "Pillow full decode only (`open` + `convert(\"RGB\")`)")):
         r = d["results"][label]
         rows.append(f"| {key} | {num(r['img_per_cpu_s_1'])} | {num(r['img_per_s_1'])} | {num(r['img_per_s_2'])} |")

@@ -150,7 +150,8 @@ def test_synthetic_orphans_dangling_and_campaign_records(tmp_path):
 
 def test_synthetic_figure_next_to_a_citation_outside_markers(tmp_path):
     root, res = _repo(tmp_path, BLOCK + "\nfrom `ra_ops.json` rotate costs 250.5 us, 3.1x faster\n\n"
-                      "K = 100 and `--calls 20` in ra_ops.json are settings\n\n| ra_ops.json | 12% |\n| other | 2.5 |\n")
+                      "K = 100 and `--calls 20` in ra_ops.json are settings\n\n"
+                      "| ra_ops.json | 12% |\n| other | 2.5 |\n")
     found = [(page, name, fig) for page, name, fig, _ in rn.figures_outside_markers(root, res)]
     assert found == [("docs/p.md", "ra_ops.json", "250.5"), ("docs/p.md", "ra_ops.json", "3.1x"),
                      ("docs/p.md", "ra_ops.json", "12%")]
