@@ -24,6 +24,13 @@ sys.path.insert(0, HERE)
 from _common import RESULTS, provenance  # noqa: E402
 
 
+# The JSON each step writes into the results folder (tests/test_numbers.py: together they are
+# every JSON a rendered block reads, so make bench regenerates all of them).
+WRITES = {"bench_loader.py": "loader.json", "bench_ra_ops.py": "ra_ops.json", "bench_store.py": "store.json",
+          "bench_loss.py": "loss_cpu.json", "bench_models.py": "models_cpu.json", "bench_scale.py": "scale.json",
+          "experiment_fmnist.py": "experiment_fmnist.json", "ab_main.py": "ab_main.json"}
+
+
 def plan(out: str, quick: bool, ab_base: str | None) -> list:
     """(script, full args, quick args); ``out`` is the results folder."""
     q = ["--quick"]

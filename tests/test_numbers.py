@@ -69,6 +69,18 @@ def test_no_figure_quoted_next_to_a_citation_outside_the_markers():
     assert PENDING - found == set(), f"fixed: remove from PENDING: {sorted(PENDING - found)}"
 
 
+def test_make_bench_regenerates_every_json_a_block_reads():
+    import bench_all
+
+    steps = bench_all.plan("/R", quick=False, ab_base="/base")
+    assert [s for s, _ in steps] == list(bench_all.WRITES)
+    assert set(bench_all.WRITES.values()) == {f for files, _ in rn.BLOCKS.values() for f in files}
+    for script, args in steps:  # each step's --out names its JSON (or the folder / prefix of it)
+        out = args[args.index("--out") + 1]
+        want = bench_all.WRITES[script]
+        assert out in ("/R", f"/R/{want}", f"/R/{want[:-len('.json')]}"), (script, out)
+
+
 def test_tree_hash_without_git_equals_git_rev_parse():
     tree = _common._git("rev-parse", "HEAD:csrc")
     if tree is None:
