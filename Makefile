@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (each sets everything up first):
 #   make demo   run the main job on the embedded default data
 #   make test   run every test (pytest + ctest)
-.PHONY: demo test setup gpu-check
+.PHONY: demo test setup gpu-check bench
 setup:
 	./scripts/setup.sh
 demo: setup
@@ -13,3 +13,8 @@ test:
 PYTHON ?= $(shell [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
 gpu-check:
 	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+# Rerun every benchmark the README and docs cite and re-render their numbers (CPU, 2 cores:
+# about 25 min; docs/benchmarks.md). AB_BASE=DIR adds the A/B against a baseline checkout;
+# BENCH_QUICK=1 is a smoke run into build/bench-quick that leaves results and docs alone.
+bench:
+	$(PYTHON) benchmarks/bench_all.py $(if $(BENCH_QUICK),--quick) $(if $(AB_BASE),--ab-base $(AB_BASE))

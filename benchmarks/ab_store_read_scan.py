@@ -11,7 +11,7 @@ preallocated) and the whole-epoch missing() scan of a fully written epoch; with 
 also the read under the portable (scalar) ISA.
 
   python benchmarks/ab_store_read_scan.py --build before=/tmp/base --build after=. \
-      --rounds 5 --out benchmarks/results/x.json
+      --rounds 5 --out /tmp/ab_store.json
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from _common import cpu_model, git_revision, load_average  # noqa: E402
+from _common import machine_facts, write_json  # noqa: E402
 
 IN21K = 14_200_000
 
@@ -254,8 +254,7 @@ def main():
     n_shards = int(open(os.path.join(d, "shards", "count")).read())
     spec = os.path.join(d, "shards", "shard-{%06d..%06d}.tar" % (0, n_shards - 1))
     idx_dir = os.path.join(d, "index")
-    res = {"files": args.files, "shards": n_shards, "cpu": cpu_model(), "cores": os.cpu_count(),
-           "load_average": load_average(), "tinyvit_commit": git_revision(),
+    res = {"machine": machine_facts("cpu", threads=args.threads), "files": args.files, "shards": n_shards,
            "threads": args.threads}
     for kind, where in (("folder", os.path.join(d, "folder")), ("tarshards", spec)):
         for f in os.listdir(idx_dir) if os.path.isdir(idx_dir) else []:
@@ -285,9 +284,7 @@ def main():
     res["attest_open"] = attest_cost(args.dir)
     if not args.skip_store:
         res["store_14.2M"] = store_at_scale(args.dir)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+    write_json(args.out, res, indent=1)  # machine facts, commit, csrc tree, end load
     print(f"{'':28s}{'folder':>14s}{'tar shards':>14s}")
     rows = [("build (cold) s", "build_s"), ("reopen s", "reopen_s"),
             ("reopen s / 1M files", "reopen_s_per_million"), ("source_sizes(all) s", "sizes_all_s"),

@@ -4,7 +4,7 @@ validation cannot drift from training (size, interpolation, normalisation).
 
     python examples/timm_task.py
 
-For timm's own train.py see docs/trainers.md (a five-line patch).
+For timm's own train.py see docs/trainers.md (six hunks, each placed by a quoted train.py line).
 """
 import os
 import sys
