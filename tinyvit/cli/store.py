@@ -300,14 +300,3 @@ def add_store_parsers(subparsers) -> None:
     v.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)
-
-
-def main(argv=None) -> int:  # pragma: no cover - thin wrapper, tested through cli.main
-    parser = argparse.ArgumentParser(prog="tinyvit")
-    add_store_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
