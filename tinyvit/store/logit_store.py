@@ -70,6 +70,42 @@ def _as_int64_1d(x, name: str) -> torch.Tensor:
     return t.to(device="cpu", dtype=torch.int64).contiguous()
 
 
+def _new_manifest(num_samples, num_classes, topk, value_encoding, epochs, aug_fingerprint, teacher,
+                  dataset_fingerprint, meta) -> dict:
+    """manifest.json of a new store (checked arguments; a fresh random store_id, which every
+    record's check is bound to). TypeError when teacher / dataset_fingerprint / meta are not
+    JSON-serialisable."""
+    store_id = secrets.randbits(64)
+    layout = _C._store_layout(value_encoding, topk, num_classes, store_id)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "num_samples": num_samples,
+        "num_classes": num_classes,
+        "topk": topk,
+        "index_dtype": "uint16" if num_classes <= 65535 else "int32",
+        "value_encoding": value_encoding,
+        "record_size": layout["record_size"],
+        "record_layout": {k: v for k, v in layout.items() if k != "record_size"},
+        "epochs": epochs,
+        "epoch_file": EPOCH_FILE,
+        "checksum": "crc32c",
+        "byte_order": "little",
+        "store_id": f"{store_id:016x}",
+        "aug_fingerprint": aug_fingerprint,
+        "teacher": teacher,
+        "dataset_fingerprint": dataset_fingerprint,
+        "meta": meta or {},
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    try:
+        json.dumps(manifest)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: "
+                        f"{e}") from None
+    return manifest
+
+
 # ---- the store ------------------------------------------------------------------------------
 class LogitStore:
     """A directory of per-epoch files of fixed-size sparse soft-label records.
@@ -143,34 +179,8 @@ class LogitStore:
         except OSError as e:
             raise StoreIOError(f"{path}: cannot create the store directory: {e.strerror or e}"
                                ) from None
-        store_id = secrets.randbits(64)
-        layout = _C._store_layout(value_encoding, topk, num_classes, store_id)
-        manifest = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "num_samples": num_samples,
-            "num_classes": num_classes,
-            "topk": topk,
-            "index_dtype": "uint16" if num_classes <= 65535 else "int32",
-            "value_encoding": value_encoding,
-            "record_size": layout["record_size"],
-            "record_layout": {k: v for k, v in layout.items() if k != "record_size"},
-            "epochs": epochs,
-            "epoch_file": EPOCH_FILE,
-            "checksum": "crc32c",
-            "byte_order": "little",
-            "store_id": f"{store_id:016x}",
-            "aug_fingerprint": aug_fingerprint,
-            "teacher": teacher,
-            "dataset_fingerprint": dataset_fingerprint,
-            "meta": meta or {},
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }
-        try:
-            json.dumps(manifest)
-        except (TypeError, ValueError, RecursionError) as e:
-            raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: "
-                            f"{e}") from None
+        manifest = _new_manifest(num_samples, num_classes, topk, value_encoding, epochs,
+                                 aug_fingerprint, teacher, dataset_fingerprint, meta)
         store = cls(path, manifest, "r+")
         # Epoch files first, manifest last: a visible manifest means a complete store. Files
         # are created without O_TRUNC, so a concurrent creator never destroys written records.
