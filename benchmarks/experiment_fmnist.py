@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyvit  # noqa: E402
-from tinyvit.jobs.demo import demo_aug_config, teacher_aug_config  # noqa: E402
+from tinyvit.jobs.recipes import demo_aug_config, teacher_aug_config  # noqa: E402
 from tinyvit.jobs.models import build_model
 from tinyvit.jobs.evaluate import eval_tensors  # noqa: E402
 from tinyvit.jobs.save_logits import open_or_create_store, save_logits  # noqa: E402

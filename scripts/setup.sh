@@ -57,7 +57,7 @@ then
 fi
 # Only what is missing: pip is not run at all on a complete environment (a pip run that
 # resolves torchvision's requirements reinstalls stock Pillow over pillow-simd).
-PY_PKGS=(timm numpy ninja pybind11 setuptools wheel pytest tqdm matplotlib scikit-image lightning accelerate
+PY_PKGS=(timm numpy ninja pybind11 setuptools wheel pytest import-linter tqdm matplotlib scikit-image lightning accelerate
          nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12)
 # NVRTC 12 (+ the CUDA 12 runtime headers) compiles the sparse-CE device code for sm_70 (V100),
 # which the CUDA 13 toolkit cannot target: tests/gpu/test_sm70_build.py (docs/gpu.md).

@@ -36,7 +36,7 @@ if sys.argv[1] == "nopil":
                 setattr(mod, n, poisoned(n))
 from tinyvit.data.datasets import open_dataset
 from tinyvit.data.loader import ReplayLoader
-from tinyvit.jobs.demo import demo_aug_config
+from tinyvit.jobs.recipes import demo_aug_config
 from tinyvit.jobs.evaluate import eval_tensors
 ds = open_dataset("fashion-mnist", "train", 64)
 h = hashlib.sha256()

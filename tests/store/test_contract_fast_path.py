@@ -54,7 +54,7 @@ def forge(s, sample, idx, halves=None, scale=None, levels=None):
     body = bytes(rec[:L["off_check"]])
     c = _C._store_crc32c(struct.pack("<QQ", 0, sample) + body, _C._store_crc32c(prefix, 0xFFFFFFFF))
     rec[L["off_check"]:] = struct.pack("<I", (~c) & 0xFFFFFFFF or 1)
-    with open(s._epoch_path(0), "r+b") as f:
+    with open(s.epoch_path(0), "r+b") as f:
         f.seek(sample * L["record_size"])
         f.write(bytes(rec))
 

@@ -40,7 +40,7 @@ def _expected_errors() -> tuple:
 
 
 def _cmd_info(args) -> int:
-    from .. import build_info
+    from .._ext import build_info
 
     print(json.dumps(build_info(), indent=2))
     return 0
@@ -143,6 +143,3 @@ def _one_line(exc: BaseException) -> str:
         return f"{exc.strerror or type(exc).__name__}: {exc.filename!r}"
     return f"{type(exc).__name__}: {msg}"
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import re
-import sys
 
 from .options import positive_int
 
@@ -128,8 +127,8 @@ def run_contract(args) -> int:
     import torch
 
     from ..data.datasets import DatasetError
-    from ..models.proxy import DistillProxy, LabelsProxy, make_teacher_store, proxy_datasets
-    from ..models.search import MOVES, Measurer, contract_search, plot_log
+    from ..jobs.contract import (MOVES, DistillProxy, LabelsProxy, Measurer, contract_search,
+                                 make_teacher_store, plot_log, proxy_datasets)
     from . import CLIError
 
     if args.max_params is None and args.min_throughput is None:
@@ -153,7 +152,7 @@ def run_contract(args) -> int:
     if proxy == "distill":
         if not args.store:
             raise CLIError("--proxy distill needs --store")
-        from .. import LogitStore
+        from ..store import LogitStore
 
         if os.path.exists(os.path.join(args.store, "manifest.json")):
             store = LogitStore.open(args.store, "r")
@@ -196,15 +195,3 @@ def add_contract_parser(subparsers) -> argparse.ArgumentParser:
     add_contract_arguments(p)
     p.set_defaults(func=run_contract)
     return p
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="tinyvit-contract")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_contract_parser(sub)
-    args = parser.parse_args(["contract"] + list(sys.argv[1:] if argv is None else argv))
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """`tinyvit demo` options (the job itself: ``tinyvit.jobs.demo``)."""
 from __future__ import annotations
 
+from ..jobs.recipes import DEMO_STUDENT, DEMO_TEACHER
 from .options import nonneg_int, positive_float, positive_int
 
 
@@ -17,8 +18,8 @@ def add_demo_arguments(p) -> None:
     p.add_argument("--val-samples", type=positive_int, default=2000, help="first N test images")
     p.add_argument("--img-size", type=positive_int, default=28,
                    help="image side (28 = Fashion-MNIST's own: no resize anywhere)")
-    p.add_argument("--teacher", default="test_resnet", help="timm model (pretrained=False)")
-    p.add_argument("--student", default="test_efficientnet", help="timm model (pretrained=False)")
+    p.add_argument("--teacher", default=DEMO_TEACHER, help="timm model (pretrained=False)")
+    p.add_argument("--student", default=DEMO_STUDENT, help="timm model (pretrained=False)")
     p.add_argument("--teacher-epochs", type=positive_int, default=4, help="teacher training epochs")
     p.add_argument("--epochs", type=positive_int, default=8, help="student epochs = stored epochs")
     p.add_argument("--seeds", type=positive_int, default=3,

@@ -27,19 +27,14 @@ def add_show_parser(sub) -> None:
 
 
 def run_show(args) -> int:
-    from ..augment.config import AugConfig
     from ..data.datasets import open_dataset
+    from ..data.store_config import store_aug_config
     from ..jobs.show import show_store
     from ..store import LogitStore, check_compatible
     from . import CLIError
 
     store = LogitStore.open(args.store)
-    meta = store.manifest.get("meta")
-    stored = meta.get("aug_config") if isinstance(meta, dict) else None
-    if not isinstance(stored, dict):
-        raise CLIError(f"store {args.store!r}: no meta.aug_config in its manifest (not written by "
-                       "tinyvit save-logits): cannot replay its augmentation")
-    cfg = AugConfig.from_dict(stored)
+    cfg = store_aug_config(store)  # ManifestError: missing or garbled
     if args.epoch >= store.epochs:
         raise CLIError(f"--epoch {args.epoch}: the store has epochs 0..{store.epochs - 1}")
     if args.first + args.samples > store.num_samples:
@@ -47,7 +42,7 @@ def run_show(args) -> int:
     dataset = open_dataset(args.data, "train", args.subset if args.subset else store.num_samples
                            if args.data.startswith("fashion-mnist") else None)
     check_compatible(store, dataset=dataset, aug_config=cfg)
-    classes = list(getattr(dataset, "classes", ()) or (meta.get("classes") or ()))
+    classes = list(getattr(dataset, "classes", ()) or (store.manifest["meta"].get("classes") or ()))
     samples = show_store(store, dataset, cfg, epoch=args.epoch,
                          indices=range(args.first, args.first + args.samples), out=args.out,
                          k=min(args.topk, store.topk), classes=classes)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from ..store import EpochMissingError, LogitStore, StoreError
-from ..store.manifest import EPOCH_FILE
 
 MAX_PROBLEM_LINES = 20
 MAX_OK_LINES = 100
@@ -92,32 +90,31 @@ class _Report:
             print(f"{self.ok} epochs complete and valid (not listed one by one)")
 
 
-def _present_epochs(store: LogitStore):
-    """Names in the store directory: an absent epoch file is reported without trying to open
-    it (a store declaring 2^20 epochs must not cost 2^20 failed opens)."""
+def _absent_epochs(store: LogitStore):
+    """Epochs whose data file is absent, from one listing: reported without trying to open
+    them (a store declaring 2^20 epochs must not cost 2^20 failed opens). None when the
+    directory cannot be listed (each epoch's own open then says why)."""
     try:
-        return set(os.listdir(store.path))
-    except OSError:
+        return store.absent_epochs()
+    except StoreError:
         return None
 
 
-def _open_epoch(store: LogitStore, e: int, present):
-    if present is not None and 0 <= e < store.epochs and EPOCH_FILE.format(e) not in present:
-        raise EpochMissingError(f"{os.path.join(store.path, EPOCH_FILE.format(e))} (epoch {e}): "
-                                f"data file does not exist")
-    return store._epoch(e)
+def _check_present(store: LogitStore, e: int, absent) -> None:
+    if absent is not None and e in absent:
+        raise EpochMissingError(f"{store.epoch_path(e)} (epoch {e}): data file does not exist")
 
 
-def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool, present=None):
-    """Missing count of one epoch, chunked for the progress bar."""
-    f = _open_epoch(store, epoch, present)
+def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool, absent=None):
+    """Missing count of one epoch and its first missing sample, chunked for the progress bar."""
+    _check_present(store, epoch, absent)
     n = store.num_samples
     bar = _progress(n, f"epoch {epoch}", progress)
     missing = 0
     first = None
     try:
         for a in range(0, n, chunk):
-            m = f.missing(a, min(chunk, n - a))
+            m = store.missing(epoch, a, min(chunk, n - a))
             if len(m) and first is None:
                 first = int(m[0])
             missing += len(m)
@@ -155,11 +152,11 @@ def cmd_inspect(args) -> int:
     print("epoch  complete        missing  state")
     sample_epoch = None
     epochs = args.epoch if args.epoch else range(store.epochs)
-    present = _present_epochs(store)
+    absent = _absent_epochs(store)
     report = _Report(len(epochs))
     for e in epochs:
         try:
-            miss, first = _scan_missing(store, e, args.chunk, not args.no_progress, present)
+            miss, first = _scan_missing(store, e, args.chunk, not args.no_progress, absent)
         except StoreError as ex:
             report.problem(f"{e:5d}  {'-':>8}  {'-':>13}  {type(ex).__name__}: {ex}")
             findings += 1
@@ -185,13 +182,12 @@ def _show_records(store: LogitStore, e: int, count: int) -> int:
     """Print the first ``count`` valid records of epoch e; a read failure (the store changed
     since the scan) is printed as a finding. Returns the number of findings."""
     print(f"records of epoch {e} (first {count} verified; top-5 shown):")
-    f = store._epoch(e)
     shown, a = 0, 0
     n = store.num_samples
     try:
         while shown < count and a < n:
             b = min(n, a + 4096)
-            missing = set(f.missing(a, b - a).tolist())
+            missing = set(store.missing(e, a, b - a).tolist())
             for s in range(a, b):
                 if s in missing:
                     continue
@@ -217,13 +213,13 @@ def cmd_verify(args) -> int:
     epochs = args.epoch if args.epoch else list(range(store.epochs))
     n = store.num_samples
     total_bad = 0
-    present = _present_epochs(store)
+    absent = _absent_epochs(store)
     report = _Report(len(epochs))
     keys = ("missing", "bad_checksum", "bad_index", "duplicate_index", "prob_range", "prob_sum",
             "bad_encoding")
     for e in epochs:
         try:
-            f = _open_epoch(store, e, present)
+            _check_present(store, e, absent)
         except StoreError as ex:
             report.problem(f"epoch {e}: {type(ex).__name__}: {ex}")
             total_bad += 1
@@ -234,7 +230,7 @@ def cmd_verify(args) -> int:
         bar = _progress(n, f"verify epoch {e}", not args.no_progress)
         try:
             for a in range(0, n, args.chunk):
-                c = f.audit(a, min(args.chunk, n - a))
+                c = store.audit(e, a, min(args.chunk, n - a))
                 for k in keys + ("ok",):
                     counts[k] += c[k]
                 if first is None and c["first_bad_sample"] >= 0:
@@ -253,7 +249,7 @@ def cmd_verify(args) -> int:
         else:
             detail = ", ".join(f"{k} {counts[k]}" for k in keys if counts[k])
             report.problem(f"epoch {e}: {bad} of {n} records with findings: {detail}; first: "
-                           f"sample {first[0]} ({first[1]}) in {f.path}")
+                           f"sample {first[0]} ({first[1]}) in {store.epoch_path(e)}")
     report.close()
     if getattr(args, "data", None):  # replay attestation: this machine shows the teacher's pixels
         from ..store.attest import verify_cli
@@ -300,14 +296,3 @@ def add_store_parsers(subparsers) -> None:
     v.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)
-
-
-def main(argv=None) -> int:  # pragma: no cover - thin wrapper, tested through cli.main
-    parser = argparse.ArgumentParser(prog="tinyvit")
-    add_store_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

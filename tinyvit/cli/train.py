@@ -68,9 +68,9 @@ def add_train_parser(sub) -> None:
 def run_train(args) -> int:
     import torch
 
-    from ..augment.config import AugConfig
     from ..data.datasets import open_dataset
     from ..data.loader import DistillLoader, ReplayLoader
+    from ..data.store_config import store_aug_config
     from ..jobs.distributed import init_distributed
     from ..jobs.evaluate import eval_tensors
     from ..jobs.models import build_model, parse_kwargs
@@ -94,10 +94,9 @@ def run_train(args) -> int:
     store = None
     if args.distill:
         store = LogitStore.open(args.distill)
-        stored = (store.manifest.get("meta") or {}).get("aug_config")
-        if stored is not None and not isinstance(stored, dict):
-            raise CLIError(f"store {args.distill!r}: manifest meta.aug_config is not an object")
-        cfg = aug_config_from_args(args, AugConfig.from_dict(stored) if stored else None)
+        # the store's recorded config under the options; none recorded: the options alone
+        # (DistillLoader then checks their fingerprint against the store's)
+        cfg = aug_config_from_args(args, store_aug_config(store, required=False))
         num_classes = args.num_classes or store.num_classes
     dataset = open_dataset(args.data, "train", args.subset)
     if store is None:

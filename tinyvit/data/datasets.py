@@ -43,9 +43,6 @@ class _Base:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def sources(self, indices) -> list:
-        return [self[int(i)] for i in indices]
-
     def labels(self, indices) -> np.ndarray:
         if self.targets is None:
             raise DatasetError(f"{self!r} has no labels")

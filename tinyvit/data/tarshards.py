@@ -305,9 +305,6 @@ class TarShards:
                                f"truncated: {len(data)} of {n} bytes at offset {off}")
         return data
 
-    def sources(self, indices) -> list:
-        return [self[int(i)] for i in indices]
-
     def labels(self, indices) -> np.ndarray:
         if self.targets is None:
             raise DatasetError(f"{self!r} has no labels (.cls / .json members)")

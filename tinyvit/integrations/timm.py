@@ -9,6 +9,7 @@ import os
 
 from ..augment.config import AugConfig
 from ..data.loader import DistillLoader, ReplayLoader
+from ..data.store_config import store_aug_config
 from ..store import LogitStore
 
 __all__ = ["eval_config", "eval_transform"]
@@ -22,12 +23,7 @@ def _aug_config_of(source) -> AugConfig:
     if isinstance(source, (str, os.PathLike)):
         source = LogitStore.open(os.fspath(source))
     if isinstance(source, LogitStore):
-        meta = source.manifest.get("meta")
-        stored = meta.get("aug_config") if isinstance(meta, dict) else None
-        if not isinstance(stored, dict):
-            raise ValueError(f"store {source.path!r} records no aug_config in its manifest meta; "
-                             "pass the AugConfig it was saved with")
-        return AugConfig.from_dict(stored)
+        return store_aug_config(source)  # ManifestError: none recorded, or garbled
     raise TypeError(f"expected an AugConfig, a loader, a LogitStore or a store path, got "
                     f"{type(source).__name__}")
 

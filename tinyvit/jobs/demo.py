@@ -22,47 +22,34 @@ import shutil
 import statistics
 import time
 
-__all__ = ["run_demo", "demo_aug_config", "teacher_aug_config", "check_demo_args"]
+from .recipes import demo_aug_config, teacher_loader
+
+__all__ = ["run_demo", "check_demo_args", "DemoError"]
 
 
-def demo_aug_config(img_size: int):
-    """Milder than the ImageNet recipe (28 px images cannot take 8%-area crops), but every
-    replayed step is on: crop, flip, RandAugment, erasing, Mixup and CutMix."""
-    from ..augment.config import AugConfig
-
-    return AugConfig(img_size=img_size, scale=(0.5, 1.0), auto_augment="rand-m6-n1-mstd0.5",
-                     re_prob=0.1, mixup_alpha=0.2, cutmix_alpha=1.0, mix_prob=0.5,
-                     mean=(0.286,) * 3, std=(0.353,) * 3)
-
-
-def teacher_aug_config(img_size: int):
-    """The teacher's own training recipe: light augmentation converges fastest. It is
-    independent of the store's config, which only governs what the teacher labels."""
-    from ..augment.config import AugConfig
-
-    return AugConfig(img_size=img_size, scale=(0.6, 1.0), auto_augment=None, re_prob=0.0, mixup_alpha=0.0,
-                     cutmix_alpha=0.0, mean=(0.286,) * 3, std=(0.353,) * 3)
+class DemoError(ValueError):
+    """An option the demo cannot run with (odd --train-samples, --topk out of range, --out not
+    a directory); raised before any work. ``tinyvit demo`` prints it as one line."""
 
 
 def check_demo_args(args):
     """Everything that can be wrong with the options, before any work. Returns the datasets."""
-    from ..cli import CLIError
     from ..data.datasets import open_dataset
     from .models import build_model
 
     if args.train_samples % 2:
-        raise CLIError(f"--train-samples {args.train_samples}: must be even (Mixup/CutMix pairs)")
+        raise DemoError(f"--train-samples {args.train_samples}: must be even (Mixup/CutMix pairs)")
     demo_aug_config(args.img_size)
     train_ds = open_dataset(args.data, "train", args.train_samples)
     teacher_ds = open_dataset(args.data, "train", max(args.teacher_samples, args.train_samples))
     val_ds = open_dataset(args.data, "test", args.val_samples)
     C = train_ds.num_classes
     if not 1 <= args.topk < C:
-        raise CLIError(f"--topk must be in [1, num_classes = {C}), got {args.topk}")
+        raise DemoError(f"--topk must be in [1, num_classes = {C}), got {args.topk}")
     for name in (args.teacher, args.student):
         build_model(name, C, img_size=args.img_size)  # ModelError names it
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CLIError(f"--out {args.out!r} exists and is not a directory")
+        raise DemoError(f"--out {args.out!r} exists and is not a directory")
     return train_ds, teacher_ds, val_ds
 
 
@@ -70,94 +57,117 @@ def _mean_std(v):
     return (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
-def run_demo(args) -> int:
+class _Run:
+    """The demo's shared state: options, datasets, output paths, the phase clock."""
+
+    def __init__(self, args, train_ds, teacher_ds, val_ds):
+        from .evaluate import eval_tensors
+
+        self.args, self.train_ds, self.teacher_ds, self.val_ds = args, train_ds, teacher_ds, val_ds
+        self.t_start = time.perf_counter()
+        self.bars = not args.no_progress
+        self.out = os.path.abspath(args.out)
+        self.cfg = demo_aug_config(args.img_size)
+        self.C = train_ds.num_classes
+        self.val = eval_tensors(val_ds, args.img_size)
+        self.seeds = list(range(args.seed, args.seed + args.seeds))
+        self.methods = ["stored top-%d KD" % args.topk, "hard labels"] + (
+            [] if args.no_online else ["online dense KD"])
+        self.store_path = os.path.join(self.out, f"store_top{args.topk}")
+
+    def phase(self, name):
+        print(f"[{time.perf_counter() - self.t_start:6.1f}s] {name}", flush=True)
+
+    def new(self, name, seed):
+        import torch
+
+        from .models import build_model
+
+        torch.manual_seed(seed)
+        return build_model(name, self.C, img_size=self.args.img_size)
+
+
+def _teacher(run: _Run):
+    """1. The teacher, reused when a previous run with the same settings left it."""
     import torch
 
-    from ..data.loader import DistillLoader, ReplayLoader
-    from .evaluate import eval_tensors
-    from .models import build_model
-    from .save_logits import check_teacher_output, open_or_create_store, save_logits
     from .train import train
 
-    train_ds, teacher_ds, val_ds = check_demo_args(args)
-    torch.set_num_threads(args.threads)
-    t_start = time.perf_counter()
-    bars = not args.no_progress
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    cfg = demo_aug_config(args.img_size)
-    C = train_ds.num_classes
-    val = eval_tensors(val_ds, args.img_size)
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    methods = ["stored top-%d KD" % args.topk, "hard labels"] + ([] if args.no_online else ["online dense KD"])
-    print(f"tinyvit demo -> {out}\n  students: {train_ds!r}; teacher: first {len(teacher_ds)} images; "
-          f"{len(val_ds)} test images; {args.img_size} px; seeds {seeds}; torch threads {torch.get_num_threads()}")
-
-    def phase(name):
-        print(f"[{time.perf_counter() - t_start:6.1f}s] {name}", flush=True)
-
-    def new(name, seed):
-        torch.manual_seed(seed)
-        return build_model(name, C, img_size=args.img_size)
-
-    # 1. teacher (reused when a previous run with the same settings left it)
+    args = run.args
     tkey = {k: getattr(args, k) for k in ("data", "teacher", "teacher_samples", "train_samples", "img_size",
                                           "teacher_epochs", "batch_size", "lr", "seed")}
-    tpath, tjson = os.path.join(out, "teacher.pt"), os.path.join(out, "teacher.json")
-    store_path = os.path.join(out, f"store_top{args.topk}")
-    teacher = new(args.teacher, args.seed)
+    tpath, tjson = os.path.join(run.out, "teacher.pt"), os.path.join(run.out, "teacher.json")
+    teacher = run.new(args.teacher, args.seed)
     reuse = os.path.exists(tpath) and os.path.exists(tjson) and json.load(open(tjson)).get("key") == tkey
     t0 = time.perf_counter()
     if reuse:
-        phase(f"teacher: reusing {tpath}")
+        run.phase(f"teacher: reusing {tpath}")
         teacher.load_state_dict(torch.load(tpath, map_location="cpu", weights_only=True))
         teacher_res = json.load(open(tjson))["result"]
     else:
-        phase(f"teacher {args.teacher}: training on hard labels, {len(teacher_ds)} images, "
-              f"{args.teacher_epochs} epochs")
-        loader = ReplayLoader(teacher_ds, teacher_aug_config(args.img_size), base_seed=args.seed + 1000,
-                              batch_size=args.batch_size)
-        res = train(teacher, loader, mode="hard", epochs=args.teacher_epochs, lr=args.lr, num_classes=C,
-                    eval_data=val, progress=True, bars=bars, log=lambda s: print("  teacher " + s))
+        run.phase(f"teacher {args.teacher}: training on hard labels, {len(run.teacher_ds)} images, "
+                  f"{args.teacher_epochs} epochs")
+        loader = teacher_loader(run.teacher_ds, args.img_size, args.seed, args.batch_size)
+        res = train(teacher, loader, mode="hard", epochs=args.teacher_epochs, lr=args.lr, num_classes=run.C,
+                    eval_data=run.val, progress=True, bars=run.bars, log=lambda s: print("  teacher " + s))
         teacher_res = {"val_acc": res["val_acc"], "seconds": time.perf_counter() - t0}
         torch.save(teacher.state_dict(), tpath)
         with open(tjson, "w") as f:
             json.dump({"key": tkey, "result": teacher_res}, f)
-        if os.path.exists(store_path):  # labelled by another teacher
-            shutil.rmtree(store_path)
+        if os.path.exists(run.store_path):  # labelled by another teacher
+            shutil.rmtree(run.store_path)
     teacher.eval()
+    return teacher, teacher_res, tpath
 
-    # 2. save-logits (the functions behind `tinyvit save-logits`; resumable, so a rerun is free)
-    phase(f"save-logits: teacher top-{args.topk} for {args.epochs} epochs x {len(train_ds)} augmented images")
+
+def _store(run: _Run, teacher, tpath):
+    """2. save-logits (the functions behind `tinyvit save-logits`; resumable, so a rerun is free)."""
+    from .save_logits import check_teacher_output, open_or_create_store, save_logits
+
+    args = run.args
+    run.phase(f"save-logits: teacher top-{args.topk} for {args.epochs} epochs x {len(run.train_ds)} "
+              f"augmented images")
     t0 = time.perf_counter()
-    check_teacher_output(teacher, cfg, C, "cpu")
-    store = open_or_create_store(store_path, dataset=train_ds, cfg=cfg, num_classes=C, topk=args.topk,
-                                 epochs=args.epochs, base_seed=args.seed, dataset_spec=args.data,
-                                 teacher_desc={"model": args.teacher, "checkpoint": tpath})
-    st = save_logits(teacher, train_ds, store, cfg, epochs=range(args.epochs), batch_size=256, progress=True,
-                     bars=bars, log=lambda s: print("  save-logits " + s))
-    save_s = time.perf_counter() - t0
+    check_teacher_output(teacher, run.cfg, run.C, "cpu")
+    store = open_or_create_store(run.store_path, dataset=run.train_ds, cfg=run.cfg, num_classes=run.C,
+                                 topk=args.topk, epochs=args.epochs, base_seed=args.seed,
+                                 dataset_spec=args.data, teacher_desc={"model": args.teacher, "checkpoint": tpath})
+    st = save_logits(teacher, run.train_ds, store, run.cfg, epochs=range(args.epochs), batch_size=256,
+                     progress=True, bars=run.bars, log=lambda s: print("  save-logits " + s))
+    return store, st, time.perf_counter() - t0
 
-    # 3. students: same init per seed, same augmentations (the store's seeds) for every method
-    runs = {m: [] for m in methods}
-    for seed in seeds:
-        for m in methods:
-            phase(f"student {args.student} seed {seed}: {m}")
+
+def _students(run: _Run, store, teacher) -> dict:
+    """3. Students: same init per seed, same augmentations (the store's seeds) for every method."""
+    from ..data.loader import DistillLoader, ReplayLoader
+    from .train import train
+
+    args = run.args
+    runs = {m: [] for m in run.methods}
+    for seed in run.seeds:
+        for m in run.methods:
+            run.phase(f"student {args.student} seed {seed}: {m}")
             t0 = time.perf_counter()
-            student = new(args.student, seed)
+            student = run.new(args.student, seed)
             if m.startswith("stored"):
-                loader = DistillLoader(train_ds, store, cfg, batch_size=args.batch_size, num_classes=C)
+                loader = DistillLoader(run.train_ds, store, run.cfg, batch_size=args.batch_size,
+                                       num_classes=run.C)
                 kw = dict(mode="distill")
             else:
-                loader = ReplayLoader(train_ds, cfg, base_seed=args.seed, batch_size=args.batch_size)
+                loader = ReplayLoader(run.train_ds, run.cfg, base_seed=args.seed, batch_size=args.batch_size)
                 kw = dict(mode="online", teacher=teacher) if m.startswith("online") else dict(mode="hard")
-            res = train(student, loader, epochs=args.epochs, lr=args.lr, num_classes=C, eval_data=val,
-                        progress=False, bars=bars, **kw)
+            res = train(student, loader, epochs=args.epochs, lr=args.lr, num_classes=run.C, eval_data=run.val,
+                        progress=False, bars=run.bars, **kw)
             runs[m].append({"seed": seed, "val_acc": res["val_acc"], "step_ms": 1e3 * res["step_time_s"],
                             "seconds": time.perf_counter() - t0})
             print(f"  test acc {res['val_acc']:.4f} ({runs[m][-1]['seconds']:.1f}s)")
+    return runs
 
-    total = time.perf_counter() - t_start
+
+def _report(run: _Run, runs, teacher_res, store, save_s) -> tuple:
+    """4. The table on stdout; returns (summary per method, paired KD - hard-label gains)."""
+    args, methods = run.args, run.methods
+    total = time.perf_counter() - run.t_start
     summary = {}
     for m in methods:
         mu, sd = _mean_std([r["val_acc"] for r in runs[m]])
@@ -165,7 +175,7 @@ def run_demo(args) -> int:
     gain = [a["val_acc"] - b["val_acc"] for a, b in zip(runs[methods[0]], runs["hard labels"])]
     print()
     print(f"{'run':<44} {'test acc (mean +- std)':>24} {'step ms':>8}")
-    print(f"{'teacher ' + args.teacher + f' ({len(teacher_ds)} img, hard labels)':<44} "
+    print(f"{'teacher ' + args.teacher + f' ({len(run.teacher_ds)} img, hard labels)':<44} "
           f"{teacher_res['val_acc']:>15.4f}{'':>9} {'-':>8}")
     for m in methods:
         s = summary[m]
@@ -174,18 +184,35 @@ def run_demo(args) -> int:
     print(f"stored KD - hard labels, paired by seed: {statistics.fmean(gain):+.4f} "
           f"(per seed {', '.join(f'{g:+.4f}' for g in gain)}); store {store.nbytes:,} bytes "
           f"({store.record_size} B/record), save-logits {save_s:.1f}s; total {total:.0f}s")
+    return summary, gain, total
+
+
+def run_demo(args) -> int:
+    import torch
+
+    train_ds, teacher_ds, val_ds = check_demo_args(args)
+    torch.set_num_threads(args.threads)
+    run = _Run(args, train_ds, teacher_ds, val_ds)
+    os.makedirs(run.out, exist_ok=True)
+    print(f"tinyvit demo -> {run.out}\n  students: {train_ds!r}; teacher: first {len(teacher_ds)} images; "
+          f"{len(val_ds)} test images; {args.img_size} px; seeds {run.seeds}; torch threads "
+          f"{torch.get_num_threads()}")
+    teacher, teacher_res, tpath = _teacher(run)
+    store, st, save_s = _store(run, teacher, tpath)
+    runs = _students(run, store, teacher)
+    summary, gain, total = _report(run, runs, teacher_res, store, save_s)
     result = {"teacher": {"model": args.teacher, "samples": len(teacher_ds), **teacher_res},
-              "student": args.student, "train_samples": len(train_ds), "seeds": seeds, "runs": runs,
-              "summary": summary, "kd_minus_hard": gain, "store": {"path": store_path, "bytes": store.nbytes,
+              "student": args.student, "train_samples": len(train_ds), "seeds": run.seeds, "runs": runs,
+              "summary": summary, "kd_minus_hard": gain, "store": {"path": run.store_path, "bytes": store.nbytes,
                                                                    "record_size": store.record_size,
                                                                    "teacher_acc_augmented": st.get("teacher_acc")},
               "save_logits_s": save_s, "total_s": total,
               "args": {k: v for k, v in vars(args).items() if k != "func"}}
-    with open(os.path.join(out, "results.json"), "w") as f:
+    with open(os.path.join(run.out, "results.json"), "w") as f:
         json.dump(result, f, indent=2, default=str)
-    png = os.path.join(out, "demo.png")
-    _plot(png, result, store, train_ds, cfg, args)
-    print(f"wrote {os.path.join(out, 'results.json')} and {png}")
+    png = os.path.join(run.out, "demo.png")
+    _plot(png, result, store, train_ds, run.cfg, args)
+    print(f"wrote {os.path.join(run.out, 'results.json')} and {png}")
     store.close()
     return 0
 

@@ -152,6 +152,74 @@ def batch_loss(model, batch, mode: str, *, num_classes: int, smoothing: float = 
     return soft_cross_entropy(logits, t_probs)
 
 
+def _optimizer(model, lr: float, weight_decay: float):
+    """AdamW; no weight decay on biases and norm weights (1-d parameters)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def _lr_schedule(lr: float, warm: int, total: int):
+    """Per-step learning rate: linear warm-up over ``warm`` steps, then cosine to 0 at ``total``."""
+    def lr_at(step):
+        if step < warm:
+            return lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return lr_at
+
+
+def _place(model, teacher, device, dist: Dist):
+    """Model (DDP-wrapped when distributed: the module to call) and the frozen teacher, on ``device``."""
+    model = model.to(device)
+    ddp = model
+    if dist.enabled:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    return model, ddp, teacher
+
+
+def _run_epoch(ddp, loader, opt, scaler, lr_at, step: int, *, epoch: int, mode: str, num_classes: int,
+               smoothing: float, teacher, in_chans: int, use_amp: bool, device, max_steps, bar,
+               step_times: list, data_times: list):
+    """One pass over ``loader``: a step per batch at the schedule's lr; appends each step's
+    compute + data time. Returns (sum of the losses, steps, global step after the pass)."""
+    loss_sum, n_steps = 0.0, 0
+    t_data0 = time.perf_counter()
+    for batch in loader:
+        t_data = time.perf_counter() - t_data0
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = batch_loss(ddp, batch, mode, num_classes=num_classes, smoothing=smoothing,
+                          teacher=teacher, in_chans=in_chans, amp=use_amp)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"epoch {epoch} step {n_steps}: loss is {lv}")
+        step_times.append(time.perf_counter() - t0 + t_data)
+        data_times.append(t_data)
+        loss_sum += lv
+        n_steps += 1
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / n_steps:.4f}", lr=f"{lr_at(step):.2e}")
+        if max_steps is not None and n_steps >= max_steps:
+            break
+        t_data0 = time.perf_counter()
+    return loss_sum, n_steps, step
+
+
 def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_decay: float = 0.05,
           warmup_epochs: float = 0.0, smoothing: float = 0.1, teacher=None, num_classes: int,
           device="cpu", amp: bool = True, dist: Optional[Dist] = None, eval_data=None,
@@ -174,29 +242,10 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
         raise ValueError(f"mode {mode!r} " + ("needs a teacher" if mode == "online" else "takes no teacher"))
     dist = dist or Dist()
     device = torch.device(device)
-    model = model.to(device)
-    ddp = model
-    if dist.enabled:
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if teacher is not None:
-        teacher = teacher.to(device).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    model, ddp, teacher = _place(model, teacher, device, dist)
+    opt = _optimizer(model, lr, weight_decay)
     steps_per_epoch = max(1, len(loader))
-    total = steps_per_epoch * epochs
-    warm = int(warmup_epochs * steps_per_epoch)
-
-    def lr_at(step):
-        if step < warm:
-            return lr * (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
+    lr_at = _lr_schedule(lr, int(warmup_epochs * steps_per_epoch), steps_per_epoch * epochs)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     cfg: AugConfig = loader.cfg
@@ -227,35 +276,11 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
             bar = tqdm(total=steps_per_epoch, desc=f"train[{mode}] epoch {epoch}", unit="step",
                        disable=not ((progress if bars is None else bars) and dist.main),
                        dynamic_ncols=True)
-            loss_sum, n_steps = 0.0, 0
             t_epoch = time.perf_counter()
-            t_data0 = time.perf_counter()
-            for batch in loader:
-                t_data = time.perf_counter() - t_data0
-                t0 = time.perf_counter()
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step)
-                loss = batch_loss(ddp, batch, mode, num_classes=num_classes, smoothing=smoothing,
-                                  teacher=teacher, in_chans=in_chans, amp=use_amp)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"epoch {epoch} step {n_steps}: loss is {lv}")
-                step_times.append(time.perf_counter() - t0 + t_data)
-                data_times.append(t_data)
-                loss_sum += lv
-                n_steps += 1
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / n_steps:.4f}", lr=f"{lr_at(step):.2e}")
-                if max_steps is not None and n_steps >= max_steps:
-                    break
-                t_data0 = time.perf_counter()
+            loss_sum, n_steps, step = _run_epoch(
+                ddp, loader, opt, scaler, lr_at, step, epoch=epoch, mode=mode, num_classes=num_classes,
+                smoothing=smoothing, teacher=teacher, in_chans=in_chans, use_amp=use_amp, device=device,
+                max_steps=max_steps, bar=bar, step_times=step_times, data_times=data_times)
             bar.close()
             rec = {"epoch": epoch, "mode": mode, "train_loss": loss_sum / max(1, n_steps), "steps": n_steps,
                    "epoch_s": time.perf_counter() - t_epoch, "lr": lr_at(step)}

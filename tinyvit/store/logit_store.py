@@ -70,6 +70,42 @@ def _as_int64_1d(x, name: str) -> torch.Tensor:
     return t.to(device="cpu", dtype=torch.int64).contiguous()
 
 
+def _new_manifest(num_samples, num_classes, topk, value_encoding, epochs, aug_fingerprint, teacher,
+                  dataset_fingerprint, meta) -> dict:
+    """manifest.json of a new store (checked arguments; a fresh random store_id, which every
+    record's check is bound to). TypeError when teacher / dataset_fingerprint / meta are not
+    JSON-serialisable."""
+    store_id = secrets.randbits(64)
+    layout = _C._store_layout(value_encoding, topk, num_classes, store_id)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "num_samples": num_samples,
+        "num_classes": num_classes,
+        "topk": topk,
+        "index_dtype": "uint16" if num_classes <= 65535 else "int32",
+        "value_encoding": value_encoding,
+        "record_size": layout["record_size"],
+        "record_layout": {k: v for k, v in layout.items() if k != "record_size"},
+        "epochs": epochs,
+        "epoch_file": EPOCH_FILE,
+        "checksum": "crc32c",
+        "byte_order": "little",
+        "store_id": f"{store_id:016x}",
+        "aug_fingerprint": aug_fingerprint,
+        "teacher": teacher,
+        "dataset_fingerprint": dataset_fingerprint,
+        "meta": meta or {},
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    try:
+        json.dumps(manifest)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: "
+                        f"{e}") from None
+    return manifest
+
+
 # ---- the store ------------------------------------------------------------------------------
 class LogitStore:
     """A directory of per-epoch files of fixed-size sparse soft-label records.
@@ -143,34 +179,8 @@ class LogitStore:
         except OSError as e:
             raise StoreIOError(f"{path}: cannot create the store directory: {e.strerror or e}"
                                ) from None
-        store_id = secrets.randbits(64)
-        layout = _C._store_layout(value_encoding, topk, num_classes, store_id)
-        manifest = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "num_samples": num_samples,
-            "num_classes": num_classes,
-            "topk": topk,
-            "index_dtype": "uint16" if num_classes <= 65535 else "int32",
-            "value_encoding": value_encoding,
-            "record_size": layout["record_size"],
-            "record_layout": {k: v for k, v in layout.items() if k != "record_size"},
-            "epochs": epochs,
-            "epoch_file": EPOCH_FILE,
-            "checksum": "crc32c",
-            "byte_order": "little",
-            "store_id": f"{store_id:016x}",
-            "aug_fingerprint": aug_fingerprint,
-            "teacher": teacher,
-            "dataset_fingerprint": dataset_fingerprint,
-            "meta": meta or {},
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }
-        try:
-            json.dumps(manifest)
-        except (TypeError, ValueError, RecursionError) as e:
-            raise TypeError(f"teacher/dataset_fingerprint/meta must be JSON-serialisable: "
-                            f"{e}") from None
+        manifest = _new_manifest(num_samples, num_classes, topk, value_encoding, epochs,
+                                 aug_fingerprint, teacher, dataset_fingerprint, meta)
         store = cls(path, manifest, "r+")
         # Epoch files first, manifest last: a visible manifest means a complete store. Files
         # are created without O_TRUNC, so a concurrent creator never destroys written records.
@@ -256,18 +266,45 @@ class LogitStore:
     aug_fingerprint = property(lambda self: self._m["aug_fingerprint"])
 
     @property
+    def aug_config(self) -> Optional[dict]:
+        """The augmentation config whose seeds the store holds, as recorded by save-logits
+        (manifest ``meta.aug_config``): a copy of that JSON object, or None when the store
+        records none. ManifestError naming the file when it is there but not an object.
+
+        Plain data on purpose: the store and ``tinyvit.augment`` are independent peers (see
+        ``.importlinter``). ``tinyvit.data.store_config.store_aug_config(store)`` builds the
+        ``AugConfig`` from it (``AugConfig.from_dict(store.aug_config)`` by hand)."""
+        stored = self._m["meta"].get("aug_config")
+        if stored is None:
+            return None
+        if not isinstance(stored, dict):
+            raise ManifestError(f"{os.path.join(self.path, MANIFEST)}: field 'meta.aug_config' is not "
+                                f"a JSON object: {type(stored).__name__}")
+        return json.loads(json.dumps(stored))
+
+    @property
     def nbytes(self) -> int:
         """Logical size of all epoch files: epochs * num_samples * record_size."""
         return self.epochs * self.num_samples * self.record_size
+
+    def _listing(self) -> set:
+        try:
+            return set(os.listdir(self.path))  # one call, not one stat / open per epoch
+        except OSError as e:
+            raise StoreIOError(f"{self.path}: cannot list the store: {e.strerror or e}") from None
+
+    def absent_epochs(self) -> set:
+        """Epochs in [0, epochs) whose data file does not exist, from one directory listing (a
+        store declaring 2^20 epochs costs one call, not 2^20 failed opens). StoreIOError
+        naming the directory when it cannot be listed."""
+        present = self._listing()
+        return {e for e in range(self.epochs) if EPOCH_FILE.format(e) not in present}
 
     def disk_usage(self) -> int:
         """Bytes actually allocated on disk by the epoch files that exist (sparse-aware).
         StoreIOError naming the file for anything but an absent file (e.g. a symlink loop)."""
         total = 0
-        try:
-            present = set(os.listdir(self.path))  # one call, not one stat per absent epoch
-        except OSError as e:
-            raise StoreIOError(f"{self.path}: cannot list the store: {e.strerror or e}") from None
+        present = self._listing()
         for e in range(self.epochs):
             name = EPOCH_FILE.format(e)
             if name not in present:
@@ -282,7 +319,8 @@ class LogitStore:
         return total
 
     # -- records ------------------------------------------------------------------------
-    def _epoch_path(self, epoch: int) -> str:
+    def epoch_path(self, epoch: int) -> str:
+        """The data file of ``epoch`` (whether or not it exists)."""
         return os.path.join(self.path, EPOCH_FILE.format(epoch))
 
     def _epoch(self, epoch, create: bool = False):
@@ -301,7 +339,7 @@ class LogitStore:
             f = self._files.get(epoch)
             if f is None:
                 m = self._m
-                f = _C._StoreEpoch(self._epoch_path(epoch), m["value_encoding"], m["topk"],
+                f = _C._StoreEpoch(self.epoch_path(epoch), m["value_encoding"], m["topk"],
                                    m["num_classes"], self._store_id, m["num_samples"], epoch,
                                    self.mode == "r+" or create, create)
                 self._files[epoch] = f
@@ -375,15 +413,14 @@ class LogitStore:
         f.read(s, out[0], out[1], out[2])
         return out[0], out[1], out[2]
 
-    def missing(self, epoch: int) -> np.ndarray:
+    def missing(self, epoch: int, first: int = 0, count: Optional[int] = None) -> np.ndarray:
         """Sample indices (sorted int64 array) of ``epoch`` whose record is not VALID (module
         docstring): never written, torn, corrupted, or invalid content -- exactly the samples
-        read() refuses, and those a resumed writer must rewrite. Reads with pread in 1 MiB
-        chunks and skips sparse holes without reading them."""
-        return self._epoch(epoch).missing(0, self.num_samples).numpy()
-
-    def is_complete(self, epoch: int) -> bool:
-        return self.missing(epoch).size == 0
+        read() refuses, and those a resumed writer must rewrite. Only samples
+        [first, first + count) (default: to the end), e.g. a chunk at a time for a progress bar.
+        Reads with pread in 1 MiB chunks and skips sparse holes without reading them."""
+        n = self.num_samples - first if count is None else count
+        return self._epoch(epoch).missing(first, n).numpy()
 
     def audit(self, epoch: int, first: int = 0, count: Optional[int] = None) -> dict:
         """Counts of verified / missing / bad records and content findings (see verify CLI)."""

@@ -42,8 +42,8 @@ import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from .contraction import (ContractionFactors, analytic_params, count_params, stage_resolutions,
-                          throughput)
+from ...models.contraction import (ContractionFactors, analytic_params, count_params,
+                                  stage_resolutions, throughput)
 
 LOG_FORMAT = "tinyvit-contract-log/1"
 
@@ -201,6 +201,193 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=str))
 
 
+def _check_search_args(seed, img_size, max_params, min_throughput, measure, step_ratio,
+                       tput_tolerance, moves) -> tuple:
+    """Every argument check, before the log is touched; returns the moves as a tuple."""
+    if max_params is None and min_throughput is None:
+        raise ValueError("give at least one target: max_params or min_throughput")
+    if not 0 < step_ratio <= 1:
+        raise ValueError(f"step_ratio must be in (0, 1], got {step_ratio}")
+    if not 0 <= tput_tolerance < 1:
+        raise ValueError(f"tput_tolerance must be in [0, 1), got {tput_tolerance}")
+    moves = tuple(moves)
+    for m in moves:
+        if m not in MOVES:
+            raise ValueError(f"unknown contraction move {m!r}; known: {MOVES}")
+    seed.validate(img_size)
+    if measure is None:
+        raise ValueError("measure is required (e.g. Measurer(...))")
+    return moves
+
+
+def _open_log(log_path: str, seed: ContractionFactors, img_size: int, config) -> SearchLog:
+    """The log, with its config record written (new log) or checked (resumed log)."""
+    log = SearchLog(log_path)
+    cfg = _jsonable({"format": LOG_FORMAT, "seed": seed.to_dict(), "img_size": img_size,
+                     "config": config or {}})
+    old = log.config()
+    if old is None:
+        log.append({"event": "config", **cfg})
+        return log
+    diff = sorted(k for k in cfg if old.get(k) != cfg[k])
+    if diff:
+        detail = "; ".join(f"{k}: log has {json.dumps(old.get(k))}, now {json.dumps(cfg[k])}"
+                           for k in diff)
+        raise ValueError(f"{log_path}: log was written by a different search ({detail}); "
+                         f"use a new log file")
+    return log
+
+
+class _Search:
+    """One run of the search over a log: cached measurements and scores, the targets, the
+    per-step budget, and the records it appends (a record already logged is not repeated)."""
+
+    def __init__(self, log: SearchLog, scorer, measure, param_counter, *, img_size, max_params,
+                 min_throughput, step_ratio, tput_tolerance, moves):
+        self.log, self.scorer, self.measure = log, scorer, measure
+        self.img_size, self.max_params, self.min_throughput = img_size, max_params, min_throughput
+        self.step_ratio, self.tput_tolerance, self.moves = step_ratio, tput_tolerance, moves
+        self._param_counter, self._pcache = param_counter, {}
+        self.counters = {"measured": 0, "scored": 0}
+
+    def params(self, f) -> int:
+        """Memoised parameter count: the line searches revisit the same points."""
+        k = f.key()
+        if k not in self._pcache:
+            self._pcache[k] = self._param_counter(f)
+        return self._pcache[k]
+
+    def get_measure(self, f):
+        k = f.key()
+        if k not in self.log.measured:
+            self.counters["measured"] += 1
+            p, t = self.measure(f)
+            return int(p), float(t), True
+        p, t = self.log.measured[k]
+        return p, t, False
+
+    def get_score(self, f):
+        k = f.key()
+        if k not in self.log.scored:
+            self.counters["scored"] += 1
+            return float(self.scorer(f)), True
+        return self.log.scored[k], False
+
+    def meets(self, p, t) -> bool:
+        return ((self.max_params is None or p <= self.max_params)
+                and (self.min_throughput is None or t >= self.min_throughput))
+
+    def emit(self, rec, new):
+        sig = (rec.get("step"), rec["key"], rec.get("status"), rec.get("reason"))
+        if new or sig not in self.log.logged:
+            self.log.append(rec)
+
+    def step_limits(self, cur_p, cur_t) -> Tuple[float, float]:
+        """(parameter budget, throughput floor) of the next step (module doc)."""
+        if self.max_params is not None and cur_p > self.max_params:
+            budget = max(self.max_params, self.step_ratio * cur_p)
+        else:
+            budget = self.step_ratio * cur_p
+        if self.step_ratio == 1:
+            budget = cur_p - 1  # strictly smaller
+        t_floor = (min(self.min_throughput, cur_t) if self.min_throughput is not None else cur_t) \
+            * (1 - self.tput_tolerance)
+        return budget, t_floor
+
+    def line_search(self, cur, mv, budget):
+        """Apply ``mv`` until the candidate's params reach ``budget`` (or the move runs out):
+        (candidate, applications, its params)."""
+        f, n_apply, fp = cur, 0, None
+        while True:
+            g = apply_move(f, mv, self.img_size)
+            if g is None:
+                break
+            f, n_apply = g, n_apply + 1
+            fp = self.params(f)
+            if fp <= budget:
+                break
+        return f, n_apply, fp
+
+    def candidate(self, step, cur, mv, budget, t_floor):
+        """The candidate of move ``mv``: None when the move does not apply or is rejected
+        (logged with its reason), else (acc, params, throughput, move, factors, record, new)."""
+        log = self.log
+        f, n_apply, fp = self.line_search(cur, mv, budget)
+        if n_apply == 0:
+            return None  # move not applicable (at its minimum)
+        base = {"event": "candidate", "step": step, "parent": cur.key(), "move": mv,
+                "applied": n_apply, "key": f.key(), "factors": f.to_dict(),
+                "budget_params": int(budget), "min_throughput_step": t_floor}
+        if fp > budget:
+            self.emit({**base, "params": fp, "throughput": log.measured.get(f.key(), (0, None))[1],
+                       "proxy_acc": log.scored.get(f.key()), "status": "rejected",
+                       "reason": f"params {fp} > step budget {int(budget)} "
+                                 f"(move exhausted after {n_apply})"}, False)
+            return None
+        p, t, new_m = self.get_measure(f)
+        if t < t_floor:
+            self.emit({**base, "params": p, "throughput": t, "proxy_acc": log.scored.get(f.key()),
+                       "status": "rejected",
+                       "reason": f"throughput {t:.1f} < step floor {t_floor:.1f} img/s"}, new_m)
+            return None
+        acc, new_s = self.get_score(f)
+        return (acc, p, t, mv, f, base, new_m or new_s)
+
+    def select(self, step, admissible):
+        """Log every admissible candidate and the choice; returns the best one. Best proxy
+        accuracy; ties -> fewer params, then the move order (deterministic)."""
+        best = max(admissible, key=lambda a: (a[0], -a[1], -self.moves.index(a[3])))
+        for acc, p, t, mv, f, base, new in admissible:
+            chosen = f is best[4]
+            self.emit({**base, "params": p, "throughput": t, "proxy_acc": acc,
+                       "meets_target": self.meets(p, t),
+                       "status": "accepted" if chosen else "admissible",
+                       "reason": "best proxy accuracy" if chosen else "lower proxy accuracy"}, new)
+        acc, p, t, mv, f, _, _ = best
+        self.log.append({"event": "select", "step": step, "key": f.key(), "move": mv,
+                         "params": p, "throughput": t, "proxy_acc": acc})
+        return best
+
+    def run(self, seed, max_steps: int, say) -> dict:
+        # Seed: measured and scored, so the plot and the first comparison have its accuracy.
+        cur = seed
+        p, t, new_m = self.get_measure(cur)
+        acc, new_s = self.get_score(cur)
+        self.emit({"event": "seed", "step": 0, "key": cur.key(), "factors": cur.to_dict(), "params": p,
+                   "throughput": t, "proxy_acc": acc, "status": "current",
+                   "reason": "seed"}, new_m or new_s)
+        path = [cur.key()]
+        cur_p, cur_t, cur_acc = p, t, acc
+        say(f"seed {cur.key()}: {p / 1e6:.3f}M params, {t:.1f} img/s, proxy acc {acc:.4f}")
+        step = 0
+        while True:
+            if self.meets(cur_p, cur_t):
+                status = "target_met"
+                break
+            if step >= max_steps:
+                status = "max_steps"
+                break
+            step += 1
+            budget, t_floor = self.step_limits(cur_p, cur_t)
+            admissible = [c for c in (self.candidate(step, cur, mv, budget, t_floor)
+                                      for mv in self.moves) if c is not None]
+            if not admissible:
+                status = "stuck"
+                self.log.append({"event": "select", "step": step, "key": None,
+                                 "reason": "no admissible candidate"})
+                break
+            acc, p, t, mv, f, _, _ = self.select(step, admissible)
+            say(f"step {step}: {mv} -> {f.key()}: {p / 1e6:.3f}M params, {t:.1f} img/s, "
+                f"proxy acc {acc:.4f} ({len(admissible)} admissible)")
+            cur, cur_p, cur_t, cur_acc = f, p, t, acc
+            path.append(cur.key())
+        return {"event": "done", "status": status, "steps": step, "final": cur.to_dict(),
+                "final_key": cur.key(), "params": cur_p, "throughput": cur_t,
+                "proxy_acc": cur_acc, "path": path, "max_params": self.max_params,
+                "min_throughput": self.min_throughput, "new_measurements": self.counters["measured"],
+                "new_scores": self.counters["scored"]}
+
+
 def contract_search(
     seed: ContractionFactors,
     scorer: Callable[[ContractionFactors], float],
@@ -228,159 +415,19 @@ def contract_search(
     ``step_ratio``, ``max_steps`` may change between runs (decisions are recomputed from the
     cached numbers).
     """
-    if max_params is None and min_throughput is None:
-        raise ValueError("give at least one target: max_params or min_throughput")
-    if not 0 < step_ratio <= 1:
-        raise ValueError(f"step_ratio must be in (0, 1], got {step_ratio}")
-    if not 0 <= tput_tolerance < 1:
-        raise ValueError(f"tput_tolerance must be in [0, 1), got {tput_tolerance}")
-    moves = tuple(moves)
-    for m in moves:
-        if m not in MOVES:
-            raise ValueError(f"unknown contraction move {m!r}; known: {MOVES}")
-    seed.validate(img_size)
-    if measure is None:
-        raise ValueError("measure is required (e.g. Measurer(...))")
+    moves = _check_search_args(seed, img_size, max_params, min_throughput, measure, step_ratio,
+                               tput_tolerance, moves)
     if param_counter is None:
         param_counter = getattr(measure, "params", None) or (lambda f: measure(f)[0])
-    _pc, _pcache = param_counter, {}
-
-    def param_counter(f):  # noqa: F811  (memoised: line searches revisit the same points)
-        k = f.key()
-        if k not in _pcache:
-            _pcache[k] = _pc(f)
-        return _pcache[k]
     say = print if verbose else (lambda *a, **k: None)
-
-    log = SearchLog(log_path)
-    cfg = _jsonable({"format": LOG_FORMAT, "seed": seed.to_dict(), "img_size": img_size,
-                     "config": config or {}})
-    old = log.config()
-    if old is None:
-        log.append({"event": "config", **cfg})
-    else:
-        diff = sorted(k for k in cfg if old.get(k) != cfg[k])
-        if diff:
-            detail = "; ".join(f"{k}: log has {json.dumps(old.get(k))}, now {json.dumps(cfg[k])}"
-                               for k in diff)
-            raise ValueError(f"{log_path}: log was written by a different search ({detail}); "
-                             f"use a new log file")
-    run = {"event": "run", "max_params": max_params, "min_throughput": min_throughput,
-           "step_ratio": step_ratio, "tput_tolerance": tput_tolerance, "max_steps": max_steps,
-           "moves": list(moves)}
-    log.append(run)
-    counters = {"measured": 0, "scored": 0}
-
-    def get_measure(f):
-        k = f.key()
-        if k not in log.measured:
-            counters["measured"] += 1
-            p, t = measure(f)
-            return int(p), float(t), True
-        p, t = log.measured[k]
-        return p, t, False
-
-    def get_score(f):
-        k = f.key()
-        if k not in log.scored:
-            counters["scored"] += 1
-            return float(scorer(f)), True
-        return log.scored[k], False
-
-    def meets(p, t):
-        return ((max_params is None or p <= max_params)
-                and (min_throughput is None or t >= min_throughput))
-
-    def emit(rec, new):
-        sig = (rec.get("step"), rec["key"], rec.get("status"), rec.get("reason"))
-        if new or sig not in log.logged:
-            log.append(rec)
-
-    # Seed: measured and scored, so the plot and the first comparison have its accuracy.
-    cur = seed
-    p, t, new_m = get_measure(cur)
-    acc, new_s = get_score(cur)
-    emit({"event": "seed", "step": 0, "key": cur.key(), "factors": cur.to_dict(), "params": p,
-          "throughput": t, "proxy_acc": acc, "status": "current",
-          "reason": "seed"}, new_m or new_s)
-    path = [cur.key()]
-    cur_p, cur_t, cur_acc = p, t, acc
-    say(f"seed {cur.key()}: {p / 1e6:.3f}M params, {t:.1f} img/s, proxy acc {acc:.4f}")
-    status = "max_steps"
-    step = 0
-    while True:
-        if meets(cur_p, cur_t):
-            status = "target_met"
-            break
-        if step >= max_steps:
-            status = "max_steps"
-            break
-        step += 1
-        if max_params is not None and cur_p > max_params:
-            budget = max(max_params, step_ratio * cur_p)
-        else:
-            budget = step_ratio * cur_p
-        if step_ratio == 1:
-            budget = cur_p - 1  # strictly smaller
-        t_floor = (min(min_throughput, cur_t) if min_throughput is not None else cur_t) \
-            * (1 - tput_tolerance)
-        admissible = []
-        for mv in moves:
-            # Line search along this move until the per-step parameter budget is reached.
-            f, n_apply, fp = cur, 0, None
-            while True:
-                g = apply_move(f, mv, img_size)
-                if g is None:
-                    break
-                f, n_apply = g, n_apply + 1
-                fp = param_counter(f)
-                if fp <= budget:
-                    break
-            if n_apply == 0:
-                continue  # move not applicable (at its minimum)
-            base = {"event": "candidate", "step": step, "parent": cur.key(), "move": mv,
-                    "applied": n_apply, "key": f.key(), "factors": f.to_dict(),
-                    "budget_params": int(budget), "min_throughput_step": t_floor}
-            if fp > budget:
-                emit({**base, "params": fp, "throughput": log.measured.get(f.key(), (0, None))[1],
-                      "proxy_acc": log.scored.get(f.key()), "status": "rejected",
-                      "reason": f"params {fp} > step budget {int(budget)} "
-                                f"(move exhausted after {n_apply})"}, False)
-                continue
-            p, t, new_m = get_measure(f)
-            if t < t_floor:
-                emit({**base, "params": p, "throughput": t, "proxy_acc": log.scored.get(f.key()),
-                      "status": "rejected",
-                      "reason": f"throughput {t:.1f} < step floor {t_floor:.1f} img/s"}, new_m)
-                continue
-            acc, new_s = get_score(f)
-            admissible.append((acc, p, t, mv, f, base, new_m or new_s))
-        if not admissible:
-            status = "stuck"
-            log.append({"event": "select", "step": step, "key": None,
-                        "reason": "no admissible candidate"})
-            break
-        # Best proxy accuracy; ties -> fewer params, then the move order (deterministic).
-        best = max(admissible, key=lambda a: (a[0], -a[1], -moves.index(a[3])))
-        for acc, p, t, mv, f, base, new in admissible:
-            chosen = f is best[4]
-            emit({**base, "params": p, "throughput": t, "proxy_acc": acc,
-                  "meets_target": meets(p, t),
-                  "status": "accepted" if chosen else "admissible",
-                  "reason": "best proxy accuracy" if chosen else "lower proxy accuracy"}, new)
-        acc, p, t, mv, f, _, _ = best
-        log.append({"event": "select", "step": step, "key": f.key(), "move": mv,
-                    "params": p, "throughput": t, "proxy_acc": acc})
-        say(f"step {step}: {mv} -> {f.key()}: {p / 1e6:.3f}M params, {t:.1f} img/s, "
-            f"proxy acc {acc:.4f} ({len(admissible)} admissible)")
-        cur, cur_p, cur_t, cur_acc = f, p, t, acc
-        path.append(cur.key())
-
-    summary = {"event": "done", "status": status, "steps": step, "final": cur.to_dict(),
-               "final_key": cur.key(), "params": cur_p, "throughput": cur_t,
-               "proxy_acc": cur_acc, "path": path, "max_params": max_params,
-               "min_throughput": min_throughput, "new_measurements": counters["measured"],
-               "new_scores": counters["scored"]}
+    log = _open_log(log_path, seed, img_size, config)
+    log.append({"event": "run", "max_params": max_params, "min_throughput": min_throughput,
+                "step_ratio": step_ratio, "tput_tolerance": tput_tolerance, "max_steps": max_steps,
+                "moves": list(moves)})
+    search = _Search(log, scorer, measure, param_counter, img_size=img_size, max_params=max_params,
+                     min_throughput=min_throughput, step_ratio=step_ratio,
+                     tput_tolerance=tput_tolerance, moves=moves)
+    summary = search.run(seed, max_steps, say)
     log.append(summary)
     return summary
 

@@ -15,7 +15,7 @@ on :func:`~tinyvit.jobs.evaluate.eval_tensors` images:
 
 Data: :func:`proxy_datasets` splits one :mod:`tinyvit.data` dataset (Fashion-MNIST) into the
 training and validation subsets; augmentation defaults to the demo's small-image recipe
-(``tinyvit.jobs.demo.demo_aug_config``). :func:`make_teacher_store` trains the teacher with the
+(``tinyvit.jobs.recipes.student_aug_config``, the one place that default is chosen). :func:`make_teacher_store` trains the teacher with the
 same loop and fills the store with ``tinyvit.jobs.save_logits``. Deterministic for a fixed
 ``seed`` on CPU (init from ``seed``, images and order from the loaders' base seed).
 """
@@ -25,7 +25,13 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from .contraction import ContractionFactors
+from ...data.datasets import ArrayDataset, DatasetError, open_dataset
+from ...data.loader import DistillLoader, ReplayLoader
+from ...models.contraction import ContractionFactors
+from ..evaluate import eval_tensors, evaluate
+from ..recipes import student_aug_config, teacher_loader
+from ..save_logits import open_or_create_store, save_logits
+from ..train import train
 
 __all__ = ["proxy_datasets", "DistillProxy", "LabelsProxy", "make_teacher_store", "ScorerFn"]
 
@@ -38,8 +44,6 @@ def proxy_datasets(spec: str, n_train: int, n_val: int):
     """The first ``n_train`` samples of ``spec``'s training split and the next ``n_val``, as two
     :class:`tinyvit.data.ArrayDataset` (disjoint; each with its own fingerprint, so a store made
     for one training subset is refused for another). ``spec``: ``fashion-mnist[:DIR]``."""
-    from ..data.datasets import ArrayDataset, DatasetError, open_dataset
-
     if n_train < 1 or n_val < 1:
         raise DatasetError(f"{spec}: need >= 1 training and validation samples, got "
                            f"{n_train} and {n_val}")
@@ -67,14 +71,11 @@ class _LoopProxy:
                  batch: int = 32, lr: float = 3e-3, weight_decay: float = 0.05, warmup: float = 0.2,
                  smoothing: float = 0.1, seed: int = 0, aug_config=None, in_chans: int = 1,
                  data_id: str = "", device="cpu"):
-        from ..jobs.demo import demo_aug_config
-        from ..jobs.evaluate import eval_tensors
-
         if epochs < 1 or batch < 1:
             raise ValueError(f"epochs and batch must be >= 1, got epochs={epochs}, batch={batch}")
         if not 0.0 <= warmup < 1.0:
             raise ValueError(f"warmup is a fraction of the run in [0, 1), got {warmup}")
-        self.cfg = aug_config if aug_config is not None else demo_aug_config(img_size)
+        self.cfg = student_aug_config(img_size, aug_config)
         if (self.cfg.height, self.cfg.width) != (img_size, img_size):
             raise ValueError(f"aug_config makes {self.cfg.height}x{self.cfg.width} images, "
                              f"the proxy trains at img_size={img_size}")
@@ -94,8 +95,6 @@ class _LoopProxy:
     def train_model(self, factors: ContractionFactors) -> torch.nn.Module:
         """The candidate built from ``factors`` and trained by the one loop (on CPU: the same
         weights for the same factors, every call)."""
-        from ..jobs.train import train
-
         torch.manual_seed(self.seed)
         model = factors.build(num_classes=self.num_classes, img_size=self.img_size,
                               in_chans=self.in_chans, drop_path_rate=0.0)
@@ -107,8 +106,6 @@ class _LoopProxy:
         return model
 
     def __call__(self, factors: ContractionFactors) -> float:
-        from ..jobs.evaluate import evaluate
-
         return evaluate(self.train_model(factors), *self.val, self.cfg, self.device,
                         in_chans=self.in_chans)
 
@@ -121,8 +118,6 @@ class LabelsProxy(_LoopProxy):
     mode = "hard"
 
     def __init__(self, train_ds, val_ds, *, base_seed: Optional[int] = None, **kwargs):
-        from ..data.loader import ReplayLoader
-
         super().__init__(train_ds, val_ds, **kwargs)
         self.base_seed = self.seed if base_seed is None else int(base_seed)
         self.loader = ReplayLoader(train_ds, self.cfg, base_seed=self.base_seed, batch_size=self.batch)
@@ -140,8 +135,6 @@ class DistillProxy(_LoopProxy):
     mode = "distill"
 
     def __init__(self, store, train_ds, val_ds, **kwargs):
-        from ..data.loader import DistillLoader
-
         super().__init__(train_ds, val_ds, **kwargs)
         self.store = store
         # built here, so every check DistillLoader makes runs before the first candidate
@@ -163,17 +156,12 @@ def make_teacher_store(path: str, teacher: ContractionFactors, train_ds, *, num_
     """Train ``teacher`` on ``train_ds``'s labels (the one loop, the demo's teacher recipe),
     then run ``tinyvit save-logits``' job: ``epochs`` store epochs of its top-``topk`` over the
     students' augmented images (``aug_config``, default the proxy's). Returns the open store."""
-    from ..data.loader import ReplayLoader
-    from ..jobs.demo import demo_aug_config, teacher_aug_config
-    from ..jobs.save_logits import open_or_create_store, save_logits
-    from ..jobs.train import train
-
-    cfg = aug_config if aug_config is not None else demo_aug_config(img_size)
+    cfg = student_aug_config(img_size, aug_config)
     torch.manual_seed(seed)
     model = teacher.build(num_classes=num_classes, img_size=img_size, in_chans=in_chans,
                           drop_path_rate=0.0)
-    # the teacher's own augmentation stream is independent of the store's (base seed + 1000)
-    loader = ReplayLoader(train_ds, teacher_aug_config(img_size), base_seed=seed + 1000, batch_size=batch)
+    # the teacher's own augmentation stream is independent of the store's (the demo's recipe)
+    loader = teacher_loader(train_ds, img_size, seed, batch)
     train(model, loader, mode="hard", epochs=teacher_epochs, lr=lr, num_classes=num_classes,
           in_chans=in_chans, amp=False, progress=progress, bars=progress,
           log=lambda s: log("  teacher " + s))
