@@ -97,9 +97,7 @@ def _assemble(cpu: dict, cfg: AugConfig, aug: DeviceAugment, epoch: int, num_sam
     return x, lam, partner
 
 
-class EpochError(RuntimeError):
-    """A pass over a loader would silently replay an epoch (``auto_advance=False`` and no
-    ``set_epoch`` since the last pass)."""
+from ..errors import EpochError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 _OUTPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

@@ -38,9 +38,7 @@ __all__ = ["train", "batch_loss", "soft_cross_entropy", "ResumeError", "load_che
 CHECKPOINT_FORMAT = "tinyvit-train-checkpoint/1"
 
 
-class ResumeError(ValueError):
-    """``last.pt`` in the output directory cannot continue this run (another run's config,
-    an unreadable or foreign file). Names the file and the differing field."""
+from ..errors import ResumeError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def load_checkpoint(out_dir: str, run_config: Optional[dict] = None) -> Optional[dict]:
