@@ -4,7 +4,7 @@
 Methods, run side by side on the same inputs (logits [B, C] requiring grad, int64 top-k indices,
 fp32 top-k probabilities):
   dense           the official path: build the dense B x C target (fill u, scatter v), then
-                  sum(-target * log_softmax(z)) (tinyvit.dense_soft_cross_entropy)
+                  sum(-target * log_softmax(z)) (tinyvit.loss.dense_soft_cross_entropy)
   naive_sparse    the sparse formula in plain PyTorch ops (logsumexp, gather, sum), autograd
   compiled_dense  torch.compile of the dense path (dynamic shapes, one compile per dtype)
   ours            tinyvit.sparse_soft_cross_entropy (default: gradient in a separate backward

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import helpers  # noqa: E402
 
 import tinyvit  # noqa: E402
-from tinyvit import EpochMissingError, RecordMissingError  # noqa: E402
+from tinyvit.errors import EpochMissingError, RecordMissingError  # noqa: E402
 
 N = 24
 
@@ -98,7 +98,7 @@ def test_iterator_created_before_set_epoch_uses_the_new_epoch(ds, store_path):
 def test_auto_advance_off_raises_instead(ds, store_path):
     dl = loader(ds, store_path, auto_advance=False)
     one_pass(dl)
-    with pytest.raises(tinyvit.EpochError, match="second pass over epoch 0"):
+    with pytest.raises(tinyvit.errors.EpochError, match="second pass over epoch 0"):
         next(iter(dl))
     dl.set_epoch(1)
     one_pass(dl)

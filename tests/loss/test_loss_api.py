@@ -24,7 +24,7 @@ def test_module_accepts_sparse_targets_and_pairs():
     assert torch.equal(crit(logits, (idx, probs)), want)
     assert torch.equal(crit(logits, idx, probs), want)
     # independent reference: the dense Eq. 2 target
-    torch.testing.assert_close(want, tinyvit.dense_soft_cross_entropy(logits.double(), idx, probs.double()).float())
+    torch.testing.assert_close(want, tinyvit.loss.dense_soft_cross_entropy(logits.double(), idx, probs.double()).float())
 
 
 def test_module_refuses_class_labels_clearly():
