@@ -223,6 +223,7 @@ def stage_device_ops(ctx: Ctx):
     """Device ops throughput on a N x 224^2 uint8 batch already on the device, and the uint8
     host->device copy from pageable vs pinned memory."""
     import tinyvit
+    import tinyvit.augment.plan
     from tinyvit.augment.config import AugConfig
 
     r = ctx.result

@@ -284,7 +284,7 @@ def test_cutmix_boxes_match_timm_distribution():
 
 # ---------------------------------------------------------------- determinism
 _PROBE = """
-import json, sys, tinyvit
+import json, sys, tinyvit, tinyvit.augment.plan
 cfg = tinyvit.AugConfig(interpolation='random', color_jitter=0.4, re_prob=0.7, re_count=3)
 out = [tinyvit.augment.plan.make_plan(s, (640, 427), cfg) for s in range(0, 4000, 37)]
 print(json.dumps({'plans': out, 'fp': cfg.fingerprint(),
