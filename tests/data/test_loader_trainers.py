@@ -216,7 +216,7 @@ def test_eval_config_and_transform_match_the_store(ds, store_path):
 
     cfg = tinyvit.eval_config(store_path)
     assert cfg == {"input_size": (3, 16, 16), "interpolation": "bicubic", "mean": (0.5,) * 3,
-                   "std": (0.25,) * 3, "crop_pct": 0.875}
+                   "std": (0.25,) * 3, "crop_pct": 0.875, "crop_mode": "center"}
     assert tinyvit.eval_config(loader(ds, store_path)) == cfg
     tf = tinyvit.eval_transform(store_path)
     img = Image.fromarray(np.full((40, 30, 3), 191, np.uint8))
