@@ -27,9 +27,9 @@ import time
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..augment.config import AugConfig
+from ..loss import soft_cross_entropy  # the one dense soft CE (float32 targets: float32 math)
 from .distributed import Dist
 from .evaluate import evaluate
 
@@ -110,11 +110,6 @@ def _cut_log(path: str, last_epoch: int) -> list:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(tmp, path)
     return rows
-
-
-def soft_cross_entropy(logits, target):
-    """Dense soft-target CE (hard labels with smoothing/mixing, online KD)."""
-    return torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
 
 
 MODES = ("distill", "hard", "online")
