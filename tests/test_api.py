@@ -97,6 +97,7 @@ def test_every_previous_name_still_resolves_to_the_same_object():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 assert getattr(tinyvit, name) is getattr(mod, name), name
     assert moved <= {n for ns in PREVIOUS.values() for n in ns}  # no alias of a name never public
+    assert len(moved) == 41 and f"({len(moved)} of them)" in open(os.path.join(ROOT, "docs", "api.md")).read()
 
 
 @pytest.mark.parametrize("name", sorted(tinyvit._MOVED))
