@@ -178,3 +178,23 @@ def test_no_per_device_gradient_in_forward_switch():
     logits, idx, probs = case()
     with pytest.raises(TypeError, match="grad_in_forward"):
         sparse_soft_cross_entropy(logits, idx, probs, grad_in_forward=True)
+
+
+def test_compiled_with_dynamic_batch_is_one_graph_and_checks_still_refuse():
+    """The one check runs under Dynamo (public path) and in the fake kernels with symbolic
+    sizes: one graph serves three batch sizes, equal to eager; a row mismatch still fails."""
+    torch._dynamo.reset()
+    crit = SparseSoftCrossEntropy()
+    lin = torch.nn.Linear(16, 50)
+
+    def step(x, idx, probs):
+        return crit(lin(x), idx, probs)
+
+    compiled = torch.compile(step, fullgraph=True, dynamic=True, backend="aot_eager")
+    for b in (8, 12, 20):
+        _, idx, probs = case(b=b, seed=b)
+        x = torch.randn(b, 16)
+        torch.testing.assert_close(compiled(x, idx, probs), step(x, idx, probs))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    with pytest.raises(Exception, match="7 rows but logits has 8|rows but logits"):
+        compiled(torch.randn(8, 16), idx[:7], probs[:7])
