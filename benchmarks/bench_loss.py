@@ -4,12 +4,13 @@
 Methods, run side by side on the same inputs (logits [B, C] requiring grad, int64 top-k indices,
 fp32 top-k probabilities):
   dense           the official path: build the dense B x C target (fill u, scatter v), then
-                  sum(-target * log_softmax(z)) (tinyvit.dense_soft_cross_entropy)
+                  sum(-target * log_softmax(z)) (tinyvit.loss.dense_soft_cross_entropy)
   naive_sparse    the sparse formula in plain PyTorch ops (logsumexp, gather, sum), autograd
   compiled_dense  torch.compile of the dense path (dynamic shapes, one compile per dtype)
-  ours            tinyvit.sparse_soft_cross_entropy (default: gradient in a separate backward
-                  kernel, see tinyvit.loss.GRAD_IN_FORWARD)
-  ours_gif        the same op, gradient computed in the forward pass (grad_in_forward=True)
+  ours            tinyvit.sparse_soft_cross_entropy (gradient in a separate backward kernel, the
+                  only mode the library selects; docs/loss.md "Gradient in the forward pass")
+  ours_gif        the same op and checks, gradient computed in the forward pass (the op's
+                  compute_grad=True, kept in its schema; tinyvit.loss._sparse_ce)
 
 Time: median over repeats of one full step (z.grad = None; loss = f(...); loss.backward());
 the methods take turns within each repeat (round-robin), so load from other processes on a
@@ -35,7 +36,7 @@ import traceback
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy  # noqa: E402
+from tinyvit.loss import _sparse_ce, dense_soft_cross_entropy, sparse_soft_cross_entropy  # noqa: E402
 from _common import (RESULTS, finish_facts, interleaved, machine_facts,  # noqa: E402
                      median, pyplot, save_png, write_json)
 
@@ -55,7 +56,8 @@ def naive_sparse(logits, idx, probs, reduction="mean"):
 
 
 def ours_gif(logits, idx, probs):
-    return sparse_soft_cross_entropy(logits, idx, probs, grad_in_forward=True)
+    # the public function's exact path (same checks, validate=True), compute_grad=True
+    return _sparse_ce(logits, idx, probs, "mean", True, compute_grad=True)
 
 
 def loss_machine_facts(device):

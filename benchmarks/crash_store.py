@@ -63,7 +63,8 @@ def _fill(path, epochs, K, C, rng_seed, contents):
 def run(kills=60, stores=None, num_samples=20000, epochs=2, base=None, log=print):
     sys.path.insert(0, ROOT)
     import numpy as np
-    from tinyvit import LogitStore, StoreError
+    from tinyvit import LogitStore
+    from tinyvit.errors import StoreError
     own = base is None
     base = base or tempfile.mkdtemp(prefix="tv_crash_")
     configs = list(CONFIGS) * 8

@@ -221,7 +221,7 @@ def make_case(index: int, seed: int, tmp: str):
 
 # ------------------------------------------------------------------ running one case
 def _classify(exc, name, batch_pos=None):
-    from tinyvit import ImageDecodeError
+    from tinyvit.errors import ImageDecodeError
 
     msg = str(exc)
     named = name in msg and (batch_pos is None or f"(batch item {batch_pos})" in msg)
@@ -291,7 +291,7 @@ def _make_store(path, cfg):
     s = tinyvit.LogitStore.create(path, 4, 10, 2, aug_fingerprint=cfg.fingerprint(),
                                   meta={"base_seed": 0})
     idx = np.arange(4)
-    s.write(0, idx, tinyvit.sample_seeds(0, 0, idx).astype(np.int64),
+    s.write(0, idx, tinyvit.augment.seeds.sample_seeds(0, 0, idx).astype(np.int64),
             np.tile(np.array([[0, 1]], np.int64), (4, 1)), np.full((4, 2), 0.25, np.float32))
     s.close() if hasattr(s, "close") else None
 

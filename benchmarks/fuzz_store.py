@@ -285,7 +285,8 @@ def _cli(cmd, d):
 
 def run_case(i, seed, base, templates):
     """One case; returns (mutations, problems: list of (category, text))."""
-    from tinyvit import LogitStore, StoreError
+    from tinyvit import LogitStore
+    from tinyvit.errors import StoreError
     rng = random.Random(seed * 1_000_003 + i)
     tdir, C, K, enc, expected = templates[rng.randrange(len(templates))]
     d = os.path.join(base, f"case_{i}")

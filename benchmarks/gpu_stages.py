@@ -159,6 +159,7 @@ def stage_agreement(ctx: Ctx):
     """CUDA vs CPU: the loss and its gradient (tolerances: different reduction orders) and the
     device ops (bit-exact by design: tinyvit/augment/device.py)."""
     import tinyvit
+    import tinyvit.augment.plan
 
     from tinyvit.augment.config import AugConfig
     from tinyvit.loss import dense_soft_cross_entropy, sparse_soft_cross_entropy
@@ -204,8 +205,8 @@ def stage_agreement(ctx: Ctx):
                                                 cutmix_alpha=0.0)),
                        ("erase const", AugConfig(img_size=side, re_prob=1.0, re_mode="const", mixup_alpha=0.0,
                                                  cutmix_alpha=0.0))):
-        seeds = tinyvit.sample_seeds(1, 0, list(range(n)))
-        params = tinyvit.plan_device_params(seeds, [(500, 375)] * n, cfg)
+        seeds = tinyvit.augment.seeds.sample_seeds(1, 0, list(range(n)))
+        params = tinyvit.augment.plan.plan_device_params(seeds, [(500, 375)] * n, cfg)
         partner = torch.tensor([i ^ 1 for i in range(n)])
         imgs = torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
         cpu = tinyvit.DeviceAugment(cfg)(imgs, params, partner)
@@ -222,13 +223,14 @@ def stage_device_ops(ctx: Ctx):
     """Device ops throughput on a N x 224^2 uint8 batch already on the device, and the uint8
     host->device copy from pageable vs pinned memory."""
     import tinyvit
+    import tinyvit.augment.plan
     from tinyvit.augment.config import AugConfig
 
     r = ctx.result
     n, side, repeats = (8, 64, 2) if ctx.dry_run else (256, 224, 20)
     imgs_host = torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8)
     imgs = imgs_host.to(ctx.device)
-    seeds = tinyvit.sample_seeds(3, 0, list(range(n)))
+    seeds = tinyvit.augment.seeds.sample_seeds(3, 0, list(range(n)))
     partner = torch.tensor([i ^ 1 for i in range(n)])
     r.update(batch=n, img_size=side, repeats=repeats, ops=[])
     for label, cfg in (("normalize", AugConfig(img_size=side, re_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0)),
@@ -237,7 +239,7 @@ def stage_device_ops(ctx: Ctx):
                        ("normalize + erase(pixel) + mixup/cutmix", AugConfig(img_size=side, re_prob=0.25,
                                                                              re_mode="pixel"))):
         t0 = time.perf_counter()
-        params = tinyvit.plan_device_params(seeds, [(500, 375)] * n, cfg)
+        params = tinyvit.augment.plan.plan_device_params(seeds, [(500, 375)] * n, cfg)
         plan_s = time.perf_counter() - t0
         aug = tinyvit.DeviceAugment(cfg)
         aug(imgs, params, partner)  # warm-up
@@ -327,7 +329,7 @@ def stage_train(ctx: Ctx):
     def batch_at(i):
         start = (i * batch) % n_samples  # n_samples is a multiple of batch: a pinned view, no copy
         sl = torch.arange(start, start + batch)
-        x = tinyvit.normalize(images[start:start + batch].to(dev, non_blocking=True), mean, std)
+        x = tinyvit.augment.device.normalize(images[start:start + batch].to(dev, non_blocking=True), mean, std)
         return sl, x
 
     def run(mode):

@@ -41,7 +41,8 @@ def run(reads=2_000_000, seconds=240.0, samples=64, K=100, C=21841, value_encodi
     sys.path.insert(0, ROOT)
     import numpy as np
     import torch
-    from tinyvit import ChecksumError, LogitStore, StoreError
+    from tinyvit import LogitStore
+    from tinyvit.errors import ChecksumError, StoreError
     own = base is None
     base = base or tempfile.mkdtemp(prefix="tv_race_", dir="/dev/shm" if os.path.isdir(
         "/dev/shm") else None)

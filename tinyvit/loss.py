@@ -19,28 +19,20 @@ from torch import nn
 
 from ._ext import _C  # noqa: F401  (registers the torch.ops.tinyvit ops)
 
-__all__ = ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "sparse_soft_cross_entropy"]
+__all__ = ["SparseSoftCrossEntropy", "dense_soft_cross_entropy", "soft_cross_entropy",
+           "sparse_soft_cross_entropy"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _INDEX_DTYPES = (torch.int16, torch.uint16, torch.int32, torch.int64)
 _PROB_DTYPES = (torch.float16, torch.float32, torch.float64)
 _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
-# Whether the forward pass also writes dloss_i/dz when logits require grad (the backward then
-# only scales it by grad_output), instead of a separate backward kernel that re-reads the
-# logits. Decided by measurement on CPU (benchmarks/results/loss_cpu.json, ours vs ours_gif;
-# docs/loss.md "Gradient in the forward pass"): for fp32 at C=21841 the separate kernel is
-# 1.1-2.2x faster (the scaling's extra B x C
-# read+write costs more than the exp it saves; C=1000 is within noise); for bf16
-# in-forward is up to 1.4x faster for B <= 256 but 1.2-1.6x slower at B=1024, C=21841. It
-# also holds a second B x C gradient (3x the peak extra memory) and rounds a bf16 gradient
-# twice. So: separate everywhere. On CUDA the byte count agrees (3 passes over B x C
-# separate, 4 in-forward); not measured yet.
-GRAD_IN_FORWARD = {"cpu": {}, "cuda": {}}  # {device type: {dtype: True}} to opt in
-
-
-def _grad_in_forward_default(logits: torch.Tensor) -> bool:
-    return GRAD_IN_FORWARD.get(logits.device.type, {}).get(logits.dtype, False)
+# The gradient is computed by a separate backward kernel, on every device and dtype: measured on
+# CPU (benchmarks/results/loss_cpu.json, ours vs ours_gif; docs/loss.md "Gradient in the forward
+# pass"), writing it during the forward (the op's compute_grad=True) is slower for fp32 at
+# C=21841 and for bf16 at B=1024, and holds a second B x C gradient. The op schema keeps
+# compute_grad (csrc/ops/sparse_ce_registration.cpp; the benchmarks measure that path through
+# _sparse_ce); the public functions pass False.
 
 
 def _check_reduction(reduction: str) -> None:
@@ -56,22 +48,59 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss
 
 
-def _check_inputs(logits, topk_indices, topk_probs, validate: bool) -> None:
-    """What the op cannot see or must not guess: non-tensors, mixed devices, and (with
-    ``validate``) probabilities outside [0, 1] -- the contract of a stored top-K (each value a
-    probability; only their sum may exceed 1 by rounding, see the module docstring)."""
+# c10's ScalarType names, so the Python check's messages are the C++ check's, word for word
+_C10_NAMES = {torch.float32: "Float", torch.float16: "Half", torch.bfloat16: "BFloat16",
+              torch.float64: "Double", torch.int8: "Char", torch.uint8: "Byte", torch.int16: "Short",
+              torch.uint16: "UInt16", torch.int32: "Int", torch.int64: "Long", torch.bool: "Bool",
+              torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble"}
+
+
+def _dt(t: torch.Tensor) -> str:
+    return _C10_NAMES.get(t.dtype, str(t.dtype))
+
+
+def _check_inputs(logits, topk_indices, topk_probs) -> None:
+    """The one input check of the loss (public functions, dense reference, fake kernels): the
+    checks and messages of the op's C++ ``check_inputs`` (csrc/ops/sparse_ce_registration.cpp;
+    tests/loss/test_loss_api.py pins them equal), in its order, plus non-tensors first. Plain
+    conditions, so Dynamo traces it without a graph break; on fake tensors with symbolic sizes
+    the size comparisons become guards on the input shapes (valid inputs satisfy them)."""
     for name, t in (("logits", logits), ("topk_indices", topk_indices), ("topk_probs", topk_probs)):
         if not isinstance(t, torch.Tensor):
             hint = " (convert with torch.as_tensor)" if hasattr(t, "__array__") or isinstance(
                 t, (list, tuple)) else ""
             raise TypeError(f"sparse_soft_cross_entropy: {name} must be a torch.Tensor, got "
                             f"{type(t).__module__}.{type(t).__name__}{hint}")
+    p = "sparse_soft_cross_entropy: "
+    if logits.dim() != 2:
+        raise ValueError(f"{p}logits must be 2-D [B, C], got {logits.dim()}-D shape {list(logits.shape)}")
+    if logits.dtype not in _LOGIT_DTYPES:
+        raise TypeError(f"{p}logits must be float32, float16, bfloat16 or float64, got {_dt(logits)}")
+    if topk_indices.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"{p}topk_indices must be int16, uint16, int32 or int64, got {_dt(topk_indices)}")
+    if topk_probs.dtype not in _PROB_DTYPES:
+        raise TypeError(f"{p}topk_probs must be float16, float32 or float64, got {_dt(topk_probs)}")
+    if topk_indices.dim() != 2 or topk_probs.dim() != 2:
+        raise ValueError(f"{p}topk_indices and topk_probs must be 2-D [B, K], got "
+                         f"{list(topk_indices.shape)} and {list(topk_probs.shape)}")
+    if topk_indices.shape != topk_probs.shape:
+        raise ValueError(f"{p}topk_indices {list(topk_indices.shape)} and topk_probs "
+                         f"{list(topk_probs.shape)} must have the same shape")
+    (b, k), c = topk_indices.shape, logits.shape[1]
+    if b != logits.shape[0]:
+        raise ValueError(f"{p}topk_indices has {b} rows but logits has {logits.shape[0]}")
+    if k >= c:
+        raise ValueError(f"{p}K (={k} top-k entries per row) must be < C (={c} classes)")
     if not (logits.device == topk_indices.device == topk_probs.device):
-        raise ValueError(f"sparse_soft_cross_entropy: logits, topk_indices and topk_probs must be "
-                         f"on one device, got {logits.device}, {topk_indices.device}, "
-                         f"{topk_probs.device} (move the targets with targets.to(logits.device))")
-    if (validate and topk_probs.dim() == 2 and topk_probs.is_floating_point()
-            and topk_probs.numel() and not torch.compiler.is_compiling()
+        raise ValueError(f"{p}logits ({logits.device}), topk_indices ({topk_indices.device}) and "
+                         f"topk_probs ({topk_probs.device}) must be on the same device")
+
+
+def _check_probs(topk_probs) -> None:
+    """``validate``: probabilities outside [0, 1] -- the contract of a stored top-K (each value a
+    probability; only their sum may exceed 1 by rounding, see the module docstring). Python
+    only: the kernels never read a probability as anything but a weight."""
+    if (topk_probs.numel() and not torch.compiler.is_compiling()
             and topk_probs.device.type != "meta"):
         # min/max only (no converted copy of the probs), one host sync; NaN fails both tests
         lo, hi = torch.stack(torch.aminmax(topk_probs)).tolist()
@@ -82,9 +111,22 @@ def _check_inputs(logits, topk_indices, topk_probs, validate: bool) -> None:
                              f"{float(topk_probs[row, col])} is not a probability in [0, 1]")
 
 
+def _sparse_ce(logits, topk_indices, topk_probs, reduction: str, validate: bool,
+               compute_grad: bool) -> torch.Tensor:
+    """The fused loss; ``compute_grad``: the op's gradient-in-forward mode (only the benchmarks
+    and tests pass True; see the comment above ``_check_reduction``)."""
+    _check_reduction(reduction)
+    _check_inputs(logits, topk_indices, topk_probs)
+    if validate:
+        _check_probs(topk_probs)
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    loss, _, _, _ = torch.ops.tinyvit.sparse_soft_ce_fwd(
+        logits, topk_indices, topk_probs, bool(need_grad and compute_grad), bool(validate))
+    return _reduce(loss, reduction)
+
+
 def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, topk_probs: torch.Tensor,
-                              reduction: str = "mean", *, validate: bool = True,
-                              grad_in_forward: bool | None = None) -> torch.Tensor:
+                              reduction: str = "mean", *, validate: bool = True) -> torch.Tensor:
     """Fused soft cross-entropy against the sparse top-K teacher target of Eq. 2.
 
     Args:
@@ -97,20 +139,22 @@ def sparse_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, 
             duplicate, naming the first bad row. On CUDA this costs one device-to-host sync per
             call; with ``validate=False`` bad indices are skipped (never read out of bounds) and
             duplicates are not detected.
-        grad_in_forward: compute the gradient during the forward pass (True) or in a separate
-            backward kernel (False); default per device and dtype from :data:`GRAD_IN_FORWARD`.
-            Only matters when ``logits`` requires grad.
+            ``validate`` also refuses probabilities outside ``[0, 1]`` (one min/max pass).
 
     Returns the loss in float32 (float64 for float64 logits); the gradient w.r.t. ``logits``
     has the logits' dtype. ``topk_probs`` is treated as a constant (no gradient).
     """
+    return _sparse_ce(logits, topk_indices, topk_probs, reduction, validate, compute_grad=False)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Dense soft-target cross-entropy ``sum_c -target_c log_softmax(logits)_c`` per row, the one
+    definition (hard labels with smoothing / Mixup, an online teacher's softmax, and the dense
+    Eq. 2 reference below). Computed in the promoted dtype of ``logits`` and ``target``: float32
+    targets give float32 math for half-precision logits (what ``tinyvit train`` passes)."""
     _check_reduction(reduction)
-    _check_inputs(logits, topk_indices, topk_probs, validate)
-    need_grad = torch.is_grad_enabled() and logits.requires_grad
-    if grad_in_forward is None:
-        grad_in_forward = _grad_in_forward_default(logits)
-    loss, _, _, _ = torch.ops.tinyvit.sparse_soft_ce_fwd(
-        logits, topk_indices, topk_probs, bool(need_grad and grad_in_forward), bool(validate))
+    dt = torch.promote_types(logits.dtype, target.dtype)
+    loss = torch.sum(-target.to(dt) * torch.log_softmax(logits.to(dt), dim=-1), dim=-1)
     return _reduce(loss, reduction)
 
 
@@ -118,21 +162,16 @@ def dense_soft_cross_entropy(logits: torch.Tensor, topk_indices: torch.Tensor, t
                              reduction: str = "mean") -> torch.Tensor:
     """Reference: the official way. Materialises the dense Eq. 2 target ``p`` ([B, C], filled with
     ``u`` and scattered with ``v`` at the top-K indices, in the logits' dtype) and computes
-    ``sum_c -p_c log_softmax(z)_c``. Same signature and semantics as the fused op
-    (``u`` clamped at 0); costs several ``B x C`` temporaries."""
+    :func:`soft_cross_entropy` against it. Same signature, input checks and semantics as the
+    fused op (``u`` clamped at 0); costs several ``B x C`` temporaries."""
     _check_reduction(reduction)
-    if logits.dim() != 2 or topk_indices.shape != topk_probs.shape or topk_indices.dim() != 2:
-        raise ValueError(f"expected logits [B, C] and topk_indices/topk_probs [B, K], got "
-                         f"{tuple(logits.shape)}, {tuple(topk_indices.shape)}, {tuple(topk_probs.shape)}")
+    _check_inputs(logits, topk_indices, topk_probs)
     num_classes, k = logits.shape[1], topk_indices.shape[1]
-    if k >= num_classes:
-        raise ValueError(f"K (={k}) must be < C (={num_classes})")
     probs = topk_probs.to(logits.dtype)
     u = ((1 - probs.sum(-1, keepdim=True)) / (num_classes - k)).clamp_min(0)
     target = u.expand(-1, num_classes).clone()
     target.scatter_(1, topk_indices.long(), probs)
-    loss = torch.sum(-target * torch.log_softmax(logits, dim=-1), dim=-1)
-    return _reduce(loss, reduction)
+    return soft_cross_entropy(logits, target, reduction)
 
 
 class SparseSoftCrossEntropy(nn.Module):
@@ -171,27 +210,9 @@ def _acc_dtype(logits: torch.Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-def _fake_check(logits, topk_indices, topk_probs):
-    if logits.dim() != 2:
-        raise ValueError(f"sparse_soft_cross_entropy: logits must be 2-D [B, C], got shape {tuple(logits.shape)}")
-    if logits.dtype not in _LOGIT_DTYPES:
-        raise TypeError(f"sparse_soft_cross_entropy: logits dtype {logits.dtype} not supported")
-    if topk_indices.dtype not in _INDEX_DTYPES:
-        raise TypeError(f"sparse_soft_cross_entropy: topk_indices dtype {topk_indices.dtype} not supported")
-    if topk_probs.dtype not in _PROB_DTYPES:
-        raise TypeError(f"sparse_soft_cross_entropy: topk_probs dtype {topk_probs.dtype} not supported")
-    if topk_indices.dim() != 2 or topk_indices.shape != topk_probs.shape:
-        raise ValueError("sparse_soft_cross_entropy: topk_indices and topk_probs must be 2-D [B, K] "
-                         f"of the same shape, got {tuple(topk_indices.shape)} and {tuple(topk_probs.shape)}")
-    torch._check(topk_indices.shape[0] == logits.shape[0],
-                 lambda: "sparse_soft_cross_entropy: topk_indices and logits have different numbers of rows")
-    torch._check(topk_indices.shape[1] < logits.shape[1],
-                 lambda: "sparse_soft_cross_entropy: K must be < C")
-
-
 @torch.library.register_fake("tinyvit::sparse_soft_ce_fwd")
 def _fwd_fake(logits, topk_indices, topk_probs, compute_grad, validate):
-    _fake_check(logits, topk_indices, topk_probs)
+    _check_inputs(logits, topk_indices, topk_probs)
     b = logits.shape[0]
     acc = _acc_dtype(logits)
     grad = logits.new_empty(logits.shape) if compute_grad else logits.new_empty((0,))
@@ -201,7 +222,7 @@ def _fwd_fake(logits, topk_indices, topk_probs, compute_grad, validate):
 
 @torch.library.register_fake("tinyvit::sparse_soft_ce_bwd")
 def _bwd_fake(grad_loss, logits, topk_indices, topk_probs, lse, u):
-    _fake_check(logits, topk_indices, topk_probs)
+    _check_inputs(logits, topk_indices, topk_probs)
     return logits.new_empty(logits.shape)
 
 

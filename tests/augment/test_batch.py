@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tinyvit
+import tinyvit.augment.plan
 from tinyvit import _C
 
 JPEG_OK = _C._jpeg_supported()
@@ -69,7 +70,7 @@ def test_params_come_from_the_replayed_plans(tmp_path, threads):
     got = tinyvit.replay_batch(srcs, seeds, CFG, num_threads=threads, return_params=True)
     assert isinstance(got, tinyvit.augment.replay.ReplayedBatch)
     images, params = got
-    want = tinyvit.plan_device_params(seeds, sizes, CFG)
+    want = tinyvit.augment.plan.plan_device_params(seeds, sizes, CFG)
     assert params.keys() == want.keys()
     for k in want:
         assert params[k].dtype == want[k].dtype, k
@@ -100,7 +101,7 @@ def test_loader_batches_make_one_plan_and_read_no_header(tmp_path, monkeypatch):
     _jpeg_folder(tmp_path, 12)
     ds = tinyvit.ImageFolder(str(tmp_path))
     sizes = [Image.open(ds[i]).size for i in range(len(ds))]
-    seeds = tinyvit.sample_seeds(3, 1, np.arange(len(ds))).astype(np.int64)
+    seeds = tinyvit.augment.seeds.sample_seeds(3, 1, np.arange(len(ds))).astype(np.int64)
 
     def refuse(*a, **k):
         raise AssertionError("second plan / header read on the JPEG path")
@@ -114,7 +115,7 @@ def test_loader_batches_make_one_plan_and_read_no_header(tmp_path, monkeypatch):
         m.setattr(pipeline_mod, "source_sizes", refuse, raising=False)
         batch = pipeline_mod.ReplayPipeline(ds, CFG, 3).cpu_batch(1, list(range(len(ds))),
                                                                   num_threads=2)
-    want = tinyvit.plan_device_params(seeds, sizes, CFG)
+    want = tinyvit.augment.plan.plan_device_params(seeds, sizes, CFG)
     for k in want:
         np.testing.assert_array_equal(batch["params"][k].numpy(), want[k], err_msg=k)
     assert torch.equal(batch["images"], tinyvit.replay_batch([ds[i] for i in range(len(ds))],
@@ -219,11 +220,11 @@ def test_non_jpeg_bytes_and_arrays_name_the_batch_item():
     """Non-JPEG failures (corrupt PNG bytes, a bad array shape) say which batch item."""
     good = np.zeros((20, 20, 3), np.uint8)
     png = _enc(_photo(30, 20, 2), "PNG")
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"<bytes len=\d+> \(batch item 1\)"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"<bytes len=\d+> \(batch item 1\)"):
         tinyvit.replay_batch([good, png[:50], good], [1, 2, 3], CFG)
     with pytest.raises(ValueError, match=r"<array> \(batch item 2\)"):
         tinyvit.replay_batch([good, good, np.zeros((4, 4, 2), np.uint8)], [1, 2, 3], CFG)
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"<bytes len=\d+> \(batch item 0\).*Decompression"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"<bytes len=\d+> \(batch item 0\).*Decompression"):
         tinyvit.replay_batch([_png_bomb(30000, 30000)], [1], CFG)
 
 
@@ -231,7 +232,7 @@ def test_pillow_decompression_bomb_is_typed_and_named(tmp_path):
     p = tmp_path / "bomb.png"
     p.write_bytes(_png_bomb(25000, 25000))
     for path in ("auto", "pil"):
-        with pytest.raises(tinyvit.ImageDecodeError, match=f"{p}.*DecompressionBomb"):
+        with pytest.raises(tinyvit.errors.ImageDecodeError, match=f"{p}.*DecompressionBomb"):
             tinyvit.replay(str(p), 1, CFG, path=path)
 
 
@@ -250,7 +251,7 @@ def test_core_errors_cross_through_one_registry():
     """_C._raise_error: the class registered per kind (the mechanism every binding uses)."""
     for kind, cls in [("value", ValueError), ("not_found", FileNotFoundError),
                       ("is_directory", IsADirectoryError), ("io", OSError),
-                      ("decode", tinyvit.ImageDecodeError), ("memory", MemoryError)]:
+                      ("decode", tinyvit.errors.ImageDecodeError), ("memory", MemoryError)]:
         with pytest.raises(cls, match="^boom$"):
             _C._raise_error(kind, "boom")
     with pytest.raises(RuntimeError, match="unregistered error kind 'nope'"):
@@ -261,4 +262,5 @@ def test_core_errors_cross_through_one_registry():
 
 def test_pack_plans_left_the_public_api():
     assert not hasattr(tinyvit, "pack_plans")
-    assert "plan_device_params" in tinyvit.__all__ and "pack_plans" not in tinyvit.__all__
+    assert "plan_device_params" in tinyvit.augment.plan.__all__ and "pack_plans" not in tinyvit.augment.plan.__all__
+    assert "pack_plans" not in tinyvit.__all__

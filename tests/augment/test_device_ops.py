@@ -7,7 +7,10 @@ import pytest
 import torch
 
 import tinyvit
-from tinyvit import AugConfig, DeviceAugment, PairedSampler
+import tinyvit.augment.rng
+import tinyvit.augment.plan
+from tinyvit import AugConfig, DeviceAugment
+from tinyvit.augment.seeds import PairedSampler
 from tinyvit.augment.device import batch_partners, mix, mix_targets, normalize, random_erase
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -40,8 +43,8 @@ def test_normalize_equals_torchvision_to_tensor_normalize():
 
 # ---------------------------------------------------------------- random erasing
 def _pcg_normals(seed, n):
-    """Independent reimplementation: polar method on tinyvit.PCG32 with Python's math.log."""
-    g = tinyvit.PCG32(seed, tinyvit._C.PCG32_STREAMS["erase_noise"])
+    """Independent reimplementation: polar method on tinyvit.augment.rng.PCG32 with Python's math.log."""
+    g = tinyvit.augment.rng.PCG32(seed, tinyvit._C.PCG32_STREAMS["erase_noise"])
     out = []
     while len(out) < n:
         u, v = 2 * g.random() - 1, 2 * g.random() - 1
@@ -136,8 +139,8 @@ def test_device_augment_end_to_end_with_sampler():
     sampler = PairedSampler(n_data, base, batch_size=bs)
     sampler.set_epoch(3)
     idx = list(sampler)[:bs]
-    seeds = tinyvit.sample_seeds(base, 3, idx)
-    params = tinyvit.plan_device_params(seeds, [(320, 240)] * bs, cfg)
+    seeds = tinyvit.augment.seeds.sample_seeds(base, 3, idx)
+    params = tinyvit.augment.plan.plan_device_params(seeds, [(320, 240)] * bs, cfg)
     partner = batch_partners(idx, 3, n_data, base)
     imgs = torch.randint(0, 256, (bs, 224, 224, 3), dtype=torch.uint8,
                          generator=torch.Generator().manual_seed(0))
@@ -148,7 +151,7 @@ def test_device_augment_end_to_end_with_sampler():
     pre = ref.clone()
     for i in range(bs):
         j = int(partner[i])
-        plan = tinyvit.make_plan(int(seeds[i]), (320, 240), cfg)
+        plan = tinyvit.augment.plan.make_plan(int(seeds[i]), (320, 240), cfg)
         assert plan["lam"] == pytest.approx(float(lam[i]))
         if plan["mix"] == "mixup":
             exp = pre[i] * torch.tensor(plan["lam"]) + pre[j] * (1 - torch.tensor(plan["lam"]))
@@ -165,8 +168,8 @@ def test_device_augment_end_to_end_with_sampler():
 def test_device_ops_bit_identical_on_cuda():
     cfg = AugConfig(re_prob=1.0, re_count=3, re_mode="pixel")
     idx = list(range(16))
-    seeds = tinyvit.sample_seeds(1, 0, idx)
-    params = tinyvit.plan_device_params(seeds, [(500, 375)] * 16, cfg)
+    seeds = tinyvit.augment.seeds.sample_seeds(1, 0, idx)
+    params = tinyvit.augment.plan.plan_device_params(seeds, [(500, 375)] * 16, cfg)
     partner = torch.tensor([i ^ 1 for i in idx])
     imgs = torch.randint(0, 256, (16, 224, 224, 3), dtype=torch.uint8)
     cpu = DeviceAugment(cfg)(imgs, params, partner)
@@ -177,26 +180,26 @@ def test_device_ops_bit_identical_on_cuda():
 # ---------------------------------------------------------------- pairing and sampler
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 1000, 4097])
 def test_pairing_is_an_involution_over_a_permutation(n):
-    perm = tinyvit.pair_permutation(4, n, 99)
+    perm = tinyvit.augment.seeds.pair_permutation(4, n, 99)
     assert sorted(perm.tolist()) == list(range(n))
-    partners = tinyvit.mix_partners(4, np.arange(n), n, 99)
+    partners = tinyvit.augment.seeds.mix_partners(4, np.arange(n), n, 99)
     assert np.array_equal(partners[partners], np.arange(n))
     assert (partners == np.arange(n)).sum() == n % 2  # only an odd N's last sample self-pairs
     for k in range(0, n - 1, 2):  # positions (2k, 2k+1) are partners
         assert partners[perm[k]] == perm[k + 1]
-    assert tinyvit.mix_partner(4, int(perm[0]), n, 99) == partners[perm[0]]
+    assert tinyvit.augment.seeds.mix_partner(4, int(perm[0]), n, 99) == partners[perm[0]]
 
 
 def test_pairing_looks_random_and_changes_with_epoch_and_seed():
     n = 20000
-    p0 = tinyvit.mix_partners(0, np.arange(n), n, 5)
+    p0 = tinyvit.augment.seeds.mix_partners(0, np.arange(n), n, 5)
     dist = np.abs(p0 - np.arange(n))
     # uniformly random partners: P(|i - j| < n/10) = 2/10 - 1/100
     assert abs(np.mean(dist < n // 10) - 0.19) < 0.02
-    assert np.mean(p0 == tinyvit.mix_partners(1, np.arange(n), n, 5)) < 0.01
-    assert np.mean(p0 == tinyvit.mix_partners(0, np.arange(n), n, 6)) < 0.01
+    assert np.mean(p0 == tinyvit.augment.seeds.mix_partners(1, np.arange(n), n, 5)) < 0.01
+    assert np.mean(p0 == tinyvit.augment.seeds.mix_partners(0, np.arange(n), n, 6)) < 0.01
     with pytest.raises(IndexError, match="indices"):
-        tinyvit.mix_partners(0, [n], n, 5)
+        tinyvit.augment.seeds.mix_partners(0, [n], n, 5)
 
 
 @pytest.mark.parametrize("n", [37, 64, 101])
@@ -212,13 +215,13 @@ def test_sampler_partners_are_world_size_independent(n):
             assert len(s) == 2 * math.ceil(math.ceil(n / 2) / world)
             # consecutive pairs are partners, so every even batch holds whole pairs
             for a, b in zip(idx[0::2], idx[1::2]):
-                assert tinyvit.mix_partner(epoch, a, n, base) == b
-                assert tinyvit.mix_partner(epoch, b, n, base) == a
+                assert tinyvit.augment.seeds.mix_partner(epoch, a, n, base) == b
+                assert tinyvit.augment.seeds.mix_partner(epoch, b, n, base) == a
             for start in range(0, len(idx), bs):
                 batch = idx[start:start + bs]
                 pos = batch_partners(batch, epoch, n, base)
                 assert [batch[p] for p in pos.tolist()] == [
-                    tinyvit.mix_partner(epoch, i, n, base) for i in batch]
+                    tinyvit.augment.seeds.mix_partner(epoch, i, n, base) for i in batch]
             seen += idx
         assert set(seen) == set(range(n))  # every sample covered (padding may repeat some)
         assert len(seen) <= 2 * (math.ceil(n / 2) + world)
@@ -236,7 +239,7 @@ def test_sampler_epoch_drop_last_and_errors():
         PairedSampler(100, 3, batch_size=7)
     with pytest.raises(ValueError, match="rank"):
         PairedSampler(100, 3, num_replicas=2, rank=2)
-    p = tinyvit.mix_partner(0, 0, 1000, 3)
+    p = tinyvit.augment.seeds.mix_partner(0, 0, 1000, 3)
     batch = [0] + [k for k in (1, 2, 3) if k != p][:2]
     with pytest.raises(ValueError, match="sample 0 "):
         batch_partners(batch, 0, 1000, 3)
@@ -248,4 +251,4 @@ def test_sampler_in_dataloader_keeps_pairs_in_batches():
     loader = torch.utils.data.DataLoader(ds, batch_size=8, sampler=s)
     for (batch,) in loader:
         ids = set(batch.tolist())
-        assert all(tinyvit.mix_partner(0, i, 60, 8) in ids for i in ids)
+        assert all(tinyvit.augment.seeds.mix_partner(0, i, 60, 8) in ids for i in ids)

@@ -4,6 +4,7 @@ C++ round trip (config -> C++ enum -> name)."""
 import pytest
 
 import tinyvit
+import tinyvit.augment.plan
 from tinyvit import AugConfig
 from tinyvit._ext import _C
 from tinyvit.augment import config as config_mod
@@ -28,7 +29,7 @@ def test_python_reads_the_c_tables():
 @pytest.mark.parametrize("name", _C.INTERPOLATIONS)
 def test_every_interpolation_round_trips_through_cpp(name):
     cfg = AugConfig(interpolation=name, auto_augment="rand-m9-n2")
-    plan = tinyvit.make_plan(3, (64, 48), cfg)
+    plan = tinyvit.augment.plan.make_plan(3, (64, 48), cfg)
     # the plan's resize filter is the configured one, or a resolved draw for "random"
     assert plan["interpolation"] == name if name != "random" else plan["interpolation"] in ("bilinear", "bicubic")
 

@@ -64,15 +64,15 @@ def _op_outputs():
 
 
 def test_version_has_a_pinned_digest():
-    assert tinyvit.PLAN_FORMAT_VERSION in PINNED, (
+    assert tinyvit.augment.config.PLAN_FORMAT_VERSION in PINNED, (
         "PLAN_FORMAT_VERSION changed: add the new digests to PINNED")
 
 
 def test_replay_pixels_pinned():
-    want = PINNED[tinyvit.PLAN_FORMAT_VERSION]["replay"]
+    want = PINNED[tinyvit.augment.config.PLAN_FORMAT_VERSION]["replay"]
     assert _replay_outputs() == want
 
 
 def test_ra_op_pixels_pinned():
-    want = PINNED[tinyvit.PLAN_FORMAT_VERSION]["ops"]
+    want = PINNED[tinyvit.augment.config.PLAN_FORMAT_VERSION]["ops"]
     assert _op_outputs() == want

@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 import tinyvit
+import tinyvit.augment.plan
 from tinyvit import _C
 from tinyvit.augment.pil import apply_ra_step
 
@@ -306,7 +307,7 @@ def test_roi_decode_exact_and_dct_scaling_close(testimg):
     plain = tinyvit.AugConfig(auto_augment=None)
     checked = 0
     for s in range(60):
-        p = tinyvit.make_plan(s, (1200, 900), plain)
+        p = tinyvit.augment.plan.make_plan(s, (1200, 900), plain)
         if p["crop"][2] >= 448 and p["crop"][3] >= 448:
             a = tinyvit.replay(big, s, plain).astype(int)
             b = tinyvit.replay(big, s, plain, scale_denom=1)
@@ -374,21 +375,21 @@ def test_small_and_extreme_sizes(testimg, photo, size, cfg):
 
 @needs_jpeg
 def test_decode_errors_name_the_source(jpeg, cfg, tmp_path):
-    assert issubclass(tinyvit.ImageDecodeError, ValueError)
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"<bytes len=0>"):
+    assert issubclass(tinyvit.errors.ImageDecodeError, ValueError)
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"<bytes len=0>"):
         tinyvit.replay(b"", 1, cfg)
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"<bytes len=0>"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"<bytes len=0>"):
         tinyvit.replay(b"", 1, cfg, path="pil")
     cut = jpeg[: len(jpeg) // 2]
-    with pytest.raises(tinyvit.ImageDecodeError, match=rf"<bytes len={len(cut)}>"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=rf"<bytes len={len(cut)}>"):
         tinyvit.replay(cut, 1, cfg)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(cut)
-    with pytest.raises(tinyvit.ImageDecodeError, match="broken.jpg"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match="broken.jpg"):
         tinyvit.replay(str(bad), 1, cfg)
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"broken.jpg \(batch item 1\)"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"broken.jpg \(batch item 1\)"):
         tinyvit.replay_batch([jpeg, str(bad)], [1, 2], cfg, num_threads=2)
-    with pytest.raises(tinyvit.ImageDecodeError):
+    with pytest.raises(tinyvit.errors.ImageDecodeError):
         tinyvit.replay(b"not an image at all", 1, cfg)
     with pytest.raises(FileNotFoundError):
         tinyvit.replay(str(tmp_path / "missing.jpg"), 1, cfg)
@@ -529,7 +530,7 @@ def test_fuzz_truncated_and_bitflipped_jpegs(testimg):
                 out = tinyvit.replay(buf.tobytes(), i, cfg, path="cpp")
                 assert out.shape == (16, 16, 3)
                 outcomes["ok"] += 1
-            except tinyvit.ImageDecodeError:
+            except tinyvit.errors.ImageDecodeError:
                 outcomes["error"] += 1
     assert outcomes["error"] > 500 and sum(outcomes.values()) == 3000
 
@@ -543,7 +544,7 @@ def test_colour_jitter_cpp_close_to_pillow(testimg, photo, cj):
     data = testimg.encode(photo.resize((300, 240)), quality=90)
     cfg = tinyvit.AugConfig(auto_augment=None, color_jitter=cj)
     for s in range(4):
-        assert tinyvit.make_plan(s, (300, 240), cfg)["jitter"] is not None
+        assert tinyvit.augment.plan.make_plan(s, (300, 240), cfg)["jitter"] is not None
         a = tinyvit.replay(data, s, cfg, scale_denom=1).astype(int)
         b = tinyvit.replay(data, s, cfg, path="pil")
         d = np.abs(a - b)

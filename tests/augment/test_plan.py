@@ -10,7 +10,11 @@ import pytest
 import torch
 
 import tinyvit
-from tinyvit import AugConfig, make_plan, parse_rand_augment
+import tinyvit.augment.rng
+import tinyvit.augment.plan
+from tinyvit import AugConfig
+from tinyvit.augment.plan import make_plan
+from tinyvit.augment.config import parse_rand_augment
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -280,12 +284,12 @@ def test_cutmix_boxes_match_timm_distribution():
 
 # ---------------------------------------------------------------- determinism
 _PROBE = """
-import json, sys, tinyvit
+import json, sys, tinyvit, tinyvit.augment.plan
 cfg = tinyvit.AugConfig(interpolation='random', color_jitter=0.4, re_prob=0.7, re_count=3)
-out = [tinyvit.make_plan(s, (640, 427), cfg) for s in range(0, 4000, 37)]
+out = [tinyvit.augment.plan.make_plan(s, (640, 427), cfg) for s in range(0, 4000, 37)]
 print(json.dumps({'plans': out, 'fp': cfg.fingerprint(),
-                  'seeds': tinyvit.sample_seeds(9, 2, list(range(50))).tolist(),
-                  'partners': tinyvit.mix_partners(3, list(range(101)), 101, 9).tolist()}))
+                  'seeds': tinyvit.augment.seeds.sample_seeds(9, 2, list(range(50))).tolist(),
+                  'partners': tinyvit.augment.seeds.mix_partners(3, list(range(101)), 101, 9).tolist()}))
 """
 
 
@@ -298,8 +302,8 @@ def test_determinism_across_calls_and_processes():
     other = json.loads(out.stdout)
     assert json.loads(json.dumps(here)) == other["plans"]
     assert other["fp"] == cfg.fingerprint()
-    assert other["seeds"] == tinyvit.sample_seeds(9, 2, list(range(50))).tolist()
-    assert other["partners"] == tinyvit.mix_partners(3, list(range(101)), 101, 9).tolist()
+    assert other["seeds"] == tinyvit.augment.seeds.sample_seeds(9, 2, list(range(50))).tolist()
+    assert other["partners"] == tinyvit.augment.seeds.mix_partners(3, list(range(101)), 101, 9).tolist()
     # different seeds give different plans
     assert len({json.dumps(p) for p in here}) == len(here)
 
@@ -329,7 +333,7 @@ def test_device_params_match_plan_dicts():
     cfg = AugConfig(re_prob=0.8, re_count=3)
     seeds = list(range(100, 164))
     sizes = [(300 + s, 200 + 2 * s) for s in seeds]
-    packed = tinyvit.plan_device_params(seeds, sizes, cfg)
+    packed = tinyvit.augment.plan.plan_device_params(seeds, sizes, cfg)
     ref = _pack_plans_reference([make_plan(s, wh, cfg) for s, wh in zip(seeds, sizes)])
     assert packed.keys() == ref.keys()
     for k in packed:
@@ -352,7 +356,7 @@ VARIANTS = [
 
 def test_fingerprint_changes_with_every_field_and_is_stable():
     base = AugConfig().fingerprint()
-    assert base.startswith(f"tv{tinyvit.PLAN_FORMAT_VERSION}-")
+    assert base.startswith(f"tv{tinyvit.augment.config.PLAN_FORMAT_VERSION}-")
     fps = [AugConfig(**v).fingerprint() for v in VARIANTS]
     assert base not in fps and len(set(fps)) == len(fps)
     covered = {k for v in VARIANTS for k in v}
@@ -418,12 +422,12 @@ def test_cpp_config_roundtrip_and_pickle():
 # ---------------------------------------------------------------- seeds
 def test_sample_seed_is_pcg32_stream_output():
     streams = tinyvit._C.PCG32_STREAMS
-    g = tinyvit.PCG32((77 << 32) | 5, streams["seeds"])
+    g = tinyvit.augment.rng.PCG32((77 << 32) | 5, streams["seeds"])
     ref = [g.next_u32() for _ in range(300)]
-    assert tinyvit.sample_seeds(77, 5, np.arange(300)).tolist() == ref
-    assert tinyvit.sample_seed(77, 5, 299) == ref[299]
-    assert tinyvit.sample_seed(77, 6, 0) != ref[0]
+    assert tinyvit.augment.seeds.sample_seeds(77, 5, np.arange(300)).tolist() == ref
+    assert tinyvit.augment.seeds.sample_seed(77, 5, 299) == ref[299]
+    assert tinyvit.augment.seeds.sample_seed(77, 6, 0) != ref[0]
     with pytest.raises(ValueError, match="index"):
-        tinyvit.sample_seed(1, 0, -1)
+        tinyvit.augment.seeds.sample_seed(1, 0, -1)
     with pytest.raises(OverflowError, match="epoch"):
-        tinyvit.sample_seed(1, 2**32, 0)
+        tinyvit.augment.seeds.sample_seed(1, 2**32, 0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tinyvit
-from tinyvit import PCG32, pcg32_u32
+import tinyvit.augment.rng
+from tinyvit.augment.rng import PCG32, pcg32_u32
 
 MASK64 = (1 << 64) - 1
 MULT = 6364136223846793005
@@ -183,4 +184,4 @@ def test_numpy_integers_are_accepted():
 
 
 def test_package_exports():
-    assert tinyvit.PCG32 is PCG32 and tinyvit.pcg32_u32 is pcg32_u32
+    assert tinyvit.augment.rng.PCG32 is PCG32 and tinyvit.augment.rng.pcg32_u32 is pcg32_u32

@@ -124,7 +124,7 @@ def test_old_store_still_matches_and_other_tree_is_refused(tmp_path):
                                       dataset_fingerprint=PINNED_FINGERPRINT)
     check_compatible(store, dataset=ds)  # a store saved before the index still opens
     os.rename(tmp_path / "t" / "dog" / "z.jpg", tmp_path / "t" / "dog" / "w.jpg")
-    with pytest.raises(tinyvit.DatasetMismatchError):
+    with pytest.raises(tinyvit.errors.DatasetMismatchError):
         check_compatible(store, dataset=tinyvit.ImageFolder(tmp_path / "t"))
 
 
@@ -223,7 +223,7 @@ def test_source_sizes_from_index_and_pillow_fallback(tmp_path):
     ds = tinyvit.ImageFolder(t)
     for i, rel in enumerate(ds.relpaths):
         if want[rel] is None:
-            with pytest.raises(tinyvit.ImageDecodeError, match="5.jpg"):
+            with pytest.raises(tinyvit.errors.ImageDecodeError, match="5.jpg"):
                 ds.source_sizes([i])
             continue
         with Image.open(t / rel) as im:

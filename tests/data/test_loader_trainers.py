@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import helpers  # noqa: E402
 
 import tinyvit  # noqa: E402
-from tinyvit import EpochMissingError, RecordMissingError  # noqa: E402
+from tinyvit.errors import EpochMissingError, RecordMissingError  # noqa: E402
 
 N = 24
 
@@ -98,7 +98,7 @@ def test_iterator_created_before_set_epoch_uses_the_new_epoch(ds, store_path):
 def test_auto_advance_off_raises_instead(ds, store_path):
     dl = loader(ds, store_path, auto_advance=False)
     one_pass(dl)
-    with pytest.raises(tinyvit.EpochError, match="second pass over epoch 0"):
+    with pytest.raises(tinyvit.errors.EpochError, match="second pass over epoch 0"):
         next(iter(dl))
     dl.set_epoch(1)
     one_pass(dl)
@@ -216,7 +216,7 @@ def test_eval_config_and_transform_match_the_store(ds, store_path):
 
     cfg = tinyvit.eval_config(store_path)
     assert cfg == {"input_size": (3, 16, 16), "interpolation": "bicubic", "mean": (0.5,) * 3,
-                   "std": (0.25,) * 3, "crop_pct": 0.875}
+                   "std": (0.25,) * 3, "crop_pct": 0.875, "crop_mode": "center"}
     assert tinyvit.eval_config(loader(ds, store_path)) == cfg
     tf = tinyvit.eval_transform(store_path)
     img = Image.fromarray(np.full((40, 30, 3), 191, np.uint8))

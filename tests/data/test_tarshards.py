@@ -69,7 +69,7 @@ def test_expand_shards():
     assert expand_shards("/d/s-{0..10}.tar")[:2] == ["/d/s-0.tar", "/d/s-1.tar"]
     assert expand_shards("/d/s-{09..10}.tar") == ["/d/s-09.tar", "/d/s-10.tar"]
     assert expand_shards("/{a,b}/s{0..1}.tar") == ["/a/s0.tar", "/a/s1.tar", "/b/s0.tar", "/b/s1.tar"]
-    with pytest.raises(tinyvit.DatasetError, match="empty range"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="empty range"):
         expand_shards("/d/s-{3..1}.tar")
 
 
@@ -164,27 +164,27 @@ def test_save_logits_and_distill_from_shards(tmp_path):
     n = sum(x.shape[0] for x, _ in ld)
     assert n == len(ds)
     other = tinyvit.TarShards(str(tmp_path / "sh" / "shard-{000..001}.tar"))
-    with pytest.raises(tinyvit.StoreMismatchError):
+    with pytest.raises(tinyvit.errors.StoreMismatchError):
         tinyvit.DistillLoader(other, str(tmp_path / "store"), CFG, batch_size=6)
 
 
 def test_bad_shards_are_named(tmp_path):
     make_shards(tmp_path)
-    with pytest.raises(tinyvit.DatasetError, match="7 of 10 shards .*shard-003.tar"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="7 of 10 shards .*shard-003.tar"):
         tinyvit.TarShards(str(tmp_path / "shard-{000..009}.tar"))
     p = tmp_path / "shard-001.tar"
     data = p.read_bytes()
     p.write_bytes(data[:1500])
-    with pytest.raises(tinyvit.DatasetError, match="shard-001.tar.*(truncated|past the end)"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="shard-001.tar.*(truncated|past the end)"):
         tinyvit.TarShards(str(tmp_path / "shard-{000..002}.tar"))
     p.write_bytes(b"\x01" * 2048)
-    with pytest.raises(tinyvit.DatasetError, match="shard-001.tar.*checksum"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="shard-001.tar.*checksum"):
         tinyvit.TarShards(str(tmp_path / "shard-{000..002}.tar"))
     p.write_bytes(data)
     with tarfile.open(tmp_path / "shard-002.tar", "a") as tf:
         _add(tf, "odd.jpg", encode("JPEG", (8, 8)))
         _add(tf, "odd.cls", b"seven")
-    with pytest.raises(tinyvit.DatasetError, match="odd.cls"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="odd.cls"):
         tinyvit.TarShards(str(tmp_path / "shard-{000..002}.tar"))
 
 

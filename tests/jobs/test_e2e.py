@@ -111,11 +111,11 @@ def test_fashion_mnist_reader_against_independent_files(tmp_path):
     # truncated payload / missing files -> DatasetError naming the file
     with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
         f.write(struct.pack(">HBB3I", 0, 8, 3, 7, 28, 28) + b"\0" * 100)
-    with pytest.raises(tinyvit.DatasetError, match="train-images-idx3-ubyte.gz"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="train-images-idx3-ubyte.gz"):
         tinyvit.open_dataset(f"fashion-mnist:{tmp_path}")
-    with pytest.raises(tinyvit.DatasetError, match="t10k-images"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="t10k-images"):
         tinyvit.open_dataset(f"fashion-mnist:{tmp_path}", split="test")
-    with pytest.raises(tinyvit.DatasetError, match="not a directory"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="not a directory"):
         tinyvit.open_dataset(f"fashion-mnist:{tmp_path}/nope")
 
 
@@ -155,9 +155,9 @@ def test_image_folder(tmp_path):
     assert tinyvit.ImageFolder(root).fingerprint() == fp
     (root / "class_2" / "img_9.jpg").write_bytes(_jpeg((1, 2, 3)))
     assert tinyvit.ImageFolder(root).fingerprint() != fp
-    with pytest.raises(tinyvit.DatasetError, match="no class subdirectories"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="no class subdirectories"):
         tinyvit.ImageFolder(root / "class_0")
-    with pytest.raises(tinyvit.DatasetError, match="not a directory"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="not a directory"):
         tinyvit.ImageFolder(tmp_path / "missing")
 
 
@@ -177,7 +177,7 @@ def test_student_sees_exactly_the_teacher_images(tmp_path):
     mixed = 0
     for epoch in range(2):
         seeds, _, _ = store.read(epoch, np.arange(len(ds)))
-        np.testing.assert_array_equal(seeds.numpy(), tinyvit.sample_seeds(5, epoch, np.arange(len(ds))))
+        np.testing.assert_array_equal(seeds.numpy(), tinyvit.augment.seeds.sample_seeds(5, epoch, np.arange(len(ds))))
         loader = tinyvit.DistillLoader(ds, store, CFG, batch_size=16, epoch=epoch)
         idx = loader.sampler.indices()
         got = torch.cat([x for x, _ in loader])
@@ -186,7 +186,7 @@ def test_student_sees_exactly_the_teacher_images(tmp_path):
             want = by_key[epoch * len(ds) + i]
             assert torch.equal(got[pos], want), f"epoch {epoch} sample {i}"  # bitwise
         # mixing really happened: a mixed image differs from its unmixed replay
-        plain = tinyvit.normalize(tinyvit.replay_batch([ds[i] for i in idx[:8]], seeds[idx[:8]].tolist(), CFG),
+        plain = tinyvit.augment.device.normalize(tinyvit.replay_batch([ds[i] for i in idx[:8]], seeds[idx[:8]].tolist(), CFG),
                                   CFG.mean, CFG.std)
         mixed += int((plain != got[:8]).flatten(1).any(1).sum())
     assert mixed > 0
@@ -420,23 +420,23 @@ def test_train_modes_run_and_log(tmp_path):
 def test_loader_refuses_mismatched_store_before_any_batch(tmp_path):
     ds = small_fmnist(64)
     store = make_store(tmp_path, ds, epochs=1)
-    with pytest.raises(tinyvit.EpochMissingError, match="epoch 1 not in the store"):
+    with pytest.raises(tinyvit.errors.EpochMissingError, match="epoch 1 not in the store"):
         tinyvit.DistillLoader(ds, store, CFG, epoch=1)
     loader = tinyvit.DistillLoader(ds, store, CFG)
-    with pytest.raises(tinyvit.EpochMissingError):
+    with pytest.raises(tinyvit.errors.EpochMissingError):
         loader.set_epoch(3)
-    with pytest.raises(tinyvit.StoreMismatchError, match="num_samples 64 != len\\(dataset\\) 32"):
+    with pytest.raises(tinyvit.errors.StoreMismatchError, match="num_samples 64 != len\\(dataset\\) 32"):
         tinyvit.DistillLoader(small_fmnist(32), store, CFG)
-    with pytest.raises(tinyvit.DatasetMismatchError, match="dataset_fingerprint"):
+    with pytest.raises(tinyvit.errors.DatasetMismatchError, match="dataset_fingerprint"):
         tinyvit.DistillLoader(small_fmnist(64, "test"), store, CFG)
     other = tinyvit.AugConfig(img_size=16, mean=(0.286,) * 3, std=(0.353,) * 3, hflip=0.0)
-    with pytest.raises(tinyvit.FingerprintMismatchError, match="aug_fingerprint"):
+    with pytest.raises(tinyvit.errors.FingerprintMismatchError, match="aug_fingerprint"):
         tinyvit.DistillLoader(ds, store, other)
-    with pytest.raises(tinyvit.StoreMismatchError, match="num_classes 10 != the model's 100"):
+    with pytest.raises(tinyvit.errors.StoreMismatchError, match="num_classes 10 != the model's 100"):
         tinyvit.DistillLoader(ds, store, CFG, num_classes=100)
     # an incomplete epoch is refused too (with the count), not discovered mid-epoch
     store.add_epochs(1)
-    with pytest.raises(tinyvit.RecordMissingError, match="64 of 64 records missing"):
+    with pytest.raises(tinyvit.errors.RecordMissingError, match="64 of 64 records missing"):
         tinyvit.DistillLoader(ds, store, CFG, epoch=1)
 
 
@@ -445,7 +445,7 @@ def test_train_cli_missing_epoch_fails_before_training(tmp_path):
     ds = small_fmnist(64)
     make_store(tmp_path, ds, epochs=1)
     out = tmp_path / "out"
-    with pytest.raises(tinyvit.EpochMissingError, match="asks for 2 epochs but the store holds 1"):
+    with pytest.raises(tinyvit.errors.EpochMissingError, match="asks for 2 epochs but the store holds 1"):
         tinyvit.cli.main(["train", "--traceback", "--distill", str(tmp_path / "store"), "--data", "fashion-mnist",
                           "--subset", "64", "--val-subset", "16", "--model", "test_resnet", "--epochs", "2",
                           "--batch-size", "16", "--out", str(out), "--no-progress"])
@@ -458,12 +458,12 @@ def test_save_logits_refuses_other_config_and_keeps_records(tmp_path):
     store = make_store(tmp_path, ds, epochs=1)
     before = read_all(store, 0)
     path = str(tmp_path / "store")
-    for kwargs, err in [(dict(cfg=tinyvit.AugConfig(img_size=16, hflip=0.0)), tinyvit.FingerprintMismatchError),
-                        (dict(num_classes=12), tinyvit.StoreMismatchError),
-                        (dict(topk=4), tinyvit.StoreMismatchError),
-                        (dict(base_seed=6), tinyvit.StoreMismatchError),
-                        (dict(dataset=small_fmnist(64, "test")), tinyvit.DatasetMismatchError),
-                        (dict(dataset=small_fmnist(32)), tinyvit.StoreMismatchError)]:
+    for kwargs, err in [(dict(cfg=tinyvit.AugConfig(img_size=16, hflip=0.0)), tinyvit.errors.FingerprintMismatchError),
+                        (dict(num_classes=12), tinyvit.errors.StoreMismatchError),
+                        (dict(topk=4), tinyvit.errors.StoreMismatchError),
+                        (dict(base_seed=6), tinyvit.errors.StoreMismatchError),
+                        (dict(dataset=small_fmnist(64, "test")), tinyvit.errors.DatasetMismatchError),
+                        (dict(dataset=small_fmnist(32)), tinyvit.errors.StoreMismatchError)]:
         args = dict(dataset=ds, cfg=CFG, num_classes=10, topk=3, epochs=2, base_seed=5,
                     teacher_desc={"model": "tiny"})
         args.update(kwargs)
@@ -477,10 +477,10 @@ def test_save_logits_refuses_other_config_and_keeps_records(tmp_path):
 
 @needs_fmnist
 def test_teacher_output_width_checked_before_writing(tmp_path):
-    with pytest.raises(tinyvit.TeacherOutputError, match=r"\[2, 7\].*expected \[2, 10\]"):
+    with pytest.raises(tinyvit.errors.TeacherOutputError, match=r"\[2, 7\].*expected \[2, 10\]"):
         check_teacher_output(TinyTeacher(num_classes=7), CFG, 10, "cpu")
     path = tmp_path / "s"
-    with pytest.raises(tinyvit.TeacherOutputError):
+    with pytest.raises(tinyvit.errors.TeacherOutputError):
         tinyvit.cli.main(["save-logits", "--traceback", str(path), "--data", "fashion-mnist", "--subset", "32",
                           "--teacher", "test_e2e:wrong_width_teacher", "--topk", "3", "--epochs", "1", "--no-progress"]
                          + AUG_ARGS)
@@ -497,12 +497,12 @@ def test_unreadable_image_typed_error_and_nothing_lost(tmp_path):
     before = read_all(store, 0)
     bad = root / "class_1" / "img_2.jpg"
     bad.write_bytes(b"\xff\xd8\xff" + os.urandom(bad.stat().st_size - 3))  # same size: same fingerprint
-    with pytest.raises(tinyvit.ImageDecodeError, match="img_2.jpg"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match="img_2.jpg"):
         save_logits(TinyTeacher(3), ds, store, cfg, epochs=[1], batch_size=4, progress=False)
     for a, b in zip(before, read_all(store, 0)):
         np.testing.assert_array_equal(a, b)
     loader = tinyvit.DistillLoader(tinyvit.ImageFolder(root), store, cfg, batch_size=4)
-    with pytest.raises(tinyvit.ImageDecodeError, match="img_2.jpg"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match="img_2.jpg"):
         for _ in loader:
             pass
 
@@ -544,11 +544,11 @@ def test_train_cli_grayscale_student_and_checkpoint(tmp_path):
     torch.save(state, ckpt)
     m = tinyvit.jobs.models.build_model("test_resnet", 10, in_chans=1, checkpoint=ckpt)
     assert torch.equal(next(v for v in m.state_dict().values() if v.ndim == 4), first)
-    with pytest.raises(tinyvit.ModelError, match="student.pt"):
+    with pytest.raises(tinyvit.errors.ModelError, match="student.pt"):
         tinyvit.jobs.models.build_model("test_convnext", 10, checkpoint=ckpt)
-    with pytest.raises(tinyvit.ModelError, match="not a timm model"):
+    with pytest.raises(tinyvit.errors.ModelError, match="not a timm model"):
         tinyvit.jobs.models.build_model("no_such_model_xyz", 10)
-    with pytest.raises(tinyvit.ModelError, match="does not exist"):
+    with pytest.raises(tinyvit.errors.ModelError, match="does not exist"):
         tinyvit.jobs.models.build_model("test_resnet", 10, checkpoint=str(tmp_path / "missing.pt"))
 
 

@@ -95,9 +95,9 @@ def test_tampered_digest_is_refused(saved):
     doc["epochs"]["1"]["samples"][2] = [i, s, ("0" if d[0] != "0" else "1") + d[1:]]
     _write(path, doc)
     tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=0)  # epoch 0 is intact
-    with pytest.raises(tinyvit.ReplayMismatchError, match=r"epoch 1: sample 7: replayed pixels"):
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match=r"epoch 1: sample 7: replayed pixels"):
         tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=1)
-    assert issubclass(tinyvit.ReplayMismatchError, tinyvit.StoreError)
+    assert issubclass(tinyvit.errors.ReplayMismatchError, tinyvit.errors.StoreError)
 
 
 def test_other_decoder_identity_is_refused(saved, monkeypatch):
@@ -105,14 +105,14 @@ def test_other_decoder_identity_is_refused(saved, monkeypatch):
     doc = _doc(path)
     doc["epochs"]["0"]["identity"]["jpeg"] = "libjpeg-turbo 9.9.9"
     _write(path, doc)
-    with pytest.raises(tinyvit.ReplayMismatchError,
+    with pytest.raises(tinyvit.errors.ReplayMismatchError,
                        match=r"epoch 0: pixel pipeline component 'jpeg'.*9\.9\.9"):
         tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=0)
     # the same from this side: a machine with another plan format
     _write(path, json.loads(json.dumps(doc).replace("9.9.9", "x")))
     real = attest.pipeline_identity()
     monkeypatch.setattr(attest, "pipeline_identity", lambda: dict(real, plan_format=99))
-    with pytest.raises(tinyvit.ReplayMismatchError, match="'plan_format'.*99"):
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match="'plan_format'.*99"):
         tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=1)
 
 
@@ -126,7 +126,7 @@ def test_changed_dataset_file_with_same_size_is_refused(saved):
         f.write(bytes(data))
     ds2 = tinyvit.ImageFolder(os.path.dirname(os.path.dirname(target)), validate="full")
     assert ds2.fingerprint() == ds.fingerprint()
-    with pytest.raises(tinyvit.ReplayMismatchError, match="epoch 0: sample 4: replayed pixels"):
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match="epoch 0: sample 4: replayed pixels"):
         tinyvit.DistillLoader(ds2, path, CFG, batch_size=4, epoch=0)
 
 
@@ -143,7 +143,7 @@ def test_resaving_an_epoch_on_another_pipeline_is_refused(saved, monkeypatch):
     attest.record_epoch(store, ds, CFG, 0)  # same machine: a no-op check
     real = attest.pipeline_identity()
     monkeypatch.setattr(attest, "pipeline_identity", lambda: dict(real, jpeg="libjpeg 80"))
-    with pytest.raises(tinyvit.ReplayMismatchError, match="'jpeg'"):
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match="'jpeg'"):
         attest.record_epoch(store, ds, CFG, 0)
 
 

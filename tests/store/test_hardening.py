@@ -64,7 +64,8 @@ def test_rewrite_race_never_returns_a_mixed_record():
 TMPFS_SCRIPT = textwrap.dedent(r"""
     import os, sys, glob
     import numpy as np
-    from tinyvit import LogitStore, StoreIOError, RecordMissingError
+    from tinyvit import LogitStore
+    from tinyvit.errors import StoreIOError, RecordMissingError
     d = sys.argv[1]
     # 8 MB of sparse records on a 2 MB tmpfs: reading holes through a mapping would allocate.
     s = LogitStore.create(d + "/s", 20000, 21841, 100, aug_fingerprint="a")
@@ -146,7 +147,8 @@ def test_truncated_under_the_reader_is_typed(tmp_path):
     mapping; here they are TruncatedFileError / RecordMissingError, never SIGBUS."""
     code = textwrap.dedent(f"""
         import os, numpy as np
-        from tinyvit import LogitStore, StoreError
+        from tinyvit import LogitStore
+        from tinyvit.errors import StoreError
         s = LogitStore.create({str(tmp_path / 's')!r}, 5000, 100, 3, aug_fingerprint="a")
         s.write(0, np.arange(5000), np.arange(5000), [[1, 2, 3]] * 5000, [[.5, .2, .1]] * 5000)
         os.truncate({str(tmp_path / 's' / 'epoch_00000.bin')!r}, 4096)

@@ -163,9 +163,9 @@ def test_read_out_pinned_and_preallocated(teacher_topk, tmp_path):
     assert r[0] is out[0] and torch.equal(out[1], idx[[9, 2, 2]])
     r = s.read(0, [1, 2], pin_memory=True)
     assert torch.equal(r[1], idx[[1, 2]])
-    with pytest.raises(tinyvit.ShapeMismatchError, match="out indices"):
+    with pytest.raises(tinyvit.errors.ShapeMismatchError, match="out indices"):
         s.read(0, [1, 2, 3], out=(out[0], torch.empty(3, 7, dtype=torch.int64), out[2]))
-    with pytest.raises(tinyvit.ShapeMismatchError, match="dtype"):
+    with pytest.raises(tinyvit.errors.ShapeMismatchError, match="dtype"):
         s.read(0, [1, 2, 3], out=(out[0], out[1], torch.empty(3, 8, dtype=torch.float64)))
 
 
@@ -218,7 +218,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
         f.seek(torn * len(rec))
         f.write(rec[: len(rec) // 2])
     assert torn in reader.missing(0)
-    with pytest.raises(tinyvit.ChecksumError, match=f"sample {torn}"):
+    with pytest.raises(tinyvit.errors.ChecksumError, match=f"sample {torn}"):
         reader.read(0, [torn])
     # Resume with two writers over exactly the missing records.
     before = reader.missing(0)
@@ -254,8 +254,8 @@ def test_error_hierarchy():
     for name in st.__all__:
         obj = getattr(st, name)
         if isinstance(obj, type) and name != "LogitStore":
-            assert issubclass(obj, tinyvit.StoreError), name
-            assert getattr(tinyvit, name) is obj
+            assert issubclass(obj, tinyvit.errors.StoreError), name
+            assert getattr(tinyvit.errors, name) is obj
 
 
 def test_errors_manifest(small_store):
@@ -448,7 +448,8 @@ FUZZ = r"""
 import json, os, random, struct, sys, shutil, tempfile
 sys.path.insert(0, {root!r})
 import numpy as np, torch
-from tinyvit import LogitStore, StoreError, _C
+from tinyvit import LogitStore, _C
+from tinyvit.errors import StoreError
 rng = random.Random(int(sys.argv[1]))
 base = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 n_cases = int(sys.argv[2])

@@ -277,6 +277,11 @@ class AugConfig:
         """Fill colour of geometric RandAugment ops: timm's img_mean, round(255 * mean)."""
         return tuple(min(255, round(255 * m)) for m in self.mean)
 
+    def eval_config(self, crop_pct: float = None, crop_mode: str = "center") -> dict:
+        """The evaluation transform matching this training config, as timm's data-config keys
+        (module function :func:`eval_config`)."""
+        return eval_config(self, crop_pct, crop_mode)
+
     def _cpp_fields(self) -> dict:
         """The flat field dict of the C++ AugConfig (csrc/core/plan/plan.h)."""
         ra = self.rand_augment
@@ -354,10 +359,39 @@ def cpp_config(cfg) -> "_C.AugConfig":
     raise TypeError(f"cfg must be a tinyvit.AugConfig, got {type(cfg).__name__}")
 
 
+# ---- evaluation: the config of the one eval transform (tinyvit/augment/eval.py) --------------
+DEFAULT_CROP_PCT = 0.875  # timm.data.DEFAULT_CROP_PCT: resize the short side to size / 0.875
+EVAL_CROP_MODES = ("center",)  # timm's default crop mode, the one implemented (augment/eval.py)
+EVAL_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's names
+
+
+def eval_config(cfg: AugConfig, crop_pct: float = None, crop_mode: str = "center") -> dict:
+    """The evaluation transform matching training with ``cfg``, as the keys of timm's
+    ``resolve_data_config``: ``input_size`` (3, H, W), ``interpolation`` (the training one;
+    'random' -> 'bicubic', timm's eval default), ``mean``, ``std``, ``crop_pct`` (default
+    0.875: resize the short side to size / crop_pct) and ``crop_mode`` ('center': centre crop
+    to (H, W)). ``tinyvit train`` evaluates with it (tinyvit.augment.eval); so does
+    ``timm.data.create_transform(**eval_config(cfg), is_training=False)``."""
+    if not isinstance(cfg, AugConfig):
+        raise TypeError(f"eval_config: cfg must be a tinyvit.AugConfig, got {type(cfg).__name__}")
+    if crop_pct is None:
+        crop_pct = DEFAULT_CROP_PCT
+    # (0, 1]: the resized image always covers the crop (no padding); NaN fails the test
+    if isinstance(crop_pct, bool) or not isinstance(crop_pct, numbers.Real) or not 0 < crop_pct <= 1:
+        raise ValueError(f"eval_config: crop_pct must be a number in (0, 1], got {crop_pct!r}")
+    crop_pct = float(crop_pct)
+    if crop_mode not in EVAL_CROP_MODES:
+        raise ValueError(f"eval_config: crop_mode must be one of {EVAL_CROP_MODES}, got {crop_mode!r}")
+    interp = "bicubic" if cfg.interpolation == "random" else cfg.interpolation
+    return {"input_size": (3, cfg.height, cfg.width), "interpolation": interp,
+            "mean": tuple(cfg.mean), "std": tuple(cfg.std), "crop_pct": crop_pct, "crop_mode": crop_mode}
+
+
 @functools.lru_cache(maxsize=64)
 def _built(cfg: AugConfig):
     return _C.AugConfig(cfg._cpp_fields())
 
 
-__all__ = ["AugConfig", "RandAugmentSpec", "parse_rand_augment", "PLAN_FORMAT_VERSION",
+__all__ = ["AugConfig", "RandAugmentSpec", "parse_rand_augment", "PLAN_FORMAT_VERSION", "eval_config",
+           "DEFAULT_CROP_PCT",
            "RAND_TRANSFORMS", "RAND_INCREASING_TRANSFORMS"]

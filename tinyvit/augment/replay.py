@@ -22,11 +22,7 @@ from .._ext import _C
 from .config import cpp_config
 from .pil import apply_plan_pil, array_to_rgb, to_rgb
 
-ImageDecodeError = _C.ImageDecodeError
-ImageDecodeError.__module__ = "tinyvit"
-ImageDecodeError.__doc__ = (
-    "A source could not be decoded (corrupt, truncated, empty or not an image). Subclass of "
-    "ValueError; the message starts with the source: its path or '<bytes len=N>'.")
+from ..errors import ImageDecodeError  # noqa: E402  (the C++ class; defined in tinyvit.errors)
 
 _PATHS = ("auto", "cpp", "pil")
 _JPEG_MAGIC = b"\xff\xd8\xff"

@@ -17,8 +17,7 @@ import sys
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class CLIError(Exception):
-    """A usage error found after parsing (an option combination, a value out of range)."""
+from ..errors import CLIError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 class _Parser(argparse.ArgumentParser):

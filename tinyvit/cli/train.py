@@ -123,7 +123,7 @@ def run_train(args) -> int:
         if not args.teacher_checkpoint and dist.main:
             print(f"tinyvit train: the online teacher {args.online_teacher} has no checkpoint: "
                   f"random init (seed {args.seed + 1})")
-    eval_data = eval_tensors(val, cfg.height)
+    eval_data = eval_tensors(val, cfg.eval_config())  # = tinyvit.eval_config(store): size, interp, crop
     if args.out and dist.main:
         os.makedirs(args.out, exist_ok=True)
     run_config = {k: getattr(args, k) for k in _RUN_FIELDS}

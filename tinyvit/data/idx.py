@@ -9,9 +9,7 @@ import numpy as np
 __all__ = ['read_idx', 'DatasetError']
 
 
-class DatasetError(ValueError):
-    """A dataset cannot be opened or read: missing directory/file, malformed idx file, no
-    images. The message names the path (and the field for idx headers)."""
+from ..errors import DatasetError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def read_idx(path: str, want_ndim=None) -> np.ndarray:

@@ -43,9 +43,7 @@ INDEX_VERSION = 1
 _ALIGN = 64
 
 
-class IndexError_(DatasetError):
-    """An index file is malformed, of another version, or does not describe what it is
-    used for (its file names the field)."""
+from ..errors import IndexError_  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def index_cache_dir() -> str:

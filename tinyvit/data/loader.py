@@ -142,9 +142,7 @@ _INTERPOLATION = _from_cfg(lambda c: c.interpolation, "the AugConfig's interpola
 
 def _eval_config(self) -> dict:
     """The matching evaluation transform's config (``tinyvit.eval_config``)."""
-    from ..integrations.timm import eval_config
-
-    return eval_config(self.cfg)
+    return self.cfg.eval_config()
 
 
 class ReplayLoader:

@@ -31,9 +31,7 @@ __all__ = ["PairedSampler", "EpochClock", "EpochError", "LoaderBatchSampler", "t
            "teacher_bounds"]
 
 
-class EpochError(RuntimeError):
-    """A pass over a loader would silently replay an epoch (``auto_advance=False`` and no
-    ``set_epoch`` since the last pass)."""
+from ..errors import EpochError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 class PairedSampler(Sampler):

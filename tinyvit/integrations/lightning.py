@@ -22,7 +22,6 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from ..augment.config import AugConfig
 from ..data.loader import DistillLoader
-from .timm import eval_config
 
 __all__ = ["DistillDataModule"]
 
@@ -71,4 +70,5 @@ class DistillDataModule(pl.LightningDataModule):
 
     @property
     def eval_config(self) -> dict:
-        return eval_config(self.aug_config)
+        """``aug_config.eval_config()``: what ``tinyvit.eval_transform(store)`` builds."""
+        return self.aug_config.eval_config()

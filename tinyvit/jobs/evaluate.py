@@ -1,57 +1,27 @@
-"""Deterministic evaluation: resize the short side, centre crop (timm's eval transform),
-normalise, top-1 accuracy (sharded over ranks under torchrun)."""
+"""Deterministic evaluation: the one eval transform (tinyvit/augment/eval.py: timm's resize +
+centre crop for ``eval_config``), normalise, top-1 accuracy (sharded over ranks under torchrun)."""
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
 import torch
 
 from ..augment.config import AugConfig
+from ..augment.eval import eval_image, resolve_eval_config
 from .distributed import Dist
 
 __all__ = ['eval_tensors', 'evaluate']
 
 
-def _eval_resize(src, size: int):
-    if isinstance(src, np.ndarray) and src.dtype == np.uint8 and src.shape[:2] == (size, size) \
-            and (src.ndim == 2 or src.shape[-1] in (1, 3)):
-        # already the eval size: only the grey -> RGB copy Pillow would do; no Pillow on the
-        # path, so the bytes cannot depend on Pillow vs pillow-simd
-        return np.ascontiguousarray(np.broadcast_to(src.reshape(size, size, -1)[..., :1], (size, size, 3))
-                                    if src.ndim == 2 or src.shape[-1] == 1 else src)
-    from PIL import Image
-
-    if isinstance(src, np.ndarray):
-        img = Image.fromarray(src if src.ndim == 2 or src.shape[-1] == 3 else src[..., 0])
-    elif isinstance(src, Image.Image):
-        img = src
-    elif isinstance(src, (bytes, bytearray, memoryview)):  # e.g. TarShards samples
-        import io
-        img = Image.open(io.BytesIO(src))
-    else:
-        img = Image.open(os.fspath(src))
-    img = img.convert("RGB")
-    w, h = img.size
-    if (w, h) != (size, size):
-        # resize the short side to size/0.875, centre crop (timm's eval transform); tiny
-        # images (<= size) are just resized
-        short = size if min(w, h) <= size else int(size / 0.875)
-        if w <= h:
-            nw, nh = short, max(short, round(h * short / w))
-        else:
-            nw, nh = max(short, round(w * short / h)), short
-        img = img.resize((nw, nh), Image.BICUBIC)
-        left, top = (nw - size) // 2, (nh - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-    return np.asarray(img, np.uint8)
-
-
-def eval_tensors(dataset, img_size: int, indices=None):
-    """uint8 [N, H, W, 3] eval images (deterministic resize + centre crop) and int64 labels."""
+def eval_tensors(dataset, eval_config, indices=None):
+    """uint8 [N, H, W, 3] eval images and int64 labels: the one eval transform
+    (tinyvit.augment.eval.eval_image, timm's resize + centre crop) for ``eval_config`` -- an
+    ``AugConfig.eval_config()`` dict, an AugConfig (its default eval config) or an int S (the
+    whole image resized to S x S). Normalisation is left to :func:`evaluate` (on the device)."""
+    ecfg = resolve_eval_config(eval_config)
     idx = range(len(dataset)) if indices is None else indices
-    imgs = np.stack([_eval_resize(dataset[int(i)], img_size) for i in idx])
+    imgs = np.stack([eval_image(dataset[int(i)], ecfg) for i in idx])
     labels = np.asarray(dataset.targets, np.int64)[np.asarray(list(idx), np.int64)]
     return torch.from_numpy(imgs), torch.from_numpy(labels)
 

@@ -11,13 +11,7 @@ import torch
 __all__ = ['ModelError', 'TeacherOutputError', 'build_model', 'parse_kwargs']
 
 
-class ModelError(ValueError):
-    """A model cannot be built or loaded (unknown timm name, bad module:function, checkpoint
-    that does not fit). Names the model / file."""
-
-
-class TeacherOutputError(ValueError):
-    """The teacher's output is not [B, num_classes] (raised before anything is written)."""
+from ..errors import ModelError, TeacherOutputError  # noqa: E402  (defined in tinyvit.errors)
 
 
 def build_model(name: str, num_classes: int, *, img_size: Optional[int] = None, in_chans: int = 3,

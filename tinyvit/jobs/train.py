@@ -27,9 +27,9 @@ import time
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..augment.config import AugConfig
+from ..loss import soft_cross_entropy  # the one dense soft CE (float32 targets: float32 math)
 from .distributed import Dist
 from .evaluate import evaluate
 
@@ -38,9 +38,7 @@ __all__ = ["train", "batch_loss", "soft_cross_entropy", "ResumeError", "load_che
 CHECKPOINT_FORMAT = "tinyvit-train-checkpoint/1"
 
 
-class ResumeError(ValueError):
-    """``last.pt`` in the output directory cannot continue this run (another run's config,
-    an unreadable or foreign file). Names the file and the differing field."""
+from ..errors import ResumeError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def load_checkpoint(out_dir: str, run_config: Optional[dict] = None) -> Optional[dict]:
@@ -112,11 +110,6 @@ def _cut_log(path: str, last_epoch: int) -> list:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(tmp, path)
     return rows
-
-
-def soft_cross_entropy(logits, target):
-    """Dense soft-target CE (hard labels with smoothing/mixing, online KD)."""
-    return torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
 
 
 MODES = ("distill", "hard", "online")

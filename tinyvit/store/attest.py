@@ -32,10 +32,7 @@ ATTEST_VERSION = 1
 NUM_SAMPLES = 4
 
 
-class ReplayMismatchError(StoreMismatchError):
-    """This machine would show the student other pixels than the teacher saw: the replayed
-    pixels of an attested sample differ, or the pixel pipeline differs (plan format,
-    libjpeg-turbo version, backend). The message names epoch, sample and component."""
+from ..errors import ReplayMismatchError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def pipeline_identity() -> dict:
