@@ -186,6 +186,7 @@ BASES = {  # name -> its bases, as before the move (pickling and except clauses 
     "DatasetError": ("ValueError",), "IndexError_": ("DatasetError",), "ImageDecodeError": ("ValueError",),
     "EpochError": ("RuntimeError",), "ResumeError": ("ValueError",), "ModelError": ("ValueError",),
     "TeacherOutputError": ("ValueError",), "CLIError": ("Exception",),
+    "DemoError": ("ValueError",),
 }
 
 

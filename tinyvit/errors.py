@@ -7,8 +7,8 @@ C++ raises some of these classes itself. Catch a whole family with its base:
   to this dataset / config / model (``StoreMismatchError`` and below);
 - ``DatasetError`` -- a dataset (or its cached index) cannot be opened or read;
 - ``ImageDecodeError`` -- one source image cannot be decoded;
-- ``EpochError``, ``ResumeError``, ``ModelError``, ``TeacherOutputError``, ``CLIError`` -- a
-  loader pass, a resumed run, a model, a teacher's output, a command line.
+- ``EpochError``, ``ResumeError``, ``ModelError``, ``TeacherOutputError``, ``DemoError``, ``CLIError`` -- a
+  loader pass, a resumed run, a model, a teacher's output, the demo's options, a command line.
 
 Every class is also importable from the module that raises it (``tinyvit.store.errors``,
 ``tinyvit.data.idx``, ``tinyvit.augment.replay``, ...), where it used to be defined; those are
@@ -27,7 +27,7 @@ __all__ = [
     "StoreMismatchError", "DatasetMismatchError", "ReplayMismatchError",
     # data, pixels, loaders, jobs, command line
     "DatasetError", "IndexError_", "ImageDecodeError", "EpochError", "ResumeError", "ModelError",
-    "TeacherOutputError", "CLIError",
+    "TeacherOutputError", "DemoError", "CLIError",
 ]
 
 
@@ -177,6 +177,11 @@ class ModelError(ValueError):
 
 class TeacherOutputError(ValueError):
     """The teacher's output is not [B, num_classes] (raised before anything is written)."""
+
+
+class DemoError(ValueError):
+    """An option the demo cannot run with (odd --train-samples, --topk out of range, --out not
+    a directory); raised before any work. ``tinyvit demo`` prints it as one line."""
 
 
 class CLIError(Exception):

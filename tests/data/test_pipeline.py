@@ -18,7 +18,9 @@ import helpers  # noqa: E402
 import tinyvit  # noqa: E402
 from tinyvit.data.loader import DistillLoader, ReplayLoader, TeacherBatches, teacher_order  # noqa: E402
 from tinyvit.data.pipeline import ReplayPipeline, replay_pixels  # noqa: E402
+from tinyvit.augment.seeds import mix_partners  # noqa: E402
 from tinyvit.data.sampler import PairedSampler  # noqa: E402
+from tinyvit.errors import EpochMissingError  # noqa: E402
 from tinyvit.jobs.show import replayed_samples  # noqa: E402
 
 N = 24
@@ -65,7 +67,7 @@ def test_show_pixels_are_the_distill_loader_pixels(ds, store, epoch):
     dl = DistillLoader(ds, store, CFG, batch_size=8, epoch=epoch)
     rows = _loader_rows(dl)
     assert len(rows) == N
-    partners = tinyvit.mix_partners(epoch, np.arange(N), N, BASE_SEED)
+    partners = mix_partners(epoch, np.arange(N), N, BASE_SEED)
     # requested: a sample and its partner (both asked), and two samples whose partners are not
     a = 0
     lone = [i for i in range(1, N) if i != partners[a] and partners[i] not in (a, partners[a], i)]
@@ -179,7 +181,8 @@ def test_sampler_holds_no_reference_to_its_loader(ds, store):
 def test_paired_sampler_is_plumbing_of_data_sampler_only():
     import tinyvit.augment.seeds as seeds
 
-    assert tinyvit.PairedSampler is PairedSampler
+    with pytest.warns(DeprecationWarning, match="tinyvit.data.sampler"):
+        assert tinyvit.PairedSampler is PairedSampler
     assert not hasattr(seeds, "PairedSampler")  # augment does not import data: no alias
 
 
@@ -194,7 +197,7 @@ def test_sampler_routes_move_the_store_epoch_with_reuse_and_refuse_at_once(ds, s
     next(iter(dl))
     assert dl.store.reads[0][0] == 1
     strict = DistillLoader(ds, store, CFG, batch_size=8, epochs=3)
-    with pytest.raises(tinyvit.EpochMissingError, match="built for epochs=3"):
+    with pytest.raises(EpochMissingError, match="built for epochs=3"):
         {"sampler": strict.sampler, "batch_sampler": strict.batch_sampler,
          "batch_sampler.sampler": strict.batch_sampler.sampler}[route].set_epoch(3)
     assert strict.epoch == 0 and strict.sampler.epoch == 0  # refused before anything moved

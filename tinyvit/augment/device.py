@@ -2,7 +2,7 @@
 
 normalize -> random_erase -> mix, as timm's ToTensor+Normalize, RandomErasing and Mixup
 ('elem' mode, each sample mixing with its pair partner). They draw nothing: every random
-value comes from the plans (``tinyvit.plan_device_params``), and erase noise from
+value comes from the plans (``tinyvit.augment.plan.plan_device_params``), and erase noise from
 PCG32(box noise_seed) computed in C++ on the CPU, so CPU and CUDA give identical bits
 (each step is a sequence of separately rounded IEEE float ops; no fused kernels).
 """
@@ -175,7 +175,7 @@ def batch_partners(indices, epoch: int, num_samples: int, base_seed: int) -> tor
             out[pos] = first[p]
         else:
             raise ValueError(f"sample {i} (batch position {pos}): its mix partner {p} is not in "
-                             "the batch; use tinyvit.PairedSampler with an even batch size")
+                             "the batch; use tinyvit.data.sampler.PairedSampler with an even batch size")
     return torch.from_numpy(out)
 
 

@@ -1,4 +1,4 @@
-"""The Pillow path of the pixel pipeline: apply a plan (tinyvit.make_plan) with PIL ops.
+"""The Pillow path of the pixel pipeline: apply a plan (tinyvit.augment.plan.make_plan) with PIL ops.
 
 Serves sources the C++ fast path does not take (PNG, WebP, ..., PIL images, arrays).
 It follows timm's RandAugment / transforms exactly as timm calls Pillow, so its output

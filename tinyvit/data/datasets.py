@@ -52,7 +52,7 @@ class _Base:
 class ImageFolder(_Base):
     """``root/<class>/**/<file>`` with an image extension; sample i = i-th path in sorted
     order of (class, relative path). ``ds[i]`` is the file path (replay reads it; JPEGs take
-    the C++ decoder). Unreadable files surface as ``tinyvit.ImageDecodeError`` naming the
+    the C++ decoder). Unreadable files surface as ``tinyvit.errors.ImageDecodeError`` naming the
     path when replayed.
 
     The listing lives in a memory-mapped index (tinyvit.data.index): built once (in
@@ -116,7 +116,7 @@ class ImageFolder(_Base):
     def source_sizes(self, indices) -> np.ndarray:
         """(n, 2) (width, height) from the index (read once from the headers in C++);
         only headers the C++ parser does not read go through Pillow (cached). An
-        unreadable header raises tinyvit.ImageDecodeError naming the file."""
+        unreadable header raises tinyvit.errors.ImageDecodeError naming the file."""
         idx = np.asarray(indices, np.int64).reshape(-1)
         out = self._wh[idx].astype(np.int64)
         bad = np.flatnonzero(out[:, 0] < 0)

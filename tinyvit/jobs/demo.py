@@ -27,9 +27,7 @@ from .recipes import demo_aug_config, teacher_loader
 __all__ = ["run_demo", "check_demo_args", "DemoError"]
 
 
-class DemoError(ValueError):
-    """An option the demo cannot run with (odd --train-samples, --topk out of range, --out not
-    a directory); raised before any work. ``tinyvit demo`` prints it as one line."""
+from ..errors import DemoError  # noqa: E402  (defined with every error in tinyvit.errors)
 
 
 def check_demo_args(args):
