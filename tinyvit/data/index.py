@@ -2,11 +2,16 @@
 
 One file per dataset (``*.tvi``): an 8-byte magic, a little-endian u64 header length, a
 JSON header (what the index describes, how to validate it, the dataset fingerprint,
-class names, and where each array lies), then the arrays, each 64-byte aligned. The file
-is opened with ``mmap`` and every array is a read-only numpy view into the mapping, so
-14 M files cost no Python object per file, a reopen parses one JSON header, and forked
-DataLoader workers share the pages (a read-only mapping is never copied on write; numpy
-views touch no per-element reference counts).
+class names, where each array lies and its sha256, and a checksum of the header itself),
+then the arrays, each 64-byte aligned. An open reads the file with ``pread`` into private
+memory and verifies everything before any of it is used: the header's structure and types
+against a schema per kind, the layout against the file size, every checksum, and the
+invariants of the contents (offsets monotonic, labels in range, ...). Any defect raises
+IndexError_ naming the file, and ``open_or_build`` rebuilds: a cache never changes what a
+dataset *is*. Private memory, not a mapping, because a mapped file truncated under a
+running process kills it with SIGBUS on the next numpy access, which no Python code can
+guard; the cost was measured (docs/data.md): reading + verifying a 1 M-entry index takes
+tens of milliseconds, and forked DataLoader workers still share the pages (never written).
 
 Arrays of a folder index: ``path_blob`` (uint8, the relative paths joined) and
 ``path_off`` (int64, N + 1), ``size`` (int64 bytes), ``mtime`` (int64 ns), ``wh``
@@ -16,7 +21,7 @@ used to validate it. Tar-shard indexes hold shard / offset / size / wh / label /
 
 Writes are atomic (a temporary file in the same directory, fsync, ``os.replace``) and
 builders serialise on an ``fcntl`` lock file, so when 64 ranks start at once one builds
-and the others wait and map the result; readers never lock.
+and the others wait and read the result; readers never lock.
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ import errno
 import fcntl
 import hashlib
 import json
-import mmap
+import math
 import os
+import stat
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -39,8 +45,27 @@ __all__ = ["ImageIndex", "IndexError_", "write_index", "index_cache_dir", "defau
            "locked", "PathList", "INDEX_VERSION"]
 
 MAGIC = b"TVIDX\x00\x01\n"
-INDEX_VERSION = 1
+# 2: every array's sha256 and a header checksum; read into private memory (see ImageIndex)
+INDEX_VERSION = 2
 _ALIGN = 64
+# a header is a few names per class / shard: far below this; a larger claim is corruption
+_MAX_HEADER = 256 << 20
+_DTYPES = ("|u1", "<i4", "<i8")
+# kind -> {array: (dtype, shape given the header: "n" = count, "n+1", "n,2", "*" = any)}
+_ARRAYS = {
+    "folder": {"path_blob": ("|u1", "*"), "path_off": ("<i8", "n+1"), "size": ("<i8", "n"),
+               "mtime": ("<i8", "n"), "wh": ("<i4", "n,2"), "label": ("<i8", "n"),
+               "dir_blob": ("|u1", "*"), "dir_off": ("<i8", "*"), "dir_mtime": ("<i8", "*")},
+    "tarshards": {"shard": ("<i4", "n"), "offset": ("<i8", "n"), "size": ("<i8", "n"),
+                  "wh": ("<i4", "n,2"), "label": ("<i8", "n"), "key_blob": ("|u1", "*"),
+                  "key_off": ("<i8", "n+1")},
+}
+# kind -> {header field: JSON type}; "strs" / "ints": a list of those
+_FIELDS = {
+    "folder": {"root": "str", "extensions": "strs", "classes": "strs", "fingerprint": "str"},
+    "tarshards": {"shards": "strs", "shard_size": "ints", "shard_mtime": "ints",
+                  "fingerprint": "str"},
+}
 
 
 class IndexError_(DatasetError):
@@ -79,15 +104,34 @@ def locked(path: str):
         os.close(fd)  # releases the lock
 
 
+def header_checksum(header: dict) -> str:
+    """sha256 of the header's canonical JSON without its ``checksum`` field (so an edit of
+    any field, classes and fingerprint included, is seen; whitespace is not content)."""
+    body = {k: v for k, v in header.items() if k != "checksum"}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def _bytes_of(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def _digest(buf) -> str:
+    return hashlib.sha256(buf).hexdigest()  # hashlib releases the GIL on large buffers
+
+
 def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
-    """Write an index atomically: readers see the old file or the whole new one."""
+    """Write an index atomically: readers see the old file or the whole new one. Every
+    array carries its sha256 and the header its own checksum (verified at every open)."""
+    arrays = {k: np.ascontiguousarray(a) for k, a in arrays.items()}
     layout, pos = {}, 0
     for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
         pos = (pos + _ALIGN - 1) // _ALIGN * _ALIGN
-        layout[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos}
+        layout[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos,
+                        "sha256": _digest(_bytes_of(a))}
         pos += a.nbytes
     head = dict(header, version=INDEX_VERSION, arrays=layout)
+    head["checksum"] = header_checksum(head)
     blob = json.dumps(head, separators=(",", ":")).encode()
     start = (16 + len(blob) + _ALIGN - 1) // _ALIGN * _ALIGN
     d = os.path.dirname(os.path.abspath(path))
@@ -99,7 +143,7 @@ def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
             f.write(b"\0" * (start - 16 - len(blob)))
             for name, a in arrays.items():
                 f.seek(start + layout[name]["offset"])
-                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                f.write(_bytes_of(a))
             f.truncate(start + pos)
             f.flush()
             os.fsync(f.fileno())
@@ -113,44 +157,170 @@ def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
         raise
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _shape_ok(rule: str, shape: tuple, n: int) -> bool:
+    return {"*": len(shape) == 1, "n": shape == (n,), "n+1": shape == (n + 1,),
+            "n,2": shape == (n, 2)}[rule]
+
+
+def check_header(hd, size: int, hlen: int) -> Dict[str, tuple]:
+    """The header's structure, types and layout against the file size -> {array: (dtype,
+    shape, absolute offset, sha256)}. Raises ValueError saying what is wrong (the caller
+    names the file). Nothing here trusts a field before its type is checked."""
+    if not isinstance(hd, dict):
+        raise ValueError(f"header is a JSON {type(hd).__name__}, not an object")
+    if hd.get("version") != INDEX_VERSION:
+        raise ValueError(f"version {hd.get('version')!r}, this library reads {INDEX_VERSION}")
+    if hd.get("checksum") != header_checksum(hd):
+        raise ValueError("header checksum mismatch (the header was edited or is corrupt)")
+    kind = hd.get("kind")
+    if kind not in _ARRAYS:
+        raise ValueError(f"unknown kind {kind!r}")
+    n = hd.get("count")
+    if not _is_int(n) or n < 0:
+        raise ValueError(f"field 'count' is {n!r}, not a count")
+    kinds = {"str": lambda v: isinstance(v, str),
+             "strs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+             "ints": lambda v: isinstance(v, list) and all(_is_int(x) for x in v)}
+    for field, t in _FIELDS[kind].items():
+        if not kinds[t](hd.get(field)):
+            raise ValueError(f"field {field!r} is missing or not a {t}")
+    arrays = hd.get("arrays")
+    if not isinstance(arrays, dict) or set(arrays) != set(_ARRAYS[kind]):
+        raise ValueError(f"field 'arrays' does not list exactly {sorted(_ARRAYS[kind])}")
+    start = (16 + hlen + _ALIGN - 1) // _ALIGN * _ALIGN
+    out, end = {}, start
+    for name, (dtype, rule) in _ARRAYS[kind].items():
+        spec = arrays[name]
+        if not isinstance(spec, dict) or spec.get("dtype") != dtype:
+            raise ValueError(f"array {name!r}: dtype is not {dtype}")
+        shape, off, dig = spec.get("shape"), spec.get("offset"), spec.get("sha256")
+        if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)
+                and _shape_ok(rule, tuple(shape), n)):
+            raise ValueError(f"array {name!r}: shape {shape!r} does not fit count {n}")
+        if not (_is_int(off) and off >= 0 and isinstance(dig, str)):
+            raise ValueError(f"array {name!r}: bad offset or checksum field")
+        stop = start + off + math.prod(shape) * np.dtype(dtype).itemsize
+        if stop > size:
+            raise ValueError(f"array {name!r} runs past the end of the file ({stop} > {size}; "
+                             "truncated index)")
+        out[name] = (np.dtype(dtype), tuple(shape), start + off, dig)
+        end = max(end, stop)
+    if end != size:
+        raise ValueError(f"file is {size} bytes, its layout ends at {end} (truncated or extended)")
+    return out
+
+
+def _offsets_ok(off: np.ndarray, blob_len: int) -> bool:
+    return len(off) >= 1 and off[0] == 0 and off[-1] == blob_len and bool(np.all(off[1:] >= off[:-1]))
+
+
+def check_content(hd: dict, a: Dict[str, np.ndarray]) -> None:
+    """What a checksummed index must still satisfy (another writer's bug must not become a
+    crash or a wrong read): offsets monotonic and inside their blobs, sizes >= 0, labels in
+    range and grouped, (width, height) both -1 or both > 0, shards and members in range."""
+    wh = a["wh"]
+    if not _offsets_ok(a["path_off" if "path_off" in a else "key_off"],
+                       len(a["path_blob" if "path_blob" in a else "key_blob"])):
+        raise ValueError("string offsets are not monotonic inside their blob")
+    if (a["size"] < 0).any() or not (((wh == -1).all(1)) | ((wh > 0).all(1))).all():
+        raise ValueError("a negative file size or an invalid (width, height)")
+    lab = a["label"]
+    if hd["kind"] == "folder":
+        if len(a["dir_off"]) != len(a["dir_mtime"]) + 1 or not _offsets_ok(a["dir_off"],
+                                                                             len(a["dir_blob"])):
+            raise ValueError("the directory list is inconsistent")
+        if hd["classes"] != sorted(set(hd["classes"])) or len(lab) and (
+                lab.min() < 0 or lab.max() >= len(hd["classes"]) or (np.diff(lab) < 0).any()):
+            raise ValueError("classes unsorted, or labels out of range or not grouped by class")
+        return
+    ns = len(hd["shards"])
+    if len(hd["shard_size"]) != ns or len(hd["shard_mtime"]) != ns:
+        raise ValueError("shard_size / shard_mtime do not list every shard")
+    sh, off = a["shard"], a["offset"]
+    if len(sh) and (sh.min() < 0 or sh.max() >= ns or off.min() < 0 or lab.min() < -1 or
+                    ((off + a["size"]) > np.asarray(hd["shard_size"], np.int64)[sh]).any()):
+        raise ValueError("a member's shard, offset or label is out of range")
+
+
+def _read_private(path: str):
+    """-> (header dict, {name: read-only array}) read with pread into private memory: a file
+    truncated or rewritten in place after this returns cannot fault the process (a mapping
+    would raise SIGBUS on any numpy access), and the bytes checked are the bytes used."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO cannot block
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IndexError_(f"index {path!r}: cannot open: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexError_(f"index {path!r}: not a regular file")
+        size = st.st_size
+        head = os.pread(fd, 16, 0)
+        if len(head) < 16 or head[:8] != MAGIC:
+            raise IndexError_(f"index {path!r}: bad magic (not a tinyvit index)")
+        (hlen,) = struct.unpack("<Q", head[8:16])
+        if hlen > min(size - 16, _MAX_HEADER):
+            raise IndexError_(f"index {path!r}: header length {hlen} past the end of the file "
+                             f"({size} bytes; truncated index)")
+        try:
+            hd = json.loads(os.pread(fd, hlen, 16))
+            layout = check_header(hd, size, hlen)
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, structure: all ValueError
+            raise IndexError_(f"index {path!r}: {type(exc).__name__}: {exc}"[:500]) from None
+        buf = np.empty(size, np.uint8)
+        mv, got = memoryview(buf), 0
+        while got < size:
+            r = os.preadv(fd, [mv[got:]], got)
+            if r <= 0:
+                raise IndexError_(f"index {path!r}: truncated while being read")
+            got += r
+    finally:
+        os.close(fd)
+    buf.flags.writeable = False
+    arrays = {name: np.frombuffer(buf, dt, math.prod(shape), off).reshape(shape)
+              for name, (dt, shape, off, _) in layout.items()}
+    _verify(path, hd, arrays, layout)
+    return hd, arrays, size
+
+
+def _verify(path, hd, arrays, layout) -> None:
+    big = sum(a.nbytes for a in arrays.values()) > (8 << 20)
+    digests = _map(lambda k: _digest(_bytes_of(arrays[k])), list(arrays),
+                   threads=2 if big else 1)
+    for (name, got) in zip(arrays, digests):
+        if got != layout[name][3]:
+            raise IndexError_(f"index {path!r}: array {name!r} checksum mismatch (the index "
+                              "was edited or is corrupt)")
+    try:
+        check_content(hd, arrays)
+    except ValueError as exc:
+        raise IndexError_(f"index {path!r}: {exc}") from None
+
+
+def _map(fn, items, threads: int) -> list:
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as ex:
+        return list(ex.map(fn, items))
+
+
 class ImageIndex:
-    """A mapped index file: ``header`` (dict) and ``arrays`` (read-only numpy views).
-    Pickles as its path (a DataLoader worker maps the same file: shared pages)."""
+    """An index file read into private memory and verified: ``header`` (dict) and
+    ``arrays`` (read-only numpy views). Any defect -- magic, version, header structure or
+    types, layout, a checksum, inconsistent contents -- raises IndexError_ naming the file
+    (open_or_build then rebuilds). Pickles as its path (a worker reads the same file)."""
 
     def __init__(self, path: str):
         self.path = os.fspath(path)
-        try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise IndexError_(f"index {self.path!r}: cannot open: {exc.strerror}") from None
-        mm = self._mm
-        if mm is None or size < 16 or mm[:8] != MAGIC:
-            raise IndexError_(f"index {self.path!r}: bad magic (not a tinyvit index)")
-        (hlen,) = struct.unpack("<Q", mm[8:16])
-        if 16 + hlen > size:
-            raise IndexError_(f"index {self.path!r}: header length {hlen} past the end ({size})")
-        try:
-            self.header = json.loads(mm[16:16 + hlen].decode())
-        except ValueError as exc:
-            raise IndexError_(f"index {self.path!r}: header is not JSON: {exc}") from None
-        if self.header.get("version") != INDEX_VERSION:
-            raise IndexError_(f"index {self.path!r}: version {self.header.get('version')!r}, "
-                              f"this library reads {INDEX_VERSION}")
-        start = (16 + hlen + _ALIGN - 1) // _ALIGN * _ALIGN
-        self.arrays = {}
-        for name, spec in self.header["arrays"].items():
-            dt = np.dtype(spec["dtype"])
-            shape = tuple(spec["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            off = start + int(spec["offset"])
-            if off + count * dt.itemsize > size:
-                raise IndexError_(f"index {self.path!r}: array {name!r} runs past the end of the "
-                                  f"file (truncated index)")
-            self.arrays[name] = np.frombuffer(mm, dt, count, off).reshape(shape)
+        self.header, self.arrays, self._nbytes = _read_private(self.path)
 
     def __len__(self) -> int:
         return int(self.header["count"])
@@ -159,7 +329,7 @@ class ImageIndex:
         return (ImageIndex, (self.path,))
 
     def nbytes(self) -> int:
-        return len(self._mm)
+        return self._nbytes
 
     def __repr__(self) -> str:
         return f"ImageIndex({self.path!r}, {self.header.get('kind')}, {len(self)} entries)"
