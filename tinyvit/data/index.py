@@ -433,8 +433,11 @@ def folder_fingerprint(relpaths, sizes) -> str:
 
 
 def _walk_class(root: str, name: str, exts: tuple):
-    """os.walk(root/name) semantics (sorted dirs, symlinked dirs listed but not entered,
-    unreadable dirs skipped) -> (sorted relative files, sizes, mtimes, dirs, dir mtimes)."""
+    """os.walk(root/name) order (sorted dirs; symlinked dirs listed but not entered) ->
+    (sorted relative files, sizes, mtimes, dirs, dir mtimes). A directory that cannot be
+    listed, or an image-named entry that is not a regular file (a FIFO would block the
+    header reader), is refused, naming it: skipping it would make a class silently smaller
+    and the cached index would not notice when it became readable."""
     files, dirs, dir_mtimes = [], [], []
     stack = [name]
     while stack:
@@ -444,8 +447,9 @@ def _walk_class(root: str, name: str, exts: tuple):
             mt = os.stat(full).st_mtime_ns  # before listing: a change during it still shows
             with os.scandir(full) as it:
                 entries = list(it)
-        except OSError:
-            continue
+        except OSError as exc:
+            raise DatasetError(f"ImageFolder: cannot list directory {full!r}: "
+                               f"{exc.strerror or exc} (make it readable or remove it)") from None
         dirs.append(rel)
         dir_mtimes.append(mt)
         sub = []
@@ -461,16 +465,24 @@ def _walk_class(root: str, name: str, exts: tuple):
                 files.append(rel + "/" + e.name)
         stack.extend(sorted(sub, reverse=True))
     files.sort()
+    sizes, mtimes = _stat_files(root, files)
+    return files, sizes, mtimes, dirs, dir_mtimes
+
+
+def _stat_files(root: str, files: list):
     sizes = np.empty(len(files), np.int64)
     mtimes = np.empty(len(files), np.int64)
     for k, f in enumerate(files):
+        p = os.path.join(root, f)
         try:
-            st = os.stat(os.path.join(root, f))
+            st = os.stat(p)
         except OSError as exc:
-            raise DatasetError(f"ImageFolder: cannot stat {os.path.join(root, f)!r}: "
-                               f"{exc.strerror}") from None
+            raise DatasetError(f"ImageFolder: cannot stat {p!r}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise DatasetError(f"ImageFolder: {p!r} has an image extension but is not a regular "
+                               "file (a FIFO, socket or device)")
         sizes[k], mtimes[k] = st.st_size, st.st_mtime_ns
-    return files, sizes, mtimes, dirs, dir_mtimes
+    return sizes, mtimes
 
 
 def build_folder_index(root: str, exts: tuple, *, num_threads: Optional[int] = None,
@@ -517,10 +529,13 @@ def build_folder_index(root: str, exts: tuple, *, num_threads: Optional[int] = N
     step = 1 << 16
     for a in range(0, n, step):
         b = min(n, a + step)
-        wh[a:b] = _C._read_image_sizes(root, blob[off[a]:off[b]], off[a:b + 1] - off[a], threads)
+        # bytes root: a name that is not valid UTF-8 reaches C++ as the OS gave it
+        wh[a:b] = _C._read_image_sizes(os.fsencode(root), blob[off[a]:off[b]],
+                                       off[a:b + 1] - off[a], threads)
         bar.update(b - a)
     bar.close()
-    _pillow_fallback(wh, lambda i: os.path.join(root, os.fsdecode(blob[off[i]:off[i + 1]].tobytes())))
+    _pillow_fallback(wh, lambda i: os.path.join(root,
+                                                os.fsdecode(blob[off[i]:off[i + 1]].tobytes())))
     dblob, doff = pack_strings(dirs)
     header = {"kind": "folder", "root": root, "extensions": list(exts), "count": n,
               "classes": classes, "fingerprint": "if1-" + h.hexdigest()[:32]}
