@@ -246,7 +246,9 @@ def check_content(hd: dict, a: Dict[str, np.ndarray]) -> None:
     if len(hd["shard_size"]) != ns or len(hd["shard_mtime"]) != ns:
         raise ValueError("shard_size / shard_mtime do not list every shard")
     sh, off = a["shard"], a["offset"]
-    if len(sh) and (sh.min() < 0 or sh.max() >= ns or off.min() < 0 or lab.min() < -1 or
+    if len(lab) and lab.min() < 0 and (lab.max() >= 0 or lab.min() < -1):
+        raise ValueError("labels must all be -1 (unlabelled) or all >= 0")
+    if len(sh) and (sh.min() < 0 or sh.max() >= ns or off.min() < 0 or
                     ((off + a["size"]) > np.asarray(hd["shard_size"], np.int64)[sh]).any()):
         raise ValueError("a member's shard, offset or label is out of range")
 
@@ -624,7 +626,8 @@ def open_or_build(path: Optional[str], stale, build, *, kind: str, identity: str
                 ix = ImageIndex(path)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
+            # e.g. the index path is a directory: typed, naming it (the dataset is untouched)
+            raise IndexError_(f"index {path!r}: cannot write it: {exc.strerror or exc}") from None
         import warnings
 
         warnings.warn(f"tinyvit: cannot write the dataset index {path!r} (set TINYVIT_INDEX_DIR);"
