@@ -334,6 +334,7 @@ HEADER_DEFECTS = {  # each raised AttributeError / KeyError / TypeError / ValueE
     "no shard_size": ("tarshards", _pop("shard_size")),
     "shard_mtime ints as str": ("tarshards", _set(["1", "2"], "shard_mtime")),
     "count a bool": ("tarshards", _set(True, "count")),
+    "kind a list": ("folder", _set(["folder"], "kind")),  # fuzz_index found: unhashable
 }
 
 

@@ -182,7 +182,7 @@ def check_header(hd, size: int, hlen: int) -> Dict[str, tuple]:
     if hd.get("checksum") != header_checksum(hd):
         raise ValueError("header checksum mismatch (the header was edited or is corrupt)")
     kind = hd.get("kind")
-    if kind not in _ARRAYS:
+    if not isinstance(kind, str) or kind not in _ARRAYS:  # (a list or dict is unhashable)
         raise ValueError(f"unknown kind {kind!r}")
     n = hd.get("count")
     if not _is_int(n) or n < 0:
