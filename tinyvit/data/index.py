@@ -52,7 +52,6 @@ INDEX_VERSION = 2
 _ALIGN = 64
 # a header is a few names per class / shard: far below this; a larger claim is corruption
 _MAX_HEADER = 256 << 20
-_DTYPES = ("|u1", "<i4", "<i8")
 # kind -> {array: (dtype, shape given the header: "n" = count, "n+1", "n,2", "*" = any)}
 _ARRAYS = {
     "folder": {"path_blob": ("|u1", "*"), "path_off": ("<i8", "n+1"), "size": ("<i8", "n"),
@@ -220,7 +219,8 @@ def check_header(hd, size: int, hlen: int) -> Dict[str, tuple]:
 
 
 def _offsets_ok(off: np.ndarray, blob_len: int) -> bool:
-    return len(off) >= 1 and off[0] == 0 and off[-1] == blob_len and bool(np.all(off[1:] >= off[:-1]))
+    return (len(off) >= 1 and off[0] == 0 and off[-1] == blob_len
+            and bool(np.all(off[1:] >= off[:-1])))
 
 
 def check_content(hd: dict, a: Dict[str, np.ndarray]) -> None:
