@@ -520,3 +520,49 @@ def test_index_fuzz_campaign_small():
     assert res["failures"] == 0, res["first_failures"][:3]
     assert res["outcomes"]["same"] > 0 and res["outcomes"]["refused"] > 0
     assert sum(1 for v in res["per_kind"].values() if v) >= 8
+
+
+def test_the_cli_rebuilds_a_corrupt_index_and_names_an_unusable_one(run_cli, tmp_path, monkeypatch):
+    """Through `tinyvit save-logits --data DIR`: a corrupt header is rebuilt (it gave
+    AttributeError / KeyError tracebacks), an index path that cannot be a file and an
+    unlistable class are one-line errors (exit 2) naming them."""
+    tree = str(tmp_path / "tree")
+    F._make_folder(tree)
+    args = ["--data", tree, "--model", "test_resnet", "--random-teacher", "--epochs", "1",
+            "--topk", "2", "--batch-size", "8", "--no-progress", "--device", "cpu",
+            "--img-size", "16"]
+    assert run_cli("save-logits", tmp_path / "s0", *args)[0] == 0
+    fp = _store_fp(tmp_path / "s0")
+    path = tinyvit.ImageFolder(tree).index_path
+    raw = open(path, "rb").read()
+    for k, edit in enumerate((lambda h: [h], _pop("arrays"), _set("zz", "arrays", "size", "dtype"))):
+        _rewrite(path, raw, edit=edit, reseal=True)
+        code, out, err = run_cli("save-logits", tmp_path / f"s{k + 1}", *args)
+        assert code == 0 and "Traceback" not in err, err
+        assert _store_fp(tmp_path / f"s{k + 1}") == fp
+    os.unlink(path)
+    os.mkdir(path)
+    line = one_line(run_cli("save-logits", tmp_path / "s9", *args))
+    assert os.path.basename(path) in line and "cannot write it: Is a directory" in line
+    os.rmdir(path)
+    real = os.scandir
+    monkeypatch.setattr(ix.os, "scandir", lambda p=".": (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", p)) if os.fspath(p).endswith("/bee") else real(p))
+    os.utime(tree)  # the cached index is stale: the build must list again
+    line = one_line(run_cli("save-logits", tmp_path / "s10", *args))
+    assert "cannot list directory" in line and "/tree/bee'" in line
+
+
+def one_line(result):
+    code, out, err = result
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    return lines[0]
+
+
+def _store_fp(path):
+    s = tinyvit.LogitStore.open(str(path), mode="r")
+    m = s.manifest
+    fp = (m() if callable(m) else m)["dataset_fingerprint"]
+    s.close()
+    return fp
