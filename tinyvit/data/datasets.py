@@ -8,7 +8,7 @@ dataset, because record ``i`` is only meaningful for the image at index ``i``.
 
 - ``ImageFolder(root)``: ``root/<class>/<image>`` (torchvision's layout); classes sorted,
   files sorted by relative path; fingerprint = sha256 of every (relative path, size).
-  The listing is a memory-mapped, cached index (index.py).
+  The listing is a cached index, verified at every open (index.py).
 - ``FashionMNIST(root, split, subset)``: the idx ``.gz`` files of Debian's
   ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), read with numpy;
   sources are 28x28 uint8 grayscale arrays (replay converts them to RGB).

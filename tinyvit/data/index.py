@@ -603,10 +603,12 @@ def folder_index_stale(index: ImageIndex, root: str, exts: tuple, validate: str)
 
 
 def open_or_build(path: Optional[str], stale, build, *, kind: str, identity: str) -> ImageIndex:
-    """Map the index at ``path`` (default: the cache file for identity) when ``stale(index)``
+    """Read the index at ``path`` (default: the cache file for identity) when ``stale(index)``
     says it is current, else build it under the lock (re-checking first: another rank may
-    have just built it) and write it atomically. An unwritable cache dir is not an error:
-    the index is then built in memory (warning)."""
+    have just built it) and write it atomically. A file that fails any check of ImageIndex
+    is rebuilt the same way. An unwritable cache dir (EACCES / EPERM / EROFS) is not an
+    error: the index is then built in memory (warning); any other failure to write it (the
+    path is a directory, ...) is IndexError_ naming the path."""
     path = path or default_index_path(kind, identity)
 
     def current():
