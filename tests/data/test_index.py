@@ -264,3 +264,305 @@ def test_subset_matches_old_subset(tmp_path):
     for i in keep:
         h.update(rel[i].encode() + b"\0" + str(sizes[i]).encode() + b"\n")
     assert sub.fingerprint() == "if1-" + h.hexdigest()[:32]
+
+
+# ------------------------------------------------------------- issue 22: a cache never changes a dataset
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import fuzz_index as F  # noqa: E402  (the campaign's tree, shards and file surgery)
+
+
+def _view(ds):
+    return F._view(ds)
+
+
+@pytest.fixture()
+def pristine(tmp_path):
+    """A folder tree and two shards, their index files, and the pristine views."""
+    F._W.clear()
+    F._W["base"] = str(tmp_path)
+    F._W["folder"] = str(tmp_path / "tree")
+    F._make_folder(F._W["folder"])
+    (tmp_path / "shards").mkdir()
+    F._W["shards"] = F._make_shards(str(tmp_path / "shards"))
+    out = {}
+    for kind in ("folder", "tarshards"):
+        path = str(tmp_path / f"{kind}.tvi")
+        out[kind] = (path, _view(F._open(kind, path)), open(path, "rb").read())
+    return out
+
+
+def _rewrite(path, raw, edit=None, body_edit=None, reseal=False):
+    header, body = F._split(raw)
+    body = bytearray(body)
+    if body_edit:
+        name = body_edit(header, body)
+        if reseal:
+            header = F._reseal_array(header, body, name)
+    if edit:
+        header = edit(header)
+    with open(path, "wb") as f:
+        f.write(F._join(header, bytes(body), reseal=reseal))
+
+
+def _pop(*keys):
+    def edit(h):
+        d = h
+        for k in keys[:-1]:
+            d = d[k]
+        d.pop(keys[-1])
+        return h
+    return edit
+
+
+def _set(value, *keys):
+    def edit(h):
+        d = h
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+        return h
+    return edit
+
+
+HEADER_DEFECTS = {  # each raised AttributeError / KeyError / TypeError / ValueError before
+    "json list": ("folder", lambda h: [h]),
+    "no arrays": ("folder", _pop("arrays")),
+    "no dir_mtime": ("folder", _pop("arrays", "dir_mtime")),
+    "garbage dtype": ("folder", _set("zz", "arrays", "label", "dtype")),
+    "shape not a list": ("folder", _set(7, "arrays", "wh", "shape")),
+    "classes a string": ("folder", _set("cat", "classes")),
+    "no shard_size": ("tarshards", _pop("shard_size")),
+    "shard_mtime ints as str": ("tarshards", _set(["1", "2"], "shard_mtime")),
+    "count a bool": ("tarshards", _set(True, "count")),
+    "kind a list": ("folder", _set(["folder"], "kind")),  # fuzz_index found: unhashable
+}
+
+
+@pytest.mark.parametrize("reseal", [False, True], ids=["plain", "resealed"])
+@pytest.mark.parametrize("defect", sorted(HEADER_DEFECTS))
+def test_a_corrupt_header_structure_is_refused_and_rebuilt(pristine, defect, reseal):
+    kind, edit = HEADER_DEFECTS[defect]
+    path, want, raw = pristine[kind]
+    _rewrite(path, raw, edit=edit, reseal=reseal)
+    with pytest.raises(ix.IndexError_, match="index '.*tvi'"):
+        ix.ImageIndex(path)
+    assert _view(F._open(kind, path)) == want  # rebuilt: the same dataset
+    ix.ImageIndex(path)  # and the file on disk is whole again
+
+
+def _poke(name, value, k=0):
+    def body_edit(header, body):
+        a = F._array_view(header, body, name).copy()
+        a[k] = value
+        spec = header["arrays"][name]
+        body[spec["offset"]:spec["offset"] + a.nbytes] = a.tobytes()
+        return name
+    return body_edit
+
+
+CONTENT_EDITS = {  # each was used silently before, even with validate='full'
+    "label": ("folder", _poke("label", 1), None),
+    "path byte": ("folder", _poke("path_blob", ord("z"), 2), None),
+    "path offset": ("folder", _poke("path_off", 3, 1), None),
+    "width/height": ("folder", _poke("wh", 0, 0), None),
+    "size": ("tarshards", _poke("size", 1, 0), None),
+    "fingerprint": ("folder", None, _set("if1-" + "0" * 32, "fingerprint")),
+    "class name": ("folder", None, _set(["ant", "bee", "cow"], "classes")),
+    "shard offset": ("tarshards", _poke("offset", 0, 1), None),
+}
+
+
+@pytest.mark.parametrize("validate", ["none", "full"])
+@pytest.mark.parametrize("what", sorted(CONTENT_EDITS))
+def test_edited_contents_are_caught_by_the_checksum_and_rebuilt(pristine, what, validate):
+    kind, body_edit, edit = CONTENT_EDITS[what]
+    path, want, raw = pristine[kind]
+    _rewrite(path, raw, edit=edit, body_edit=body_edit)
+    with pytest.raises(ix.IndexError_, match="checksum mismatch"):
+        ix.ImageIndex(path)
+    ds = F._open(kind, path, validate) if kind == "folder" else F._open(kind, path)
+    assert _view(ds) == want
+    assert ds.source_sizes(np.arange(len(ds))).min() > 0  # no [0, 0] sizes
+
+
+@pytest.mark.parametrize("kind,name,value", [
+    ("folder", "path_off", 10 ** 6), ("folder", "label", 7), ("folder", "size", -1),
+    ("folder", "dir_off", -3), ("tarshards", "shard", 5), ("tarshards", "offset", 10 ** 9),
+    ("tarshards", "label", -2)])
+def test_resealed_contents_that_break_an_invariant_are_refused(pristine, kind, name, value):
+    """Behind the checksum: an index another writer got wrong is not trusted either."""
+    path, want, raw = pristine[kind]
+    _rewrite(path, raw, body_edit=_poke(name, value, 1), reseal=True)
+    with pytest.raises(ix.IndexError_, match="index '.*tvi': "):
+        ix.ImageIndex(path)
+    assert _view(F._open(kind, path)) == want
+
+
+def test_an_index_truncated_while_in_use_does_not_kill_the_process(pristine, tmp_path):
+    """A mapped index died of SIGBUS (exit -7) on the next access to a page past the new end;
+    it is private memory now: the open dataset is unchanged, a pickled copy is refused."""
+    path, want, _ = pristine["folder"]
+    code = (
+        "import json, os, sys, pickle; sys.path.insert(0, sys.argv[1])\n"
+        "import numpy as np, tinyvit\n"
+        "ds = tinyvit.ImageFolder(sys.argv[2], index=sys.argv[3])\n"
+        "blob = pickle.dumps(ds)\n"
+        "os.truncate(sys.argv[3], 0)\n"
+        "print(json.dumps([list(ds.relpaths), ds.targets.tolist(), ds.fingerprint()]))\n"
+        "try:\n    pickle.loads(blob)\nexcept tinyvit.DatasetError as e:\n    print('refused', e)\n")
+    r = subprocess.run([sys.executable, "-c", code, ROOT, F._W["folder"], path],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    import json
+
+    lines = r.stdout.splitlines()
+    assert json.loads(lines[0]) == [want[2], want[3], want[6]]
+    assert lines[1].startswith("refused index") and "bad magic" in lines[1]
+
+
+def test_names_that_are_not_utf8_work_end_to_end(tmp_path):
+    """index, read (replay: the same pixels as the file's bytes), fingerprint, with and
+    without the cached index; it raised UnicodeEncodeError naming no file before."""
+    from tinyvit.augment.replay import replay, replay_batch
+
+    root = os.fsencode(str(tmp_path / "t"))
+    names = [(b"caf\xe9", b"a.jpg"), (b"caf\xe9", b"\xff\xfe.jpg"), (b"ok", b"b\x80.png")]
+    for k, (cls, f) in enumerate(names):
+        os.makedirs(root + b"/" + cls, exist_ok=True)
+        with open(root + b"/" + cls + b"/" + f, "wb") as fh:
+            fh.write(encode("JPEG" if f.endswith(b"jpg") else "PNG", (9 + k, 7), seed=k))
+    import hashlib
+
+    h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")  # the reference, from the raw bytes
+    for cls, f in sorted(names):
+        h.update(cls + b"/" + f + b"\0" + str(os.path.getsize(root + b"/" + cls + b"/" + f)).encode()
+                 + b"\n")
+    cfg = tinyvit.AugConfig(img_size=16)
+    for index in (None, False):
+        ds = tinyvit.ImageFolder(os.fsdecode(root), index=index)
+        assert [os.fsencode(p) for p in ds.relpaths] == [c + b"/" + f for c, f in sorted(names)]
+        assert ds.fingerprint() == "if1-" + h.hexdigest()[:32]
+        assert ds.source_sizes([0, 1, 2]).tolist() == [[9, 7], [10, 7], [11, 7]]
+        raw = [open(os.fsencode(ds[i]), "rb").read() for i in range(3)]
+        got = replay_batch([ds[i] for i in range(3)], np.arange(3), cfg)
+        assert bool((got == replay_batch(raw, np.arange(3), cfg)).all())
+        assert bool((replay(ds[1], 5, cfg) == replay(raw[1], 5, cfg)).all())
+    with pytest.raises(OSError, match=r"caf\\xe9"):
+        replay(ds[0] + "-gone", 0, cfg)
+
+
+def test_an_unreadable_directory_is_refused_naming_it(tmp_path, monkeypatch):
+    """Root reads a 0000 directory, so the failing listing is simulated (os.scandir raising
+    EACCES for one class); a real chmod runs too when the tests are not root."""
+    pinned_tree(tmp_path / "t")
+    real = os.scandir
+    bad = str(tmp_path / "t" / "dog")
+
+    def scandir(p="."):
+        if os.fspath(p) == bad:
+            raise PermissionError(13, "Permission denied", p)
+        return real(p)
+
+    monkeypatch.setattr(ix.os, "scandir", scandir)
+    for index in (None, False):
+        with pytest.raises(tinyvit.DatasetError, match=r"cannot list directory .*/t/dog'"):
+            tinyvit.ImageFolder(tmp_path / "t", index=index)
+    monkeypatch.setattr(ix.os, "scandir", real)
+    ds = tinyvit.ImageFolder(tmp_path / "t", validate="full")  # readable again: all of it
+    assert ds.fingerprint() == PINNED_FINGERPRINT
+    if os.geteuid() != 0:  # pragma: no cover - CI runs as root here
+        os.chmod(tmp_path / "t" / "emu", 0)
+        try:
+            with pytest.raises(tinyvit.DatasetError, match="emu"):
+                tinyvit.ImageFolder(tmp_path / "t", index=False)
+        finally:
+            os.chmod(tmp_path / "t" / "emu", 0o755)
+
+
+def test_an_image_named_fifo_is_refused_not_waited_on(tmp_path):
+    pinned_tree(tmp_path / "t")
+    os.mkfifo(tmp_path / "t" / "cat" / "pipe.jpg")
+    code = ("import sys, tinyvit\n"
+            "try:\n    tinyvit.ImageFolder(sys.argv[1], index=False)\n"
+            "except tinyvit.DatasetError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t")], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0 and "pipe.jpg' has an image extension but is not a regular" in r.stdout
+
+
+def test_an_unreadable_file_is_an_oserror_naming_it(tmp_path):
+    """The docs promise: undecodable -> ImageDecodeError, unreadable -> OSError, both naming
+    the path. As root a 0000 file is readable, so the entry is made unreadable another way
+    (replaced by a directory after indexing); a real chmod runs when not root."""
+    from tinyvit.augment.replay import replay
+
+    pinned_tree(tmp_path / "t")
+    ds = tinyvit.ImageFolder(tmp_path / "t", validate="none")
+    i = list(ds.relpaths).index("dog/z.jpg")
+    os.unlink(ds[i])
+    os.mkdir(ds[i])
+    cfg = tinyvit.AugConfig(img_size=16)
+    for call in (lambda: replay(ds[i], 0, cfg), lambda: ds.source_sizes([i])):
+        with pytest.raises(OSError, match="dog/z.jpg") as e:
+            call()
+        assert not isinstance(e.value, tinyvit.ImageDecodeError)
+    if os.geteuid() != 0:  # pragma: no cover
+        p = ds[list(ds.relpaths).index("dog/y.webp")]
+        os.chmod(p, 0)
+        with pytest.raises(PermissionError, match="y.webp"):
+            replay(p, 0, cfg)
+
+
+def test_index_fuzz_campaign_small():
+    """~60 cases of benchmarks/fuzz_index.py through the bounded worker (2 s, 256 MiB):
+    every mutation ends in the pristine dataset or a typed DatasetError."""
+    res = F.campaign(60, seed=22)
+    assert res["failures"] == 0, res["first_failures"][:3]
+    assert res["outcomes"]["same"] > 0 and res["outcomes"]["refused"] > 0
+    assert sum(1 for v in res["per_kind"].values() if v) >= 8
+
+
+def test_the_cli_rebuilds_a_corrupt_index_and_names_an_unusable_one(run_cli, tmp_path, monkeypatch):
+    """Through `tinyvit save-logits --data DIR`: a corrupt header is rebuilt (it gave
+    AttributeError / KeyError tracebacks), an index path that cannot be a file and an
+    unlistable class are one-line errors (exit 2) naming them."""
+    tree = str(tmp_path / "tree")
+    F._make_folder(tree)
+    args = ["--data", tree, "--model", "test_resnet", "--random-teacher", "--epochs", "1",
+            "--topk", "2", "--batch-size", "8", "--no-progress", "--device", "cpu",
+            "--img-size", "16"]
+    assert run_cli("save-logits", tmp_path / "s0", *args)[0] == 0
+    fp = _store_fp(tmp_path / "s0")
+    path = tinyvit.ImageFolder(tree).index_path
+    raw = open(path, "rb").read()
+    for k, edit in enumerate((lambda h: [h], _pop("arrays"), _set("zz", "arrays", "size", "dtype"))):
+        _rewrite(path, raw, edit=edit, reseal=True)
+        code, out, err = run_cli("save-logits", tmp_path / f"s{k + 1}", *args)
+        assert code == 0 and "Traceback" not in err, err
+        assert _store_fp(tmp_path / f"s{k + 1}") == fp
+    os.unlink(path)
+    os.mkdir(path)
+    line = one_line(run_cli("save-logits", tmp_path / "s9", *args))
+    assert os.path.basename(path) in line and "cannot write it: Is a directory" in line
+    os.rmdir(path)
+    real = os.scandir
+    monkeypatch.setattr(ix.os, "scandir", lambda p=".": (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", p)) if os.fspath(p).endswith("/bee") else real(p))
+    os.utime(tree)  # the cached index is stale: the build must list again
+    line = one_line(run_cli("save-logits", tmp_path / "s10", *args))
+    assert "cannot list directory" in line and "/tree/bee'" in line
+
+
+def one_line(result):
+    code, out, err = result
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    return lines[0]
+
+
+def _store_fp(path):
+    s = tinyvit.LogitStore.open(str(path), mode="r")
+    m = s.manifest
+    fp = (m() if callable(m) else m)["dataset_fingerprint"]
+    s.close()
+    return fp

@@ -41,6 +41,30 @@ def _is_pil(obj):
     return isinstance(obj, Image.Image)
 
 
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _display(path: str) -> str:
+    """A path as C++ can take it in messages: a name that is not UTF-8 shows its bytes (\\xff)."""
+    return path if _utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _read_path(path: str) -> bytes:
+    """The C++ reader's bytes of a file. A name that is not valid UTF-8 (os.listdir gives it
+    with surrogate escapes) goes as the OS's bytes, and a failure names it the same way."""
+    if _utf8(path):
+        return _C._read_file(path)
+    try:
+        return _C._read_file(os.fsencode(path))
+    except UnicodeDecodeError as exc:  # the C++ message holds the raw name: show its bytes
+        raise OSError(exc.object.decode("utf-8", "backslashreplace")) from None
+
+
 def _read(source):
     """-> (kind, payload, name): kind 'bytes' (payload bytes), 'pil' or 'array'."""
     if isinstance(source, (bytes, bytearray)):
@@ -52,7 +76,7 @@ def _read(source):
         path = os.fspath(source)
         # C++ reader: regular files only (a FIFO named .jpg cannot hang it), size-capped;
         # FileNotFoundError / PermissionError / IsADirectoryError / OSError name the path.
-        return "bytes", _C._read_file(path), path
+        return "bytes", _read_path(path), _display(path)
     if _is_pil(source):
         return "pil", source, "<PIL image>"
     if isinstance(source, np.ndarray) or hasattr(source, "__array__"):
@@ -245,6 +269,9 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
             item = name = os.fspath(s)
             if not isinstance(item, str):
                 raise TypeError(f"sources[{i}]: bytes paths are not supported, got {item!r}")
+            if not _utf8(item):  # the pool takes UTF-8 paths: read this one here (same bytes)
+                item = _read_path(item)
+                name = _display(name)
         elif _is_pil(s):
             kind, name = "pil", "<PIL image>"
         elif isinstance(s, np.ndarray) or hasattr(s, "__array__"):

@@ -39,20 +39,9 @@ def _short(text: str, limit: int = 400) -> str:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        enabled = False
-    if not enabled:
-        class _Null:
-            def update(self, n):
-                pass
+    from ..data.index import progress_bar  # the one progress bar (data is below cli)
 
-            def close(self):
-                pass
-        return _Null()
-    return tqdm(total=total, desc=desc, unit="rec", unit_scale=True, leave=False,
-                file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(total, desc, enabled, unit="rec", unit_scale=True)
 
 
 def _open(path: str, command: str):

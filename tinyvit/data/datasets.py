@@ -8,7 +8,7 @@ dataset, because record ``i`` is only meaningful for the image at index ``i``.
 
 - ``ImageFolder(root)``: ``root/<class>/<image>`` (torchvision's layout); classes sorted,
   files sorted by relative path; fingerprint = sha256 of every (relative path, size).
-  The listing is a memory-mapped, cached index (index.py).
+  The listing is a cached index, verified at every open (index.py).
 - ``FashionMNIST(root, split, subset)``: the idx ``.gz`` files of Debian's
   ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), read with numpy;
   sources are 28x28 uint8 grayscale arrays (replay converts them to RGB).
@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .idx import DatasetError, read_idx as _read_idx
+from .indexed import IndexedDataset
 
 __all__ = ["DatasetError", "ImageFolder", "FashionMNIST", "ArrayDataset", "open_dataset",
            "FASHION_MNIST_DIR", "IMG_EXTENSIONS"]
@@ -49,19 +50,26 @@ class _Base:
         return self.targets[np.asarray(indices, dtype=np.int64)]
 
 
-class ImageFolder(_Base):
+class ImageFolder(IndexedDataset):
     """``root/<class>/**/<file>`` with an image extension; sample i = i-th path in sorted
     order of (class, relative path). ``ds[i]`` is the file path (replay reads it; JPEGs take
-    the C++ decoder). Unreadable files surface as ``tinyvit.errors.ImageDecodeError`` naming the
-    path when replayed.
+    the C++ decoder). When replayed, a file that cannot be decoded raises
+    ``tinyvit.errors.ImageDecodeError`` and one that cannot be read an ``OSError``
+    (PermissionError, FileNotFoundError, ...), each naming the path.
 
-    The listing lives in a memory-mapped index (tinyvit.data.index): built once (in
-    parallel, with a progress bar), cached in ``index`` (default: a file under
+    The listing lives in a verified index (tinyvit.data.index): built once (in parallel,
+    with a progress bar), cached in ``index`` (default: a file under
     ``$TINYVIT_INDEX_DIR`` or ``~/.cache/tinyvit/index`` keyed by the root), and reopened
     by every rank and worker in milliseconds. validate: 'dirs' (default; every directory's
     mtime -- catches files added, removed, renamed), 'full' (also every file's size and
-    mtime) or 'none'. ``index=False`` lists into memory and writes nothing.
+    mtime) or 'none'. ``index=False`` lists into memory and writes nothing. A directory that
+    cannot be listed, or an entry with an image extension that is not a regular file, is
+    refused (DatasetError naming it), never skipped. File and class names that are not
+    valid UTF-8 work (os.fsencode / surrogateescape, as the OS gives them).
     """
+
+    _KIND = "folder"
+    _ROW_ATTRS = ("relpaths", "sizes", "targets", "_wh")
 
     def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS, *,
                  index=None, validate: str = "dirs", num_threads: Optional[int] = None,
@@ -80,32 +88,18 @@ class ImageFolder(_Base):
             return _ix.build_folder_index(self.root, exts, num_threads=num_threads,
                                           progress=progress)
 
-        if index is False:
-            ix = _ix.MemoryIndex(*build())
-        else:
-            ix = _ix.open_or_build(
-                None if index in (None, True) else os.fspath(index),
-                lambda i: _ix.folder_index_stale(i, self.root, exts, validate), build,
-                kind="folder", identity=self.root + "\0" + "\0".join(exts))
-        self._attach(ix, None)
+        self._open_index(index, lambda i: _ix.folder_index_stale(i, self.root, exts, validate),
+                         build, identity=self.root + "\0" + "\0".join(exts))
 
-    def _attach(self, ix, rows) -> None:
+    def _attach_arrays(self, ix, rows, pick) -> None:
         from .index import PathList
 
         a = ix.arrays
-        self._index, self._rows = ix, rows
         self.classes = list(ix.header["classes"])
         self.relpaths = PathList(a["path_blob"], a["path_off"], rows)
-        pick = (lambda x: x) if rows is None else (lambda x: x[rows])
         self.sizes = pick(a["size"])
         self.targets = pick(a["label"])
         self._wh = pick(a["wh"])
-        self._fp = ix.header["fingerprint"] if rows is None else None
-
-    @property
-    def index_path(self) -> Optional[str]:
-        """The index file this dataset maps (None: held in memory)."""
-        return self._index.path
 
     def __len__(self) -> int:
         return len(self.relpaths)
@@ -113,59 +107,16 @@ class ImageFolder(_Base):
     def __getitem__(self, i: int) -> str:
         return os.path.join(self.root, self.relpaths[i])
 
-    def source_sizes(self, indices) -> np.ndarray:
-        """(n, 2) (width, height) from the index (read once from the headers in C++);
-        only headers the C++ parser does not read go through Pillow (cached). An
-        unreadable header raises tinyvit.errors.ImageDecodeError naming the file."""
-        idx = np.asarray(indices, np.int64).reshape(-1)
-        out = self._wh[idx].astype(np.int64)
-        bad = np.flatnonzero(out[:, 0] < 0)
-        if bad.size:
-            from .sources import source_size
+    def _size_source(self, i: int):
+        return self[i]
 
-            cache = self.__dict__.setdefault("_sizes", {})
-            for k in bad.tolist():
-                i = int(idx[k])
-                wh = cache.get(i)
-                if wh is None:
-                    wh = cache[i] = source_size(self[i])
-                out[k] = wh
-        return out
+    def _compute_fingerprint(self) -> str:
+        from .index import folder_fingerprint
 
-    def fingerprint(self) -> str:
-        if self._fp is None:
-            h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
-            for r, s in zip(self.relpaths, self.sizes.tolist()):
-                h.update(r.replace(os.sep, "/").encode() + b"\0" + str(s).encode() + b"\n")
-            self._fp = "if1-" + h.hexdigest()[:32]
-        return self._fp
+        return folder_fingerprint(self.relpaths, self.sizes.tolist())
 
-    def __getstate__(self):
-        # a file-backed index travels as its path (workers map the same pages); the
-        # arrays would otherwise be pickled by value
-        if self._index.path is None:
-            return self.__dict__
-        keep = {k: v for k, v in self.__dict__.items()
-                if k not in ("_index", "relpaths", "sizes", "targets", "_wh")}
-        keep["_index_path"] = self._index.path
-        keep["_index_fp"] = self._index.header["fingerprint"]
-        return keep
-
-    def __setstate__(self, state):
-        from .index import ImageIndex
-
-        path = state.pop("_index_path", None)
-        fp = state.pop("_index_fp", None)
-        self.__dict__.update(state)
-        if path is not None:
-            ix = ImageIndex(path)
-            if ix.header["fingerprint"] != fp:
-                raise DatasetError(f"ImageFolder {self.root!r}: index {path!r} was rebuilt for "
-                                   f"another tree ({ix.header['fingerprint']} != {fp}) while "
-                                   "this dataset was in use")
-            fp_keep = self._fp
-            self._attach(ix, self._rows)
-            self._fp = fp_keep
+    def _name(self) -> str:
+        return f"ImageFolder {self.root!r}"
 
     def __repr__(self) -> str:
         return f"ImageFolder({self.root!r}, {len(self)} images, {len(self.classes)} classes)"
@@ -275,20 +226,12 @@ def open_dataset(spec: str, split: str = "train", subset: Optional[int] = None):
         root = os.path.join(root, sub)
     ds = ImageFolder(root)
     if subset is not None:
-        ds = _subset_imagefolder(ds, int(subset))
+        ds = ds.subset(int(subset))
     return ds
 
 
 def _subset_imagefolder(ds: ImageFolder, n: int) -> ImageFolder:
-    if not 1 <= n <= len(ds):
-        raise DatasetError(f"ImageFolder {ds.root!r}: subset must be in [1, {len(ds)}], got {n}")
-    # every k-th file keeps all classes represented (files are grouped by class)
-    keep = np.linspace(0, len(ds) - 1, n).round().astype(np.int64)
-    keep = np.unique(keep)
-    rows = keep if ds._rows is None else ds._rows[keep]
-    ds.__dict__.pop("_sizes", None)
-    ds._attach(ds._index, rows)
-    return ds
+    return ds.subset(n)  # kept for callers of the old name
 
 
 def dataset_fingerprint(ds) -> Optional[str]:

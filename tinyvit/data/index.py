@@ -2,11 +2,16 @@
 
 One file per dataset (``*.tvi``): an 8-byte magic, a little-endian u64 header length, a
 JSON header (what the index describes, how to validate it, the dataset fingerprint,
-class names, and where each array lies), then the arrays, each 64-byte aligned. The file
-is opened with ``mmap`` and every array is a read-only numpy view into the mapping, so
-14 M files cost no Python object per file, a reopen parses one JSON header, and forked
-DataLoader workers share the pages (a read-only mapping is never copied on write; numpy
-views touch no per-element reference counts).
+class names, where each array lies and its CRC-32, and a checksum of the header itself),
+then the arrays, each 64-byte aligned. An open reads the file with ``pread`` into private
+memory and verifies everything before any of it is used: the header's structure and types
+against a schema per kind, the layout against the file size, every checksum, and the
+invariants of the contents (offsets monotonic, labels in range, ...). Any defect raises
+IndexError_ naming the file, and ``open_or_build`` rebuilds: a cache never changes what a
+dataset *is*. Private memory, not a mapping, because a mapped file truncated under a
+running process kills it with SIGBUS on the next numpy access, which no Python code can
+guard; the cost was measured (docs/data.md): reading + verifying a 1 M-entry index takes
+tens of milliseconds, and forked DataLoader workers still share the pages (never written).
 
 Arrays of a folder index: ``path_blob`` (uint8, the relative paths joined) and
 ``path_off`` (int64, N + 1), ``size`` (int64 bytes), ``mtime`` (int64 ns), ``wh``
@@ -16,7 +21,7 @@ used to validate it. Tar-shard indexes hold shard / offset / size / wh / label /
 
 Writes are atomic (a temporary file in the same directory, fsync, ``os.replace``) and
 builders serialise on an ``fcntl`` lock file, so when 64 ranks start at once one builds
-and the others wait and map the result; readers never lock.
+and the others wait and read the result; readers never lock.
 """
 from __future__ import annotations
 
@@ -24,10 +29,13 @@ import errno
 import fcntl
 import hashlib
 import json
-import mmap
+import math
 import os
+import stat
 import struct
+import sys
 import tempfile
+import zlib
 from contextlib import contextmanager
 from typing import Dict, Optional
 
@@ -39,8 +47,26 @@ __all__ = ["ImageIndex", "IndexError_", "write_index", "index_cache_dir", "defau
            "locked", "PathList", "INDEX_VERSION"]
 
 MAGIC = b"TVIDX\x00\x01\n"
-INDEX_VERSION = 1
+# 2: every array's CRC-32 and a header checksum; read into private memory (see ImageIndex)
+INDEX_VERSION = 2
 _ALIGN = 64
+# a header is a few names per class / shard: far below this; a larger claim is corruption
+_MAX_HEADER = 256 << 20
+# kind -> {array: (dtype, shape given the header: "n" = count, "n+1", "n,2", "*" = any)}
+_ARRAYS = {
+    "folder": {"path_blob": ("|u1", "*"), "path_off": ("<i8", "n+1"), "size": ("<i8", "n"),
+               "mtime": ("<i8", "n"), "wh": ("<i4", "n,2"), "label": ("<i8", "n"),
+               "dir_blob": ("|u1", "*"), "dir_off": ("<i8", "*"), "dir_mtime": ("<i8", "*")},
+    "tarshards": {"shard": ("<i4", "n"), "offset": ("<i8", "n"), "size": ("<i8", "n"),
+                  "wh": ("<i4", "n,2"), "label": ("<i8", "n"), "key_blob": ("|u1", "*"),
+                  "key_off": ("<i8", "n+1")},
+}
+# kind -> {header field: JSON type}; "strs" / "ints": a list of those
+_FIELDS = {
+    "folder": {"root": "str", "extensions": "strs", "classes": "strs", "fingerprint": "str"},
+    "tarshards": {"shards": "strs", "shard_size": "ints", "shard_mtime": "ints",
+                  "fingerprint": "str"},
+}
 
 
 from ..errors import IndexError_  # noqa: E402  (defined with every error in tinyvit.errors)
@@ -77,15 +103,37 @@ def locked(path: str):
         os.close(fd)  # releases the lock
 
 
+def header_checksum(header: dict) -> str:
+    """CRC-32 of the header's canonical JSON without its ``checksum`` field (so an edit of
+    any field, classes and fingerprint included, is seen; whitespace is not content)."""
+    body = {k: v for k, v in header.items() if k != "checksum"}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _digest(blob.encode("ascii"))
+
+
+def _bytes_of(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def _digest(buf) -> str:
+    # CRC-32 as the store checks its records (CRC-32C): corruption, not forgery, is what a
+    # cache must catch, and zlib's is ~3x cheaper than sha256 here (16 vs 48 ms per 68 MB);
+    # zlib releases the GIL on large buffers, so arrays are checked in parallel
+    return "crc32:%08x" % zlib.crc32(buf)
+
+
 def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
-    """Write an index atomically: readers see the old file or the whole new one."""
+    """Write an index atomically: readers see the old file or the whole new one. Every
+    array carries its CRC-32 and the header its own checksum (verified at every open)."""
+    arrays = {k: np.ascontiguousarray(a) for k, a in arrays.items()}
     layout, pos = {}, 0
     for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
         pos = (pos + _ALIGN - 1) // _ALIGN * _ALIGN
-        layout[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos}
+        layout[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos,
+                        "crc32": _digest(_bytes_of(a))}
         pos += a.nbytes
     head = dict(header, version=INDEX_VERSION, arrays=layout)
+    head["checksum"] = header_checksum(head)
     blob = json.dumps(head, separators=(",", ":")).encode()
     start = (16 + len(blob) + _ALIGN - 1) // _ALIGN * _ALIGN
     d = os.path.dirname(os.path.abspath(path))
@@ -97,7 +145,7 @@ def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
             f.write(b"\0" * (start - 16 - len(blob)))
             for name, a in arrays.items():
                 f.seek(start + layout[name]["offset"])
-                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                f.write(_bytes_of(a))
             f.truncate(start + pos)
             f.flush()
             os.fsync(f.fileno())
@@ -111,44 +159,175 @@ def write_index(path: str, header: dict, arrays: Dict[str, np.ndarray]) -> None:
         raise
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _shape_ok(rule: str, shape: tuple, n: int) -> bool:
+    return {"*": len(shape) == 1, "n": shape == (n,), "n+1": shape == (n + 1,),
+            "n,2": shape == (n, 2)}[rule]
+
+
+def check_header(hd, size: int, hlen: int) -> Dict[str, tuple]:
+    """The header's structure, types and layout against the file size -> {array: (dtype,
+    shape, absolute offset, crc32)}. Raises ValueError saying what is wrong (the caller
+    names the file). Nothing here trusts a field before its type is checked."""
+    if not isinstance(hd, dict):
+        raise ValueError(f"header is a JSON {type(hd).__name__}, not an object")
+    if hd.get("version") != INDEX_VERSION:
+        raise ValueError(f"version {hd.get('version')!r}, this library reads {INDEX_VERSION}")
+    if hd.get("checksum") != header_checksum(hd):
+        raise ValueError("header checksum mismatch (the header was edited or is corrupt)")
+    kind = hd.get("kind")
+    if not isinstance(kind, str) or kind not in _ARRAYS:  # (a list or dict is unhashable)
+        raise ValueError(f"unknown kind {kind!r}")
+    n = hd.get("count")
+    if not _is_int(n) or n < 0:
+        raise ValueError(f"field 'count' is {n!r}, not a count")
+    kinds = {"str": lambda v: isinstance(v, str),
+             "strs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+             "ints": lambda v: isinstance(v, list) and all(_is_int(x) for x in v)}
+    for field, t in _FIELDS[kind].items():
+        if not kinds[t](hd.get(field)):
+            raise ValueError(f"field {field!r} is missing or not a {t}")
+    arrays = hd.get("arrays")
+    if not isinstance(arrays, dict) or set(arrays) != set(_ARRAYS[kind]):
+        raise ValueError(f"field 'arrays' does not list exactly {sorted(_ARRAYS[kind])}")
+    start = (16 + hlen + _ALIGN - 1) // _ALIGN * _ALIGN
+    out, end = {}, start
+    for name, (dtype, rule) in _ARRAYS[kind].items():
+        spec = arrays[name]
+        if not isinstance(spec, dict) or spec.get("dtype") != dtype:
+            raise ValueError(f"array {name!r}: dtype is not {dtype}")
+        shape, off, dig = spec.get("shape"), spec.get("offset"), spec.get("crc32")
+        if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)
+                and _shape_ok(rule, tuple(shape), n)):
+            raise ValueError(f"array {name!r}: shape {shape!r} does not fit count {n}")
+        if not (_is_int(off) and off >= 0 and isinstance(dig, str)):
+            raise ValueError(f"array {name!r}: bad offset or checksum field")
+        stop = start + off + math.prod(shape) * np.dtype(dtype).itemsize
+        if stop > size:
+            raise ValueError(f"array {name!r} runs past the end of the file ({stop} > {size}; "
+                             "truncated index)")
+        out[name] = (np.dtype(dtype), tuple(shape), start + off, dig)
+        end = max(end, stop)
+    if end != size:
+        raise ValueError(f"file is {size} bytes, its layout ends at {end} (truncated or extended)")
+    return out
+
+
+def _offsets_ok(off: np.ndarray, blob_len: int) -> bool:
+    return (len(off) >= 1 and off[0] == 0 and off[-1] == blob_len
+            and bool(np.all(off[1:] >= off[:-1])))
+
+
+def check_content(hd: dict, a: Dict[str, np.ndarray]) -> None:
+    """What a checksummed index must still satisfy (another writer's bug must not become a
+    crash or a wrong read): offsets monotonic and inside their blobs, sizes >= 0, labels in
+    range and grouped, (width, height) both -1 or both > 0, shards and members in range."""
+    wh = a["wh"]
+    if not _offsets_ok(a["path_off" if "path_off" in a else "key_off"],
+                       len(a["path_blob" if "path_blob" in a else "key_blob"])):
+        raise ValueError("string offsets are not monotonic inside their blob")
+    # (written elementwise: numpy's .all(axis=1) on an (N, 2) int32 array costs 50x more)
+    if (a["size"] < 0).any() or ((wh < 1) & (wh != -1)).any() or not np.array_equal(
+            wh[:, 0] == -1, wh[:, 1] == -1):
+        raise ValueError("a negative file size or an invalid (width, height)")
+    lab = a["label"]
+    if hd["kind"] == "folder":
+        if len(a["dir_off"]) != len(a["dir_mtime"]) + 1 or not _offsets_ok(a["dir_off"],
+                                                                             len(a["dir_blob"])):
+            raise ValueError("the directory list is inconsistent")
+        if hd["classes"] != sorted(set(hd["classes"])) or len(lab) and (
+                lab.min() < 0 or lab.max() >= len(hd["classes"]) or (lab[1:] < lab[:-1]).any()):
+            raise ValueError("classes unsorted, or labels out of range or not grouped by class")
+        return
+    ns = len(hd["shards"])
+    if len(hd["shard_size"]) != ns or len(hd["shard_mtime"]) != ns:
+        raise ValueError("shard_size / shard_mtime do not list every shard")
+    sh, off = a["shard"], a["offset"]
+    if len(lab) and lab.min() < 0 and (lab.max() >= 0 or lab.min() < -1):
+        raise ValueError("labels must all be -1 (unlabelled) or all >= 0")
+    if len(sh) and (sh.min() < 0 or sh.max() >= ns or off.min() < 0 or
+                    ((off + a["size"]) > np.asarray(hd["shard_size"], np.int64)[sh]).any()):
+        raise ValueError("a member's shard, offset or label is out of range")
+
+
+def _read_private(path: str):
+    """-> (header dict, {name: read-only array}) read with pread into private memory: a file
+    truncated or rewritten in place after this returns cannot fault the process (a mapping
+    would raise SIGBUS on any numpy access), and the bytes checked are the bytes used."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO cannot block
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IndexError_(f"index {path!r}: cannot open: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexError_(f"index {path!r}: not a regular file")
+        size = st.st_size
+        head = os.pread(fd, 16, 0)
+        if len(head) < 16 or head[:8] != MAGIC:
+            raise IndexError_(f"index {path!r}: bad magic (not a tinyvit index)")
+        (hlen,) = struct.unpack("<Q", head[8:16])
+        if hlen > min(size - 16, _MAX_HEADER):
+            raise IndexError_(f"index {path!r}: header length {hlen} past the end of the file "
+                             f"({size} bytes; truncated index)")
+        try:
+            hd = json.loads(os.pread(fd, hlen, 16))
+            layout = check_header(hd, size, hlen)
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, structure: all ValueError
+            raise IndexError_(f"index {path!r}: {type(exc).__name__}: {exc}"[:500]) from None
+        buf = np.empty(size, np.uint8)
+        mv, got = memoryview(buf), 0
+        while got < size:
+            r = os.preadv(fd, [mv[got:]], got)
+            if r <= 0:
+                raise IndexError_(f"index {path!r}: truncated while being read")
+            got += r
+    finally:
+        os.close(fd)
+    buf.flags.writeable = False
+    arrays = {name: np.frombuffer(buf, dt, math.prod(shape), off).reshape(shape)
+              for name, (dt, shape, off, _) in layout.items()}
+    _verify(path, hd, arrays, layout)
+    return hd, arrays, size
+
+
+def _verify(path, hd, arrays, layout) -> None:
+    big = sum(a.nbytes for a in arrays.values()) > (8 << 20)
+    digests = _map(lambda k: _digest(_bytes_of(arrays[k])), list(arrays),
+                   threads=2 if big else 1)
+    for (name, got) in zip(arrays, digests):
+        if got != layout[name][3]:
+            raise IndexError_(f"index {path!r}: array {name!r} checksum mismatch (the index "
+                              "was edited or is corrupt)")
+    try:
+        check_content(hd, arrays)
+    except ValueError as exc:
+        raise IndexError_(f"index {path!r}: {exc}") from None
+
+
+def _map(fn, items, threads: int) -> list:
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as ex:
+        return list(ex.map(fn, items))
+
+
 class ImageIndex:
-    """A mapped index file: ``header`` (dict) and ``arrays`` (read-only numpy views).
-    Pickles as its path (a DataLoader worker maps the same file: shared pages)."""
+    """An index file read into private memory and verified: ``header`` (dict) and
+    ``arrays`` (read-only numpy views). Any defect -- magic, version, header structure or
+    types, layout, a checksum, inconsistent contents -- raises IndexError_ naming the file
+    (open_or_build then rebuilds). Pickles as its path (a worker reads the same file)."""
 
     def __init__(self, path: str):
         self.path = os.fspath(path)
-        try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise IndexError_(f"index {self.path!r}: cannot open: {exc.strerror}") from None
-        mm = self._mm
-        if mm is None or size < 16 or mm[:8] != MAGIC:
-            raise IndexError_(f"index {self.path!r}: bad magic (not a tinyvit index)")
-        (hlen,) = struct.unpack("<Q", mm[8:16])
-        if 16 + hlen > size:
-            raise IndexError_(f"index {self.path!r}: header length {hlen} past the end ({size})")
-        try:
-            self.header = json.loads(mm[16:16 + hlen].decode())
-        except ValueError as exc:
-            raise IndexError_(f"index {self.path!r}: header is not JSON: {exc}") from None
-        if self.header.get("version") != INDEX_VERSION:
-            raise IndexError_(f"index {self.path!r}: version {self.header.get('version')!r}, "
-                              f"this library reads {INDEX_VERSION}")
-        start = (16 + hlen + _ALIGN - 1) // _ALIGN * _ALIGN
-        self.arrays = {}
-        for name, spec in self.header["arrays"].items():
-            dt = np.dtype(spec["dtype"])
-            shape = tuple(spec["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            off = start + int(spec["offset"])
-            if off + count * dt.itemsize > size:
-                raise IndexError_(f"index {self.path!r}: array {name!r} runs past the end of the "
-                                  f"file (truncated index)")
-            self.arrays[name] = np.frombuffer(mm, dt, count, off).reshape(shape)
+        self.header, self.arrays, self._nbytes = _read_private(self.path)
 
     def __len__(self) -> int:
         return int(self.header["count"])
@@ -157,7 +336,7 @@ class ImageIndex:
         return (ImageIndex, (self.path,))
 
     def nbytes(self) -> int:
-        return len(self._mm)
+        return self._nbytes
 
     def __repr__(self) -> str:
         return f"ImageIndex({self.path!r}, {self.header.get('kind')}, {len(self)} entries)"
@@ -202,23 +381,65 @@ def pack_strings(items) -> tuple:
 
 
 def _default_threads() -> int:
+    """Threads for listing, stat and header reads: I/O-bound, so 4 per usable CPU (at most
+    32); the CPU count is replay's (one rule for the whole library)."""
+    from ..augment.replay import _default_threads as cpu_threads
+
+    return max(1, min(32, 4 * cpu_threads()))
+
+
+def progress_bar(total: int, desc: str, enabled: Optional[bool] = None, *, unit: str = "file",
+                 unit_scale: bool = False, auto_from: int = 20000):
+    """The one progress bar (index builds here, ``tinyvit inspect/verify`` in cli/store.py):
+    a tqdm bar on stderr, or a no-op one when disabled. ``enabled=None``: a bar only when
+    ``total >= auto_from`` (big enough to wait for)."""
+    on = enabled if enabled is not None else total >= auto_from
     try:
-        return max(1, min(32, 4 * len(os.sched_getaffinity(0))))
-    except AttributeError:  # pragma: no cover - not Linux
-        return 8
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        tqdm, on = None, False
+    if not on:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False,
+                file=sys.stderr, dynamic_ncols=True)
 
 
-def _progress(total: int, desc: str, enabled: Optional[bool]):
-    from tqdm import tqdm
+class _NoBar:
+    unit = ""
 
-    # default: a bar only when building something big enough to wait for
-    return tqdm(total=total, desc=desc, unit="file", dynamic_ncols=True, leave=False,
-                disable=not (enabled if enabled is not None else total >= 20000))
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_progress = progress_bar  # the name tarshards' builder uses
+
+
+_FOLDER_FP_SALT = b"tinyvit-imagefolder-v1\0"
+
+
+def _fp_line(rel: str, size: int) -> bytes:
+    # os.fsencode: the name's own bytes, valid UTF-8 or not (surrogateescape); for UTF-8
+    # names the same bytes as str.encode(), so fingerprints of existing stores hold
+    return os.fsencode(rel.replace(os.sep, "/")) + b"\0" + str(size).encode() + b"\n"
+
+
+def folder_fingerprint(relpaths, sizes) -> str:
+    """ImageFolder's fingerprint: sha256 of every (relative path, size), in order."""
+    h = hashlib.sha256(_FOLDER_FP_SALT)
+    for r, s in zip(relpaths, sizes):
+        h.update(_fp_line(r, s))
+    return "if1-" + h.hexdigest()[:32]
 
 
 def _walk_class(root: str, name: str, exts: tuple):
-    """os.walk(root/name) semantics (sorted dirs, symlinked dirs listed but not entered,
-    unreadable dirs skipped) -> (sorted relative files, sizes, mtimes, dirs, dir mtimes)."""
+    """os.walk(root/name) order (sorted dirs; symlinked dirs listed but not entered) ->
+    (sorted relative files, sizes, mtimes, dirs, dir mtimes). A directory that cannot be
+    listed, or an image-named entry that is not a regular file (a FIFO would block the
+    header reader), is refused, naming it: skipping it would make a class silently smaller
+    and the cached index would not notice when it became readable."""
     files, dirs, dir_mtimes = [], [], []
     stack = [name]
     while stack:
@@ -228,8 +449,9 @@ def _walk_class(root: str, name: str, exts: tuple):
             mt = os.stat(full).st_mtime_ns  # before listing: a change during it still shows
             with os.scandir(full) as it:
                 entries = list(it)
-        except OSError:
-            continue
+        except OSError as exc:
+            raise DatasetError(f"ImageFolder: cannot list directory {full!r}: "
+                               f"{exc.strerror or exc} (make it readable or remove it)") from None
         dirs.append(rel)
         dir_mtimes.append(mt)
         sub = []
@@ -245,16 +467,24 @@ def _walk_class(root: str, name: str, exts: tuple):
                 files.append(rel + "/" + e.name)
         stack.extend(sorted(sub, reverse=True))
     files.sort()
+    sizes, mtimes = _stat_files(root, files)
+    return files, sizes, mtimes, dirs, dir_mtimes
+
+
+def _stat_files(root: str, files: list):
     sizes = np.empty(len(files), np.int64)
     mtimes = np.empty(len(files), np.int64)
     for k, f in enumerate(files):
+        p = os.path.join(root, f)
         try:
-            st = os.stat(os.path.join(root, f))
+            st = os.stat(p)
         except OSError as exc:
-            raise DatasetError(f"ImageFolder: cannot stat {os.path.join(root, f)!r}: "
-                               f"{exc.strerror}") from None
+            raise DatasetError(f"ImageFolder: cannot stat {p!r}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise DatasetError(f"ImageFolder: {p!r} has an image extension but is not a regular "
+                               "file (a FIFO, socket or device)")
         sizes[k], mtimes[k] = st.st_size, st.st_mtime_ns
-    return files, sizes, mtimes, dirs, dir_mtimes
+    return sizes, mtimes
 
 
 def build_folder_index(root: str, exts: tuple, *, num_threads: Optional[int] = None,
@@ -275,16 +505,14 @@ def build_folder_index(root: str, exts: tuple, *, num_threads: Optional[int] = N
         raise DatasetError(f"ImageFolder: cannot list {root!r}: {exc.strerror}") from None
     if not classes:
         raise DatasetError(f"ImageFolder: {root!r} has no class subdirectories")
-    h = hashlib.sha256(b"tinyvit-imagefolder-v1\0")
+    h = hashlib.sha256(_FOLDER_FP_SALT)
     files, sizes, mtimes, labels = [], [], [], []
     dirs, dir_mtimes = [""], [root_mtime]
-    bar = _progress(len(classes), "index: listing classes", progress)
-    bar.unit = "class"
+    bar = progress_bar(len(classes), "index: listing classes", progress, unit="class")
     with ThreadPoolExecutor(threads) as ex:
         for c, (f, s, m, d, dm) in enumerate(ex.map(lambda n: _walk_class(root, n, exts),
                                                     classes)):
-            h.update(b"".join(r.replace(os.sep, "/").encode() + b"\0" + str(v).encode() + b"\n"
-                              for r, v in zip(f, s.tolist())))
+            h.update(b"".join(_fp_line(r, v) for r, v in zip(f, s.tolist())))
             files.extend(f)
             sizes.append(s)
             mtimes.append(m)
@@ -299,14 +527,17 @@ def build_folder_index(root: str, exts: tuple, *, num_threads: Optional[int] = N
     del files
     n = len(off) - 1
     wh = np.empty((n, 2), np.int32)
-    bar = _progress(n, "index: image headers", progress)
+    bar = progress_bar(n, "index: image headers", progress)
     step = 1 << 16
     for a in range(0, n, step):
         b = min(n, a + step)
-        wh[a:b] = _C._read_image_sizes(root, blob[off[a]:off[b]], off[a:b + 1] - off[a], threads)
+        # bytes root: a name that is not valid UTF-8 reaches C++ as the OS gave it
+        wh[a:b] = _C._read_image_sizes(os.fsencode(root), blob[off[a]:off[b]],
+                                       off[a:b + 1] - off[a], threads)
         bar.update(b - a)
     bar.close()
-    _pillow_fallback(wh, lambda i: os.path.join(root, os.fsdecode(blob[off[i]:off[i + 1]].tobytes())))
+    _pillow_fallback(wh, lambda i: os.path.join(root,
+                                                os.fsdecode(blob[off[i]:off[i + 1]].tobytes())))
     dblob, doff = pack_strings(dirs)
     header = {"kind": "folder", "root": root, "extensions": list(exts), "count": n,
               "classes": classes, "fingerprint": "if1-" + h.hexdigest()[:32]}
@@ -370,10 +601,12 @@ def folder_index_stale(index: ImageIndex, root: str, exts: tuple, validate: str)
 
 
 def open_or_build(path: Optional[str], stale, build, *, kind: str, identity: str) -> ImageIndex:
-    """Map the index at ``path`` (default: the cache file for identity) when ``stale(index)``
+    """Read the index at ``path`` (default: the cache file for identity) when ``stale(index)``
     says it is current, else build it under the lock (re-checking first: another rank may
-    have just built it) and write it atomically. An unwritable cache dir is not an error:
-    the index is then built in memory (warning)."""
+    have just built it) and write it atomically. A file that fails any check of ImageIndex
+    is rebuilt the same way. An unwritable cache dir (EACCES / EPERM / EROFS) is not an
+    error: the index is then built in memory (warning); any other failure to write it (the
+    path is a directory, ...) is IndexError_ naming the path."""
     path = path or default_index_path(kind, identity)
 
     def current():
@@ -395,7 +628,8 @@ def open_or_build(path: Optional[str], stale, build, *, kind: str, identity: str
                 ix = ImageIndex(path)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
+            # e.g. the index path is a directory: typed, naming it (the dataset is untouched)
+            raise IndexError_(f"index {path!r}: cannot write it: {exc.strerror or exc}") from None
         import warnings
 
         warnings.warn(f"tinyvit: cannot write the dataset index {path!r} (set TINYVIT_INDEX_DIR);"

@@ -47,13 +47,15 @@ def source_size(src):
         raise IsADirectoryError(f"{path}: is a directory, not an image file")
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{path}: not a regular file (a FIFO, socket or device), refused")
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # an undecodable header: same error type replay would raise
-        from ..augment.replay import ImageDecodeError
+    # opened here, outside the decode guard: a file that cannot be read raises its OSError
+    # (PermissionError, ...) naming the path, as replay does; only a header Pillow cannot
+    # parse is an ImageDecodeError (Pillow's own "cannot identify" is an OSError too)
+    with open(path, "rb") as f:
+        try:
+            with Image.open(f) as im:
+                return im.size
+        except Exception as exc:  # an undecodable header: same error type replay would raise
+            from ..augment.replay import ImageDecodeError
 
-        raise ImageDecodeError(f"{path}: cannot read the image header: {type(exc).__name__}: "
-                               f"{exc}") from None
+            raise ImageDecodeError(f"{path}: cannot read the image header: "
+                                   f"{type(exc).__name__}: {exc}") from None

@@ -27,6 +27,7 @@ from typing import List, Optional
 import numpy as np
 
 from .idx import DatasetError
+from .indexed import IndexedDataset
 
 __all__ = ["TarShards", "expand_shards", "is_shard_spec"]
 
@@ -206,15 +207,17 @@ def _stale(ix, shards) -> Optional[str]:
     return None
 
 
-class TarShards:
+class TarShards(IndexedDataset):
     """Tar shards (webdataset layout) as an indexable dataset; see the module docstring.
     ``ds[i]`` -> the image bytes of sample i (JPEG goes straight to the C++ decoder).
     Picklable (DataLoader workers reopen the shards lazily; at most 64 open per process)."""
 
+    _KIND = "tarshards"
+    _ROW_ATTRS = ("_shard", "_offset", "sizes", "_wh", "targets", "keys")
+    _TRANSIENT = ("_fds",)
+
     def __init__(self, spec, classes=None, *, index=None, num_threads: Optional[int] = None,
                  progress: Optional[bool] = None):
-        from . import index as _ix
-
         self.spec = spec if isinstance(spec, str) else list(spec)
         shards = [os.path.abspath(p) for p in expand_shards(spec)]
         if not shards:
@@ -224,33 +227,23 @@ class TarShards:
             raise DatasetError(f"TarShards: {len(missing)} of {len(shards)} shards do not exist "
                                f"(first: {missing[0]!r}; from {spec!r})")
         self.shards = shards
+        self._classes_arg = classes
+        self._fds: "OrderedDict[int, int]" = OrderedDict()
 
         def build():
             return _build(shards, classes, num_threads, progress)
 
-        if index is False:
-            ix = _ix.MemoryIndex(*build())
-        else:
-            ix = _ix.open_or_build(None if index in (None, True) else os.fspath(index),
-                                   lambda i: _stale(i, shards), build, kind="tarshards",
-                                   identity="\0".join(shards))
-        self._index = ix
-        self._classes_arg = classes
-        self._attach(ix, None)
-        self._fds: "OrderedDict[int, int]" = OrderedDict()
+        self._open_index(index, lambda i: _stale(i, shards), build, identity="\0".join(shards))
 
-    def _attach(self, ix, rows) -> None:
+    def _attach_arrays(self, ix, rows, pick) -> None:
         from .index import PathList
 
         a = ix.arrays
-        self._rows = rows
-        pick = (lambda x: x) if rows is None else (lambda x: x[rows])
         self._shard, self._offset, self.sizes = pick(a["shard"]), pick(a["offset"]), pick(a["size"])
         self._wh = pick(a["wh"])
         lab = pick(a["label"])
         self.targets = lab if len(lab) and lab.min() >= 0 else None
         self.keys = PathList(a["key_blob"], a["key_off"], rows)
-        self._fp = ix.header["fingerprint"] if rows is None else None
         self.classes = self._load_classes(self._classes_arg)
 
     def _load_classes(self, classes) -> list:
@@ -269,14 +262,6 @@ class TarShards:
             raise DatasetError(f"TarShards: sample {i} ({self.keys[i]!r}) has label "
                                f"{int(self.targets[i])} but there are {len(classes)} classes")
         return classes
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def index_path(self) -> Optional[str]:
-        return self._index.path
 
     def __len__(self) -> int:
         return len(self._offset)
@@ -310,58 +295,20 @@ class TarShards:
             raise DatasetError(f"{self!r} has no labels (.cls / .json members)")
         return self.targets[np.asarray(indices, dtype=np.int64)]
 
-    def source_sizes(self, indices) -> np.ndarray:
-        idx = np.asarray(indices, np.int64).reshape(-1)
-        out = self._wh[idx].astype(np.int64)
-        for k in np.flatnonzero(out[:, 0] < 0).tolist():
-            from .sources import source_size
+    def _size_source(self, i: int):
+        return self[i]
 
-            out[k] = source_size(self[int(idx[k])])
-        return out
+    def _compute_fingerprint(self) -> str:
+        h = hashlib.sha256(b"tinyvit-tarshards-v1\0")
+        lab = self.targets if self.targets is not None else np.full(len(self), -1)
+        for i in range(len(self)):
+            h.update(os.fsencode(os.path.basename(self.shards[int(self._shard[i])])) + b"\0" +
+                     self.keys[i].encode("utf-8", "surrogateescape") + b"\0" +
+                     str(int(self.sizes[i])).encode() + b"\0" + str(int(lab[i])).encode() +
+                     b"\n")
+        return "ts1-" + h.hexdigest()[:32]
 
-    def fingerprint(self) -> str:
-        if self._fp is None:
-            h = hashlib.sha256(b"tinyvit-tarshards-v1\0")
-            lab = self.targets if self.targets is not None else np.full(len(self), -1)
-            for i in range(len(self)):
-                h.update(os.path.basename(self.shards[int(self._shard[i])]).encode() + b"\0" +
-                         self.keys[i].encode("utf-8", "surrogateescape") + b"\0" +
-                         str(int(self.sizes[i])).encode() + b"\0" + str(int(lab[i])).encode() +
-                         b"\n")
-            self._fp = "ts1-" + h.hexdigest()[:32]
-        return self._fp
-
-    def subset(self, n: int) -> "TarShards":
-        if not 1 <= n <= len(self):
-            raise DatasetError(f"TarShards: subset must be in [1, {len(self)}], got {n}")
-        keep = np.unique(np.linspace(0, len(self) - 1, n).round().astype(np.int64))
-        rows = keep if self._rows is None else self._rows[keep]
-        self._attach(self._index, rows)
-        return self
-
-    def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("_fds", "_shard", "_offset", "sizes", "_wh", "targets", "keys")}
-        if self._index.path is not None:
-            state["_index"] = None
-            state["_index_path"] = self._index.path
-            state["_index_fp"] = self._index.header["fingerprint"]
-        return state
-
-    def __setstate__(self, state):
-        from .index import ImageIndex
-
-        path = state.pop("_index_path", None)
-        fp = state.pop("_index_fp", None)
-        self.__dict__.update(state)
-        if path is not None:
-            self._index = ImageIndex(path)
-            if self._index.header["fingerprint"] != fp:
-                raise DatasetError(f"TarShards: index {path!r} was rebuilt for other shards "
-                                   "while this dataset was in use")
-        keep_fp = self._fp
-        self._attach(self._index, self._rows)
-        self._fp = keep_fp
+    def _reset_transient(self) -> None:
         self._fds = OrderedDict()
 
     def __del__(self):
