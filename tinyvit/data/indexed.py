@@ -73,7 +73,7 @@ class IndexedDataset:
     def source_sizes(self, indices) -> np.ndarray:
         """(n, 2) (width, height) from the index (read once from the headers in C++);
         only headers the C++ parser does not read go through Pillow (cached). An
-        unreadable header raises tinyvit.ImageDecodeError naming the file."""
+        unreadable header raises tinyvit.errors.ImageDecodeError naming the file."""
         idx = np.asarray(indices, np.int64).reshape(-1)
         out = self._wh[idx].astype(np.int64)
         bad = np.flatnonzero(out[:, 0] < 0)
