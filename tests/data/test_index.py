@@ -409,7 +409,7 @@ def test_an_index_truncated_while_in_use_does_not_kill_the_process(pristine, tmp
         "blob = pickle.dumps(ds)\n"
         "os.truncate(sys.argv[3], 0)\n"
         "print(json.dumps([list(ds.relpaths), ds.targets.tolist(), ds.fingerprint()]))\n"
-        "try:\n    pickle.loads(blob)\nexcept tinyvit.DatasetError as e:\n    print('refused', e)\n")
+        "try:\n    pickle.loads(blob)\nexcept tinyvit.errors.DatasetError as e:\n    print('refused', e)\n")
     r = subprocess.run([sys.executable, "-c", code, ROOT, F._W["folder"], path],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
@@ -465,7 +465,7 @@ def test_an_unreadable_directory_is_refused_naming_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ix.os, "scandir", scandir)
     for index in (None, False):
-        with pytest.raises(tinyvit.DatasetError, match=r"cannot list directory .*/t/dog'"):
+        with pytest.raises(tinyvit.errors.DatasetError, match=r"cannot list directory .*/t/dog'"):
             tinyvit.ImageFolder(tmp_path / "t", index=index)
     monkeypatch.setattr(ix.os, "scandir", real)
     ds = tinyvit.ImageFolder(tmp_path / "t", validate="full")  # readable again: all of it
@@ -473,7 +473,7 @@ def test_an_unreadable_directory_is_refused_naming_it(tmp_path, monkeypatch):
     if os.geteuid() != 0:  # pragma: no cover - CI runs as root here
         os.chmod(tmp_path / "t" / "emu", 0)
         try:
-            with pytest.raises(tinyvit.DatasetError, match="emu"):
+            with pytest.raises(tinyvit.errors.DatasetError, match="emu"):
                 tinyvit.ImageFolder(tmp_path / "t", index=False)
         finally:
             os.chmod(tmp_path / "t" / "emu", 0o755)
@@ -484,7 +484,7 @@ def test_an_image_named_fifo_is_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "t" / "cat" / "pipe.jpg")
     code = ("import sys, tinyvit\n"
             "try:\n    tinyvit.ImageFolder(sys.argv[1], index=False)\n"
-            "except tinyvit.DatasetError as e:\n    print(e)\n")
+            "except tinyvit.errors.DatasetError as e:\n    print(e)\n")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t")], capture_output=True,
                        text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 0 and "pipe.jpg' has an image extension but is not a regular" in r.stdout
@@ -505,7 +505,7 @@ def test_an_unreadable_file_is_an_oserror_naming_it(tmp_path):
     for call in (lambda: replay(ds[i], 0, cfg), lambda: ds.source_sizes([i])):
         with pytest.raises(OSError, match="dog/z.jpg") as e:
             call()
-        assert not isinstance(e.value, tinyvit.ImageDecodeError)
+        assert not isinstance(e.value, tinyvit.errors.ImageDecodeError)
     if os.geteuid() != 0:  # pragma: no cover
         p = ds[list(ds.relpaths).index("dog/y.webp")]
         os.chmod(p, 0)
