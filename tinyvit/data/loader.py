@@ -77,8 +77,11 @@ class _CpuBatches:
         out["seeds"] = seeds
         sources = [self.dataset[int(i)] for i in idx]
         # One plan per sample: the pixels and the device params come from the same plan.
+        name_of = getattr(self.dataset, "source_name", None)  # errors name shard + key, not bytes
+        names = None if name_of is None else [name_of(int(i)) for i in idx]
         out["images"], params = replay_batch(sources, seeds_np.tolist(), self.cfg,
-                                             num_threads=self.num_threads, return_params=True)
+                                             num_threads=self.num_threads, return_params=True,
+                                             names=names)
         out["params"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
         targets = getattr(self.dataset, "targets", None)
         if targets is not None:
