@@ -173,6 +173,21 @@ void test_hostile_headers() {
   add(&t4, "a.jpg", '0', "");
   finish(&t4);
   CHECK(has(walk(t4), "runs past the end"));
+  Bytes t6;  // two long names for one member: refused, not guessed
+  add(&t6, "././@LongLink", 'L', "first.jpg");
+  add(&t6, "junk", 'K', "link");
+  add(&t6, "././@LongLink", 'L', "second.cls");
+  add(&t6, "x", '0', "1");
+  finish(&t6);
+  e = walk(t6);
+  CHECK(has(e, "a second long name") && has(e, "at byte 2048"));
+  Bytes t7;  // a long-name size cut to 1: the rest of the name is still in the block
+  add(&t7, "././@LongLink", 'L', "dddd/s1.jpg");
+  add(&t7, "x", '0', "1");
+  finish(&t7);
+  Bytes h7 = header("././@LongLink", 'L', 1);
+  std::copy(h7.begin(), h7.end(), t7.begin());
+  CHECK(has(walk(t7), "non-NUL byte after its 1 bytes"));
   Bytes t5 = header("a.jpg", '0', 3);
   t5[150] ^= 1;  // checksum edit
   finish(&t5);

@@ -69,10 +69,24 @@ Error read_meta(int fd, uint8_t type, int64_t data, int64_t size, int64_t pos, P
                     std::to_string(size) + " bytes (over " + std::to_string(kTarMaxMetaBytes) +
                     ") in the header",
                 pos);
-  std::string rec(static_cast<size_t>(size), '\0');
-  if (size > 0 && read_at(fd, &rec[0], rec.size(), data) != size)
+  // Read with its padding (inside the file: checked by the caller), which must be NULs:
+  // readers that take the name up to the first NUL of the block (Python's tarfile) would
+  // otherwise see another name than the size says.
+  const int64_t padded = size + (kBlock - size % kBlock) % kBlock;
+  std::string rec(static_cast<size_t>(padded), '\0');
+  if (padded > 0 && read_at(fd, &rec[0], rec.size(), data) != padded)
     return fail("truncated long-name / pax record of the header", pos);
+  for (int64_t k = size; k < padded; ++k)
+    if (rec[static_cast<size_t>(k)] != 0)
+      return fail("long-name / pax record: non-NUL byte after its " + std::to_string(size) +
+                      " bytes (size field edited?) in the header",
+                  pos);
+  rec.resize(static_cast<size_t>(size));
+  // Two long names for one member (readers disagree on which wins: tarfile takes the
+  // first, we took the last) are refused rather than guessed.
+  const char* twice = "a second long name (GNU 'L' / pax path) before the member it names";
   if (type == 'L') {
+    if (p->has_name) return fail(twice, pos);
     p->name = cstr(reinterpret_cast<const uint8_t*>(rec.data()), rec.size());
     p->has_name = true;
   } else if (type == 'x') {
@@ -80,6 +94,7 @@ Error read_meta(int fd, uint8_t type, int64_t data, int64_t size, int64_t pos, P
     int64_t pax_size = -1;
     const std::string why = tar_pax_records(rec, &path, &pax_size);
     if (!why.empty()) return fail("bad pax extended header (" + why + ")", pos);
+    if (!path.empty() && p->has_name) return fail(twice, pos);
     if (!path.empty()) p->name = path, p->has_name = true;
     if (pax_size >= 0) p->size = pax_size;
   }  // 'K' (long link name) and 'g' (global pax) describe nothing indexed here
