@@ -14,8 +14,9 @@ random / empty / zero-only files. Verdicts:
 
   ok       accepted, and its regular members (name, data offset, size) equal what Python's
            tarfile reads from the same bytes (an independent walk); sample bytes as indexed
-  ok_lenient  accepted; tarfile stopped early (silently) at a header whose only bad fields
-           are ones the index never reads (mode, uid, gid, mtime), and agrees before it
+  ok_lenient  accepted; tarfile stops at or refuses a header whose only bad fields are ones
+           the index never reads (mode, uid, gid, mtime, devmajor/minor), and reads the
+           same members once those fields are made valid
   typed    DatasetError naming the shard file, or (accepted shard) replay_batch refusing
            sample 0 with an error naming the shard and the key
   wrong    accepted but differs from tarfile, or a sample's bytes are not the member's
@@ -291,6 +292,7 @@ def _normalized(data: bytes) -> bytes:
             break
         b[pos + 100:pos + 124] = b"0000644\x000000000\x000000000\x00"
         b[pos + 136:pos + 148] = b"14524770400\x00"
+        b[pos + 329:pos + 345] = b"0000000\x00" * 2  # devmajor / devminor
         _fix_sum(b, pos)
         pos += 512 + max(0, size + 511) // 512 * 512
     return bytes(b)
@@ -305,8 +307,8 @@ def _only_unused_fields_bad(data: bytes, pos: int) -> bool:
             return False
         except tarfile.InvalidHeaderError:
             return True
-    return not bad(124, 136) and any(bad(a, b) for a, b in ((100, 108), (108, 116),
-                                                             (116, 124), (136, 148)))
+    return not bad(124, 136) and any(bad(a, b) for a, b in ((100, 108), (108, 116), (116, 124),
+                                                             (136, 148), (329, 337), (337, 345)))
 
 
 def _check_accepted(ds, path, data):
@@ -328,7 +330,7 @@ def _check_accepted(ds, path, data):
         with open(path, "wb") as f:
             f.write(data)
         if ref2 == ours and stop2 is None:
-            return "ok_lenient"  # tarfile refused a mode / uid / gid / mtime we never read
+            return "ok_lenient"  # tarfile refused a mode / uid / gid / mtime / dev we never read
         return f"wrong: members differ from tarfile (stopped at {stop}): ours {ours[:4]} " \
                f"tarfile {None if ref is None else ref[:4]}"
     for i in range(len(ds)):

@@ -188,6 +188,23 @@ void test_hostile_headers() {
   Bytes h7 = header("././@LongLink", 'L', 1);
   std::copy(h7.begin(), h7.end(), t7.begin());
   CHECK(has(walk(t7), "non-NUL byte after its 1 bytes"));
+  for (char type : {'1', '2', '5', 'S'}) {  // no data (or sparse maps): readers disagree
+    Bytes t8;
+    add(&t8, "a.jpg", type, std::string(600, 'x'));
+    finish(&t8);
+    CHECK(has(walk(t8), type == 'S' ? "GNU sparse" : "(no data) with size 600"));
+  }
+  Bytes t9;
+  add(&t9, "d/", '5', "");  // a directory of size 0 is fine
+  add(&t9, "pax", 'g', "10 path=a\n");  // global pax: checked, unused
+  add(&t9, "a.jpg", '0', "x");
+  finish(&t9);
+  TarMembers m9;
+  CHECK(walk(t9, &m9).empty() && m9.sizes.size() == 1);
+  Bytes t10;
+  add(&t10, "pax", 'g', "1x path=a\n");
+  finish(&t10);
+  CHECK(has(walk(t10), "bad pax extended header"));
   Bytes t5 = header("a.jpg", '0', 3);
   t5[150] ^= 1;  // checksum edit
   finish(&t5);

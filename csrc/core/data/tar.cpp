@@ -89,16 +89,33 @@ Error read_meta(int fd, uint8_t type, int64_t data, int64_t size, int64_t pos, P
     if (p->has_name) return fail(twice, pos);
     p->name = cstr(reinterpret_cast<const uint8_t*>(rec.data()), rec.size());
     p->has_name = true;
-  } else if (type == 'x') {
+  } else if (type == 'x' || type == 'g') {  // 'g' (global) is checked, its values unused
     std::string path;
     int64_t pax_size = -1;
     const std::string why = tar_pax_records(rec, &path, &pax_size);
     if (!why.empty()) return fail("bad pax extended header (" + why + ")", pos);
+    if (type == 'g') return Error();
     if (!path.empty() && p->has_name) return fail(twice, pos);
     if (!path.empty()) p->name = path, p->has_name = true;
     if (pax_size >= 0) p->size = pax_size;
-  }  // 'K' (long link name) and 'g' (global pax) describe nothing indexed here
+  }  // 'K' (long link name) describes nothing indexed here
   return Error();
+}
+
+// Headers whose data extent readers disagree on: links, devices, FIFOs and directories
+// (POSIX: no data follows; Python's tarfile then reads the next header right after, GNU
+// tar skips `size` bytes), an old-style regular file named like a directory (tarfile
+// turns it into one), and GNU sparse files (extension blocks before the data). Refused
+// rather than guessed.
+std::string ambiguous_member(const uint8_t* h, uint8_t type, int64_t size) {
+  if (type == 'S') return "GNU sparse member (not supported)";
+  if (size == 0) return std::string();
+  const void* nul = std::memchr(h, 0, 100);
+  const size_t n = nul ? static_cast<size_t>(static_cast<const uint8_t*>(nul) - h) : 100;
+  if ((type >= '1' && type <= '6') || (type == 0 && n > 0 && h[n - 1] == '/'))
+    return std::string("member of type '") + (type ? char(type) : '0') + "' (no data) with size " +
+           std::to_string(size);
+  return std::string();
 }
 
 }  // namespace
@@ -207,6 +224,8 @@ Error tar_walk(int fd, int64_t file_size, TarMembers* out) {
                       std::to_string(file_size) + " bytes: truncated shard?) in the header",
                   pos);
     const int64_t data = pos + kBlock;
+    const std::string odd = is_meta(type) ? std::string() : ambiguous_member(h, type, size);
+    if (!odd.empty()) return fail(odd + " in the header", pos);
     if (is_meta(type)) {
       const Error e = read_meta(fd, type, data, size, pos, &pending);
       if (e) return e;
