@@ -1,42 +1,45 @@
 """Corrupt and odd images through the pixel path: replay, replay_batch (1 and N threads) and
-DistillLoader. Each case runs in a worker process watched by this one, so a crash (signal,
-abort) or a hang is counted, not fatal. Outcome per (case, target):
+DistillLoader. Every case runs through benchmarks/_bounded.py (a spawned worker, each case
+bounded to 2 s and 256 MiB of peak-RSS growth under a relative RLIMIT_AS), so a crash, a
+hang or an unbounded case is counted, not fatal. Outcome per (case, target):
 
   ok       pixels of the right shape, equal to replay() of the same (source, seed)
   typed    ImageDecodeError / OSError / ValueError / TypeError whose message names the source
            (and "(batch item i)" inside a batch)
   untyped  any other exception, or a typed one that does not name the source
   wrong    pixels that differ between the entry points (silently wrong)
-  crash    the worker died;  hang  no answer within --case-timeout seconds
+plus the harness's crash / hang / over_time / over_memory (counted once per target of the case).
 
     python benchmarks/fuzz_images.py --cases 3000 --seconds 600
 
-Prints the counts and writes benchmarks/results/fuzz_images.json. The test suite runs a
-short version (tests/augment/test_fuzz_images.py).
+Prints the counts and writes benchmarks/results/fuzz_images.json; exits 1 on any failure.
+The test suite runs a short version (tests/augment/test_fuzz_images.py).
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
-import multiprocessing as mp
 import os
 import struct
 import sys
 import tempfile
 import time
-import traceback
 import zlib
 from collections import Counter
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for _p in (ROOT, HERE):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 IMG = 32  # output size: small, the decoders do the interesting work
-OUTCOMES = ("ok", "typed", "untyped", "wrong", "crash", "hang")
+OUTCOMES = ("ok", "typed", "untyped", "wrong", "crash", "hang", "over_time", "over_memory")
+TARGETS = ("replay", "replay_batch_1t", "replay_batch_3t", "loader")
+_STATE: dict = {}
 
 
 # ------------------------------------------------------------------ case generation
@@ -241,9 +244,21 @@ class _ListSet:
         return self.items[i]
 
 
-def run_case(index, seed, tmp, good_jpeg, store_dir):
-    """-> {target: outcome} (+ 'detail' for the first non-ok/typed)."""
+def warm() -> None:
+    """Worker setup (benchmarks/_bounded.py): import the library, make the good JPEG."""
     import tinyvit
+
+    good = _enc(_photo(np.random.default_rng(0), 64, 48), "JPEG", quality=90)
+    tinyvit.replay(good, 0, tinyvit.AugConfig(img_size=IMG))
+    _STATE["good"] = good
+
+
+def run_case(case):
+    """case = (index, seed, tmp, store_dir or None) -> (kind, {target: outcome}, details)."""
+    import tinyvit
+
+    index, seed, tmp, store_dir = case
+    good_jpeg = _STATE["good"]
 
     cfg = tinyvit.AugConfig(img_size=IMG)
     kind, source, name = make_case(index, seed, tmp)
@@ -296,102 +311,49 @@ def _make_store(path, cfg):
     s.close() if hasattr(s, "close") else None
 
 
-def _worker(conn, seed, tmp, store_dir, loader_every):
-    from PIL import Image
-
+def fuzz(cases: int, seconds: float, seed: int = 0, loader_every: int = 7,
+         progress: bool = False, wall_s: float = 2.0, mem_mb: int = 256) -> dict:
     import tinyvit
+    from _bounded import BoundedWorker
 
-    good = _enc(_photo(np.random.default_rng(0), 64, 48), "JPEG", quality=90)
-    tinyvit.replay(good, 0, tinyvit.AugConfig(img_size=IMG))
-    conn.send(("ready", None))
-    while True:
-        index = conn.recv()
-        if index is None:
-            return
-        try:
-            with_loader = store_dir if index % loader_every == 0 else None
-            conn.send(("done", run_case(index, seed, tmp, good, with_loader)))
-        except Exception:  # noqa: BLE001 - a bug of this script, not of the library
-            conn.send(("error", traceback.format_exc()))
-
-
-class _Worker:
-    def __init__(self, seed, tmp, store_dir, loader_every):
-        ctx = mp.get_context("spawn")  # a fresh interpreter: no state shared with this one
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, seed, tmp, store_dir, loader_every),
-                                daemon=True)
-        self.proc.start()
-        child.close()
-        if not self.conn.poll(120):
-            raise RuntimeError("fuzz worker did not start")
-        self.conn.recv()
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.join(10)
-
-
-def fuzz(cases: int, seconds: float, seed: int = 0, case_timeout: float = 30.0,
-         loader_every: int = 7, progress: bool = False) -> dict:
-    import tinyvit
-
-    counts = {t: Counter() for t in ("replay", "replay_batch_1t", "replay_batch_3t", "loader")}
-    by_kind = {}
-    problems = []
-    t0 = time.monotonic()
-    done = 0
+    counts = {t: Counter() for t in TARGETS}
+    by_kind, problems = {}, []
+    slowest = (0.0, None)
+    t0, done = time.monotonic(), 0
     with tempfile.TemporaryDirectory(prefix="tinyvit_fuzz_") as tmp:
         store_dir = os.path.join(tmp, "store")
         _make_store(store_dir, tinyvit.AugConfig(img_size=IMG))
-        worker = _Worker(seed, tmp, store_dir, loader_every)
-        try:
+        with BoundedWorker("fuzz_images:run_case", setup="fuzz_images:warm", wall_s=wall_s,
+                           mem_mb=mem_mb) as w:
             for index in range(cases):
                 if time.monotonic() - t0 > seconds:
                     break
                 kind = KINDS[index % len(KINDS)]
-                worker.conn.send(index)
-                outcome = None
-                if worker.conn.poll(case_timeout):
-                    try:
-                        status, payload = worker.conn.recv()
-                    except EOFError:
-                        status, payload = "crash", None
-                else:
-                    status, payload = ("crash", None) if not worker.proc.is_alive() else ("hang", None)
-                if status == "done":
-                    kind, res, detail = payload
-                    for target, o in res.items():
-                        counts[target][o] += 1
-                        by_kind.setdefault(kind, Counter())[o] += 1
-                    if detail:
-                        problems.append(dict(index=index, kind=kind, detail=detail))
-                elif status == "error":
-                    raise RuntimeError(f"fuzz script error on case {index}:\n{payload}")
-                else:  # crash or hang: the whole case counts once per target
-                    outcome = status
-                    if status == "crash" and worker.proc.exitcode is None:
-                        worker.proc.join(5)
-                    problems.append(dict(index=index, kind=kind, detail=status,
-                                         exitcode=worker.proc.exitcode))
-                    for target in ("replay", "replay_batch_1t", "replay_batch_3t"):
-                        counts[target][outcome] += 1
-                    by_kind.setdefault(kind, Counter())[outcome] += 1
-                    worker.kill()
-                    worker = _Worker(seed, tmp, store_dir, loader_every)
+                with_loader = store_dir if index % loader_every == 0 else None
+                out = w.run((index, seed, tmp, with_loader))
+                if out.seconds > slowest[0]:
+                    slowest = (out.seconds, kind)
+                if out.status == "ok":
+                    kind, res, detail = out.verdict
+                else:  # the harness's verdict: the whole case counts once per target
+                    res = {t: out.status for t in TARGETS[:3] + (("loader",) if with_loader else ())}
+                    detail = {"case": f"{out.status}: {out.detail}"[:300],
+                              "seconds": round(out.seconds, 2), "peak_mb": round(out.peak_mb, 1)}
+                for target, o in res.items():
+                    counts[target][o] += 1
+                    by_kind.setdefault(kind, Counter())[o] += 1
+                if detail:
+                    problems.append(dict(index=index, kind=kind, detail=detail))
                 done += 1
                 if progress and done % 500 == 0:
                     print(f"  {done} cases, {time.monotonic() - t0:.0f} s", flush=True)
-        finally:
-            try:
-                worker.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            worker.kill()
+            restarts = w.restarts
     total = Counter()
     for c in counts.values():
         total.update(c)
     return dict(cases=done, seconds=round(time.monotonic() - t0, 1), seed=seed,
+                limits=dict(wall_s=wall_s, mem_mb=mem_mb), worker_restarts=restarts,
+                slowest_case=dict(seconds=round(slowest[0], 3), kind=slowest[1]),
                 totals={o: total.get(o, 0) for o in OUTCOMES},
                 per_target={t: {o: c.get(o, 0) for o in OUTCOMES} for t, c in counts.items()},
                 per_kind={k: dict(c) for k, c in sorted(by_kind.items())},
@@ -403,25 +365,23 @@ def main(argv=None):
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=900.0, help="stop starting cases after this")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--case-timeout", type=float, default=30.0)
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = ap.parse_args(argv)
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from _common import cpu_model, git_revision, load_average
 
-    r = fuzz(args.cases, args.seconds, args.seed, args.case_timeout, progress=True)
+    r = fuzz(args.cases, args.seconds, args.seed, progress=True)
     r.update(machine=cpu_model(), git=git_revision(), load_average=load_average())
-    print(f"{r['cases']} cases in {r['seconds']} s")
-    print(f"{'target':18}" + "".join(f"{o:>9}" for o in OUTCOMES))
+    print(f"{r['cases']} cases in {r['seconds']} s (slowest {r['slowest_case']})")
+    print(f"{'target':18}" + "".join(f"{o:>12}" for o in OUTCOMES))
     for t, c in r["per_target"].items():
-        print(f"{t:18}" + "".join(f"{c[o]:9d}" for o in OUTCOMES))
-    print(f"{'total':18}" + "".join(f"{r['totals'][o]:9d}" for o in OUTCOMES))
+        print(f"{t:18}" + "".join(f"{c[o]:12d}" for o in OUTCOMES))
+    print(f"{'total':18}" + "".join(f"{r['totals'][o]:12d}" for o in OUTCOMES))
     for p in r["problems"][:20]:
         print("  problem:", p)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "fuzz_images.json"), "w") as f:
         json.dump(r, f, indent=1)
-    bad = sum(r["totals"][o] for o in ("untyped", "wrong", "crash", "hang"))
+    bad = sum(r["totals"][o] for o in OUTCOMES if o not in ("ok", "typed"))
     return 1 if bad else 0
 
 

@@ -15,9 +15,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/data/tar.h"
 #include "core/pixels/header.h"
 #include "args.h"
 #include "bindings.h"
+#include "errors.h"
 
 namespace tinyvit {
 
@@ -101,119 +103,24 @@ py::array_t<int32_t> read_image_sizes(const std::string& root,
 }
 
 
-// ---- tar member index (POSIX ustar, GNU long names 'L', pax 'x' path records) ----
+// ---- tar member index: the walk is core/data/tar.cpp (bounded, typed errors) ----
 
-int64_t tar_octal(const uint8_t* p, size_t n) {
-  if (p[0] & 0x80) {  // GNU base-256 for sizes >= 8 GiB
-    int64_t v = p[0] & 0x7F;
-    for (size_t k = 1; k < n; ++k) v = (v << 8) | p[k];
-    return v;
-  }
-  int64_t v = 0;
-  size_t k = 0;
-  while (k < n && (p[k] == ' ' || p[k] == 0)) ++k;
-  for (; k < n && p[k] >= '0' && p[k] <= '7'; ++k) v = v * 8 + (p[k] - '0');
-  return v;
-}
-
-std::string cstr(const uint8_t* p, size_t n) {
-  size_t k = 0;
-  while (k < n && p[k]) ++k;
-  return std::string(reinterpret_cast<const char*>(p), k);
-}
-
-// pax extended header records "LEN key=value\n"; returns the 'path' value if present.
-std::string pax_path(const std::string& rec) {
-  size_t i = 0;
-  std::string path;
-  while (i < rec.size()) {
-    size_t sp = rec.find(' ', i);
-    if (sp == std::string::npos) break;
-    const size_t len = std::stoul(rec.substr(i, sp - i));
-    if (len == 0 || i + len > rec.size()) break;
-    const std::string kv = rec.substr(sp + 1, len - (sp - i) - 2);
-    if (kv.compare(0, 5, "path=") == 0) path = kv.substr(5);
-    i += len;
-  }
-  return path;
-}
-
-py::tuple tar_members(const std::string& path) {
-  std::vector<uint8_t> names;
-  std::vector<int64_t> name_off{0}, data_off, sizes;
-  std::string error;
+py::tuple tar_members_py(const std::string& path) {
+  TarMembers t;
+  Error e;
   {
     py::gil_scoped_release nogil;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      error = "cannot open";
-    } else {
-      uint8_t h[512];
-      int64_t pos = 0;
-      std::string long_name;
-      while (true) {
-        const ssize_t r = ::pread(fd, h, 512, pos);
-        // tar ends with zero blocks: a file ending at a header boundary is a truncated
-        // shard (a copy cut short), not a short one
-        if (r == 0) { error = "truncated: ends at byte " + std::to_string(pos) + " without the end-of-archive blocks"; break; }
-        if (r != 512) { error = "truncated header at byte " + std::to_string(pos); break; }
-        bool zero = true;
-        for (int k = 0; k < 512 && zero; ++k) zero = h[k] == 0;
-        if (zero) break;
-        int64_t sum = 0;
-        for (int k = 0; k < 512; ++k) sum += (k >= 148 && k < 156) ? ' ' : h[k];
-        if (sum != tar_octal(h + 148, 8)) {
-          error = "bad header checksum at byte " + std::to_string(pos) + " (not a tar file?)";
-          break;
-        }
-        const int64_t size = tar_octal(h + 124, 12);
-        const uint8_t type = h[156];
-        const int64_t data = pos + 512;
-        const int64_t next = data + ((size + 511) / 512) * 512;
-        if (type == 'L' || type == 'x') {
-          std::string rec(static_cast<size_t>(size), '\0');
-          if (::pread(fd, &rec[0], size_t(size), data) != size) {
-            error = "truncated long-name record at byte " + std::to_string(pos);
-            break;
-          }
-          if (type == 'L') long_name = cstr(reinterpret_cast<const uint8_t*>(rec.data()), rec.size());
-          else { std::string p = pax_path(rec); if (!p.empty()) long_name = p; }
-        } else {
-          if (type == '0' || type == 0 || type == '7') {
-            std::string name = long_name;
-            if (name.empty()) {
-              name = cstr(h, 100);
-              if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345]) name = cstr(h + 345, 155) + "/" + name;
-            }
-            names.insert(names.end(), name.begin(), name.end());
-            name_off.push_back(static_cast<int64_t>(names.size()));
-            data_off.push_back(data);
-            sizes.push_back(size);
-          }
-          long_name.clear();
-        }
-        pos = next;
-      }
-      struct stat st;
-      if (error.empty() && ::fstat(fd, &st) == 0) {
-        for (size_t k = 0; k < sizes.size(); ++k)
-          if (data_off[k] + sizes[k] > st.st_size) {
-            error = "member " + std::to_string(k) + " runs past the end of the file (truncated shard)";
-            break;
-          }
-      }
-      ::close(fd);
-    }
+    e = tar_members(path, &t);
   }
-  if (!error.empty()) throw py::value_error(path + ": " + error);
+  if (e) raise_error(e);  // ValueError "<path>: <what> at byte N"
   auto arr = [](const std::vector<int64_t>& v) {
     py::array_t<int64_t> a(static_cast<py::ssize_t>(v.size()));
     if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(int64_t));
     return a;
   };
-  py::array_t<uint8_t> nb(static_cast<py::ssize_t>(names.size()));
-  if (!names.empty()) std::memcpy(nb.mutable_data(), names.data(), names.size());
-  return py::make_tuple(nb, arr(name_off), arr(data_off), arr(sizes));
+  py::array_t<uint8_t> nb(static_cast<py::ssize_t>(t.names.size()));
+  if (!t.names.empty()) std::memcpy(nb.mutable_data(), t.names.data(), t.names.size());
+  return py::make_tuple(nb, arr(t.name_off), arr(t.data_off), arr(t.sizes));
 }
 
 }  // namespace
@@ -227,10 +134,11 @@ void init_index(py::module_& m) {
         "(N, 2) int32 (width, height) of root/<path i> (path i = blob[offsets[i]:offsets[i+1]]) "
         "from the file headers, read on num_threads threads without the GIL; -1 where the "
         "header is not parsed here or the file is unreadable (the caller falls back to Pillow).");
-  m.def("_tar_members", &tar_members, py::arg("path"),
+  m.def("_tar_members", &tar_members_py, py::arg("path"),
         "The regular-file members of a tar file, in order, without reading their data: "
         "(names blob uint8, name offsets int64 [M+1], data offsets int64 [M], sizes int64 [M]). "
-        "ValueError naming the file and byte offset for a bad / truncated header.");
+        "ValueError naming the file and the byte offset of the header for a bad / truncated "
+        "header (bounded: sizes checked against the file before anything is read or skipped).");
 }
 
 }  // namespace tinyvit

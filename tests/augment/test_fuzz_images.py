@@ -1,6 +1,7 @@
 """Short version of benchmarks/fuzz_images.py: corrupt / odd images of every kind through
-replay, replay_batch (1 and 3 threads) and DistillLoader, in a watched worker process: 0
-crashes, 0 hangs, 0 untyped errors, 0 silently wrong results."""
+replay, replay_batch (1 and 3 threads) and DistillLoader, every case under the bounded
+harness (benchmarks/_bounded.py: 2 s and 256 MiB per case): 0 crashes, 0 hangs, 0 cases
+over time or memory, 0 untyped errors, 0 silently wrong results."""
 import os
 import sys
 
@@ -19,12 +20,12 @@ def test_fuzz_images_short():
         import fuzz_images
 
         n = 2 * len(fuzz_images.KINDS)  # every kind twice (bytes/file variants differ by seed)
-        r = fuzz_images.fuzz(cases=n, seconds=45, seed=1, case_timeout=20, loader_every=3)
+        r = fuzz_images.fuzz(cases=n, seconds=60, seed=1, loader_every=3)
     finally:
         sys.path.remove(bench)
     assert r["cases"] == n, r
-    bad = {o: r["totals"][o] for o in ("untyped", "wrong", "crash", "hang")}
-    assert bad == dict(untyped=0, wrong=0, crash=0, hang=0), r["problems"]
+    bad = {o: n for o, n in r["totals"].items() if o not in ("ok", "typed") and n}
+    assert bad == {}, r["problems"]
     # both outcomes really occur: the cases are not all refused nor all accepted
     assert r["totals"]["ok"] > 0 and r["totals"]["typed"] > 0
     assert sum(r["per_target"]["loader"].values()) > 0

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import sys
 import tarfile
 
@@ -216,3 +217,197 @@ def test_cli_torchrun_save_train_verify_from_shards(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tinyvit", "verify", store, "--data", spec,
                         "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "replay: OK (1 attested epochs" in r.stdout, r.stdout + r.stderr
+
+
+# ---- hostile shards (issue #22): bounded header walk, typed errors naming shard + offset ----
+def _raw_header(name: bytes, size_field: bytes, typ: bytes = b"0") -> bytes:
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[124:136] = size_field
+    h[156:157] = typ
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _octal(n: int) -> bytes:
+    return b"%011o\0" % n
+
+
+def _write(p, *blocks) -> str:
+    p.write_bytes(b"".join(blocks) + bytes(1024))
+    return str(p)
+
+
+HOSTILE = {
+    # the 1.5 KB input that looped forever (GIL released, 43 MiB/s)
+    "b256_negative": (lambda: [_raw_header(b"a.jpg", b"\xff" * 4 + struct.pack(">q", -1024))],
+                      "bad size field.* at byte 0"),
+    "b256_2_40": (lambda: [_raw_header(b"a.jpg", b"\x80\0\0\0" + struct.pack(">Q", 1 << 40))],
+                  "runs past the end.* at byte 0"),
+    "octal_garbage": (lambda: [_raw_header(b"a.jpg", b"0000009x000\0")], "bad size field"),
+    "longname_2gib": (lambda: [_raw_header(b"././@LongLink", _octal(2 << 30), b"L")],
+                      "runs past the end.* at byte 0"),
+    "longname_over_64k": (lambda: [_raw_header(b"././@LongLink", _octal(70000), b"L"),
+                                   b"n" * 70144], "GNU long-name record of 70000 bytes"),
+    "pax_len_overflow": (lambda: [_raw_header(b"pax", _octal(32), b"x"),
+                                  b"99999999999999999999 path=a.jpg\n".ljust(512, b"\0")],
+                         "bad pax extended header.*not a decimal.* at byte 0"),
+    "pax_len_garbage": (lambda: [_raw_header(b"pax", _octal(14), b"x"),
+                                 b"1x path=a.jpg\n".ljust(512, b"\0")],
+                        "bad pax extended header.* at byte 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_headers_are_typed_and_named(tmp_path, case):
+    import time
+
+    blocks, match = HOSTILE[case]
+    p = _write(tmp_path / f"{case}.tar", *blocks())
+    t0 = time.perf_counter()
+    with pytest.raises(tinyvit.DatasetError, match=match) as ei:
+        tinyvit.TarShards(p, index=False)
+    assert p in str(ei.value) and "\n" not in str(ei.value)
+    assert time.perf_counter() - t0 < 5  # bounded by the file: one header, no loop
+
+
+def test_pax_size_record_sets_the_member_size(tmp_path):
+    img = encode("JPEG", (9, 7))
+    body = b" size=%d\n" % len(img)
+    rec = (b"%d" % (len(body) + 2) + body)
+    p = _write(tmp_path / "pax.tar", _raw_header(b"pax", _octal(len(rec)), b"x"),
+               rec.ljust(512, b"\0"), _raw_header(b"a.jpg", _octal(0)),
+               img + bytes(-len(img) % 512))
+    ds = tinyvit.TarShards(p, index=False)
+    assert len(ds) == 1 and ds[0] == img
+    with tarfile.open(p) as tf:  # the independent reading agrees
+        assert tf.getmembers()[0].size == len(img)
+
+
+def test_failing_opens_leak_no_descriptor(tmp_path):
+    from tinyvit import _C
+
+    p = _write(tmp_path / "loop.tar", *HOSTILE["b256_negative"][0]())
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            _C._tar_members(p)
+        with pytest.raises(tinyvit.DatasetError):
+            tinyvit.TarShards(p, index=False)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _labelled(tmp_path, labels, ext="cls"):
+    d = tmp_path / "lab"
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / "s.tar"
+    with tarfile.open(p, "w", format=tarfile.GNU_FORMAT) as tf:
+        for k, lab in enumerate(labels):
+            _add(tf, f"k{k}.jpg", encode("JPEG", (8, 8), seed=k))
+            if lab is not None:
+                if not isinstance(lab, bytes):
+                    lab = (json.dumps({"label": lab}) if ext == "json" else str(lab)).encode()
+                _add(tf, f"k{k}.{ext}", lab)
+    return str(p)
+
+
+@pytest.mark.parametrize("label,ext,match", [
+    (b"99999999999999999999999", "cls", "label 99999999999999999999999 is over the limit"),
+    (b"1000000000000", "cls", "label 1000000000000 is over the limit of 1,000,000 classes"),
+    (b'{"label": 1000000000000}', "json", "over the limit"),
+    (b'{"label": 99999999999999999999}', "json", "over the limit"),
+    (b"[" * 100_000, "json", "nested deeper than 32"),
+    (b'{"a": ' * 50 + b"1" + b"}" * 50, "json", "nested deeper than 32"),
+    (b'{"label": true}', "json", "is a boolean"),
+    (b"-3", "cls", "negative label -3"),
+    (b'{"label": -3}', "json", "negative label -3"),
+    (b"seven", "cls", "not a decimal integer"),
+    (b"+3", "cls", "not a decimal integer"),
+    (b"\xd9\xa3", "cls", "not a decimal integer"),  # an Arabic-Indic digit: int() took it
+])
+def test_bad_labels_are_refused_naming_shard_and_member(tmp_path, label, ext, match):
+    p = _labelled(tmp_path, [0, label, 1], ext)
+    with pytest.raises(tinyvit.DatasetError, match=match) as ei:
+        tinyvit.TarShards(p, index=False)
+    msg = str(ei.value)
+    assert p in msg and f"k1.{ext}" in msg and "\n" not in msg
+
+
+def test_label_edge_cases_that_are_accepted(tmp_path):
+    # a bracket inside a string is not nesting; escaped quotes do not end the string
+    deep_in_string = json.dumps({"label": 2, "s": "[" * 1000 + '\\"{' * 100}).encode()
+    p = _labelled(tmp_path, [0, deep_in_string, b'{"label": "n0144", "cls": 1}'], "json")
+    ds = tinyvit.TarShards(p, index=False)
+    assert ds.targets.tolist() == [0, 2, 1] and ds.num_classes == 3
+    p = _labelled(tmp_path / "b", [3, 999_999, 0])
+    assert tinyvit.TarShards(p, index=False).num_classes == 1_000_000
+
+
+def test_all_negative_or_partial_labels_are_refused(tmp_path):
+    with pytest.raises(tinyvit.DatasetError, match="negative label -1"):
+        tinyvit.TarShards(_labelled(tmp_path / "a", [-1, -2, -3]), index=False)
+    p = _labelled(tmp_path / "b", [0, None, 1])
+    with pytest.raises(tinyvit.DatasetError, match=r"sample 1 \('k1'\) has no .cls / .json label "
+                                                   r"but 2 others do") as ei:
+        tinyvit.TarShards(p, index=False)
+    assert p in str(ei.value)
+    ds = tinyvit.TarShards(_labelled(tmp_path / "c", [None, None]), index=False)
+    assert ds.targets is None  # no labels at all: an unlabeled dataset, as before
+
+
+def test_non_image_payload_names_shard_and_key(tmp_path):
+    d = tmp_path / "np"
+    d.mkdir()
+    p = d / "s.tar"
+    with tarfile.open(p, "w", format=tarfile.GNU_FORMAT) as tf:
+        for k in range(4):
+            data = os.urandom(5000) if k == 2 else encode("JPEG", (8, 8), seed=k)
+            _add(tf, f"key{k}.jpg", data)
+    ds = tinyvit.TarShards(str(p), index=False)
+    assert ds.source_name(2) == f"{p}: sample 2 (key 'key2')"
+    with pytest.raises(tinyvit.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\) "
+                                                       r"\(batch item 2\)"):
+        tinyvit.replay_batch(ds.sources(range(3)), [0, 1, 2], CFG,
+                             names=[ds.source_name(i) for i in range(3)])
+    with pytest.raises(tinyvit.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\)"):
+        list(tinyvit.ReplayLoader(ds, CFG, batch_size=4))
+    with pytest.raises(ValueError, match="3 sources but 2 names"):
+        tinyvit.replay_batch(ds.sources(range(3)), [0, 1, 2], CFG, names=["a", "b"])
+
+
+def test_cli_save_logits_on_a_looping_shard_ends_with_one_line(tmp_path):
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = _write(tmp_path / "loop.tar", *HOSTILE["b256_negative"][0]())
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root)
+    r = subprocess.run([sys.executable, "-m", "tinyvit", "save-logits", str(tmp_path / "store"),
+                        "--data", p, "--model", "test_resnet", "--random-teacher", "--topk", "2",
+                        "--epochs", "1", "--no-progress", "--device", "cpu"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    err = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert r.returncode == 2, r  # EXIT_ERROR: a typed, expected error (1 is for findings)
+    assert len(err) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "loop.tar" in err[0] and "bad size field" in err[0] and "at byte 0" in err[0]
+
+
+def test_fuzz_tar_short():
+    """benchmarks/fuzz_tar.py, every mutation kind twice, each case under the bounded
+    harness (2 s, 256 MiB): no hang, crash, case over time / memory, untyped or unnamed
+    error, and no accepted shard that Python's tarfile reads differently."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    bench = os.path.join(root, "benchmarks")
+    sys.path.insert(0, bench)  # the spawned worker imports fuzz_tar by name too
+    try:
+        import fuzz_tar
+
+        n = 2 * len(fuzz_tar.KINDS)
+        r = fuzz_tar.fuzz(cases=n, seconds=90, seed=3)
+    finally:
+        sys.path.remove(bench)
+    assert r["cases"] == n, r
+    assert r["failures"] == 0, r["problems"]
+    assert r["per_outcome"]["ok"] > 0 and r["per_outcome"]["typed"] > 0

@@ -216,7 +216,8 @@ class ReplayedBatch(NamedTuple):
 
 
 def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = None,
-                 pin_memory: bool = False, scale_denom: int = 0, return_params: bool = False):
+                 pin_memory: bool = False, scale_denom: int = 0, return_params: bool = False,
+                 names=None):
     """replay() for a whole batch into one uint8 tensor [B, out_h, out_w, 3].
 
     Every source is augmented in C++ on a thread pool (num_threads, default: the CPUs this
@@ -232,12 +233,19 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
     available (without CUDA a RuntimeWarning is issued once and pageable memory is used).
     A failing item raises its typed error (ImageDecodeError, FileNotFoundError,
     PermissionError, IsADirectoryError, OSError, ValueError, TypeError) naming the source and
-    "(batch item i)".
+    "(batch item i)". names: optional, one str per source, what an error names instead of
+    the default (the path, or "<bytes len=N>"): e.g. a tar shard and key
+    (``TarShards.source_name(i)``), since bytes alone say nothing of where they came from.
     """
     sources = list(sources)
     seeds = [int(s) for s in seeds]
     if len(seeds) != len(sources):
         raise ValueError(f"got {len(sources)} sources but {len(seeds)} seeds")
+    if names is not None:
+        # utf-8 for C++: a lone surrogate (an undecodable file name) becomes \udcxx text
+        names = [str(n).encode("utf-8", "backslashreplace").decode() for n in names]
+        if len(names) != len(sources):
+            raise ValueError(f"got {len(sources)} sources but {len(names)} names")
     if scale_denom not in (0, 1, 2, 4, 8):
         raise ValueError(f"scale_denom must be 0, 1, 2, 4 or 8, got {scale_denom!r}")
     ccfg = cpp_config(cfg)
@@ -257,7 +265,7 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
     # Bytes and paths go to C++ as they are (paths are read by the pool threads); PIL images
     # and arrays are converted to RGB here (cheap; no decode).
-    items, names = [], []
+    given, items, names = names, [], []
     for i, s in enumerate(sources):
         kind, name = None, None
         if isinstance(s, (bytes, bytearray)):
@@ -279,6 +287,8 @@ def replay_batch(sources, seeds, cfg, out=None, *, num_threads: int | None = Non
         else:
             raise TypeError(f"sources[{i}] (batch item {i}) must be image bytes, a path, a PIL "
                             f"image or an array, got {type(s).__name__}")
+        if given is not None:
+            name = given[i]
         if kind is not None:
             item = _decoded_rgb(s, kind, f"{name} (batch item {i})")
         items.append(item)

@@ -36,12 +36,19 @@ def _sources(dataset, idx):
     return [dataset[int(i)] for i in idx]
 
 
+def _names(dataset, idx):
+    """What replay errors name per sample (a shard and key, not ``<bytes len=...>``), for
+    datasets that say (``source_name``); None lets replay name path sources itself."""
+    name_of = getattr(dataset, "source_name", None)
+    return None if name_of is None else [name_of(int(i)) for i in idx]
+
+
 def replay_pixels(dataset, cfg: AugConfig, indices, seeds, *, num_threads: int = 1) -> torch.Tensor:
     """The uint8 stage alone: the replayed pixels (uint8 [B, H, W, 3], the bytes the loaders
     feed the device stage) of dataset ``indices`` with their ``seeds``, on ``num_threads``
     threads (1 by default: what the replay attestation digests)."""
     return replay_batch(_sources(dataset, indices), [int(s) for s in seeds], cfg,
-                        num_threads=num_threads)
+                        num_threads=num_threads, names=_names(dataset, indices))
 
 
 class DeviceBatch(NamedTuple):
@@ -89,7 +96,8 @@ class ReplayPipeline:
         out["seeds"] = seeds
         # One plan per sample: the pixels and the device params come from the same plan.
         out["images"], params = replay_batch(_sources(self.dataset, idx), seeds_np.tolist(),
-                                             self.cfg, num_threads=num_threads, return_params=True)
+                                             self.cfg, num_threads=num_threads, return_params=True,
+                                             names=_names(self.dataset, idx))
         out["params"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()}
         targets = getattr(self.dataset, "targets", None)
         if targets is not None:

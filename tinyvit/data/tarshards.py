@@ -76,17 +76,88 @@ def _split(name: str):
     return stem, base[-1][dot + 1:].lower()
 
 
+# Labels are class indices: 0 <= label < MAX_CLASSES. The bound is checked before the
+# default class names "0".."C-1" are built (a label of 10^12 once built names until 3 GB);
+# 10^6 classes (ImageNet-22k has 21,841) keep those names under ~60 MB.
+MAX_CLASSES = 1_000_000
+_MAX_LABEL_BYTES = 1 << 20   # a .cls / .json label member larger than this is refused
+_MAX_JSON_DEPTH = 32         # nesting checked before json.loads (deep input: RecursionError)
+_CLS = re.compile(rb"\s*(-?[0-9]{1,40})\s*")  # 40 digits: then bounded below
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
+
+
+def _json_too_deep(data: bytes, limit: int) -> bool:
+    """True when JSON text nests brackets deeper than `limit` outside strings. Visits only
+    the bracket / quote / backslash bytes, without recursion, and stops at the first
+    level over the limit (json.loads itself recurses once per level)."""
+    depth, in_str, skip = 0, False, -1
+    for m in _JSON_SPECIAL.finditer(data):
+        p = m.start()
+        if p == skip:  # the byte after a backslash inside a string is escaped
+            continue
+        c = data[p]
+        if in_str:
+            if c == 0x5C:
+                skip = p + 1
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def _checked_label(value: int, where: str) -> int:
+    if value < 0:
+        raise DatasetError(f"TarShards: {where}: negative label {value} (labels are class "
+                           "indices >= 0)")
+    if value >= MAX_CLASSES:
+        raise DatasetError(f"TarShards: {where}: label {value} is over the limit of "
+                           f"{MAX_CLASSES:,} classes")
+    return value
+
+
+def _read_label(fd: int, offset: int, size: int, ext: str, where: str) -> int:
+    if size > _MAX_LABEL_BYTES:  # checked before the read: the size comes from the header
+        raise DatasetError(f"TarShards: {where}: label member of {size} bytes (over "
+                           f"{_MAX_LABEL_BYTES})")
+    return _label_of(os.pread(fd, size, offset), ext, where)
+
+
 def _label_of(data: bytes, ext: str, where: str) -> int:
+    """The class index in a .cls member (a decimal integer) or a .json member (the first of
+    'label' / 'cls' / 'class' holding an integer; a boolean there is refused, not read as
+    0 / 1). DatasetError naming `where` (shard and member) for anything else."""
+    if len(data) > _MAX_LABEL_BYTES:
+        raise DatasetError(f"TarShards: {where}: label member of {len(data)} bytes (over "
+                           f"{_MAX_LABEL_BYTES})")
+    if ext == "cls":
+        m = _CLS.fullmatch(data)
+        if m is None:
+            raise DatasetError(f"TarShards: {where}: unreadable label: not a decimal integer: "
+                               f"{data[:40]!r}")
+        return _checked_label(int(m.group(1)), where)
+    if _json_too_deep(data, _MAX_JSON_DEPTH):
+        raise DatasetError(f"TarShards: {where}: unreadable label: JSON nested deeper than "
+                           f"{_MAX_JSON_DEPTH} levels")
     try:
-        if ext == "cls":
-            return int(data.decode().strip())
         obj = json.loads(data)
-        for k in ("label", "cls", "class"):
-            if isinstance(obj, dict) and isinstance(obj.get(k), int):
-                return int(obj[k])
-        raise ValueError("no integer 'label' / 'cls' / 'class' key")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise DatasetError(f"TarShards: {where}: unreadable label: {exc}") from None
+    for k in ("label", "cls", "class"):
+        v = obj.get(k) if isinstance(obj, dict) else None
+        if isinstance(v, bool):
+            raise DatasetError(f"TarShards: {where}: label {k!r} is a boolean ({v}), not a "
+                               "class index")
+        if isinstance(v, int):
+            return _checked_label(v, where)
+    raise DatasetError(f"TarShards: {where}: unreadable label: no integer 'label' / 'cls' / "
+                       "'class' key")
 
 
 def _scan_shard(si: int, path: str):
@@ -129,12 +200,25 @@ def _scan_shard(si: int, path: str):
             if ext in IMAGE_EXTS and cur["img"] is None:
                 cur["img"] = (int(doff[k]), int(sizes[k]))
             elif ext in ("cls", "json") and cur["label"] < 0:
-                cur["label"] = _label_of(os.pread(fd, int(sizes[k]), int(doff[k])), ext,
-                                         f"{path}: member {name!r}")
+                cur["label"] = _read_label(fd, int(doff[k]), int(sizes[k]), ext,
+                                           f"{path}: member {name!r}")
         flush(cur)
     finally:
         os.close(fd)
     return keys, offs, lens, labels, whs
+
+
+def _refuse_partial_labels(lab, keys, shards, shard_of) -> None:
+    """Labels are all or nothing: a dataset where some samples have a .cls / .json member
+    and others have none is refused, naming the first unlabeled and the first labeled one
+    (labels themselves are >= 0: negative ones were refused when read)."""
+    none, some = lab < 0, lab >= 0
+    if none.any() and some.any():
+        i, j = int(np.flatnonzero(none)[0]), int(np.flatnonzero(some)[0])
+        raise DatasetError(
+            f"TarShards: {shards[int(shard_of[i])]}: sample {i} ({keys[i]!r}) has no .cls / "
+            f".json label but {int(some.sum())} others do (first: {keys[j]!r} in "
+            f"{shards[int(shard_of[j])]})")
 
 
 def _build(shards: List[str], classes, num_threads, progress):
@@ -166,10 +250,7 @@ def _build(shards: List[str], classes, num_threads, progress):
         raise DatasetError(f"TarShards: no image members in {len(shards)} shards "
                            f"({shards[0]!r} ...)")
     lab = np.asarray(labels, np.int64)
-    if (lab < 0).any() and (lab >= 0).any():
-        i = int(np.flatnonzero(lab < 0)[0])
-        raise DatasetError(f"TarShards: sample {i} ({keys[i]!r}) has no .cls / .json label "
-                           "but others do")
+    _refuse_partial_labels(lab, keys, shards, np.concatenate(shard))
     kblob, koff = pack_strings(keys)
     wh = np.asarray(whs, np.int32).reshape(-1, 2)
     arrays = {"shard": np.concatenate(shard), "offset": np.asarray(offs, np.int64),
@@ -255,6 +336,9 @@ class TarShards(IndexedDataset):
                 classes = [ln.strip() for ln in f if ln.strip()]
         if classes is None:
             n = int(self.targets.max()) + 1 if self.targets is not None else 0
+            if n > MAX_CLASSES:  # labels are bounded when read; this guards the names too
+                raise DatasetError(f"TarShards: label {n - 1} is over the limit of "
+                                   f"{MAX_CLASSES:,} classes")
             classes = [str(c) for c in range(n)]
         classes = list(classes)
         if self.targets is not None and len(self.targets) and int(self.targets.max()) >= len(classes):
@@ -289,6 +373,12 @@ class TarShards(IndexedDataset):
             raise DatasetError(f"TarShards: {self.shards[si]}: sample {i} ({self.keys[i]!r}) "
                                f"truncated: {len(data)} of {n} bytes at offset {off}")
         return data
+
+    def source_name(self, i: int) -> str:
+        """What an error about sample i names: its shard and key (replay_batch(names=))."""
+        i = int(i)
+        si = int(self._shard[i])
+        return f"{self.shards[si]}: sample {i} (key {self.keys[i]!r})"
 
     def labels(self, indices) -> np.ndarray:
         if self.targets is None:
