@@ -349,7 +349,7 @@ def _replay_first(ds, path):
     try:
         tinyvit.replay_batch([ds[0]], [1], tinyvit.AugConfig(img_size=16), num_threads=1,
                              names=[ds.source_name(0)])
-    except (tinyvit.ImageDecodeError, ValueError, OSError) as exc:
+    except (tinyvit.errors.ImageDecodeError, ValueError, OSError) as exc:
         msg = str(exc)
         if path not in msg or "key " not in msg:
             return f"unnamed: replay error does not name shard and key: {msg[:200]}"
@@ -369,7 +369,7 @@ def run_case(case) -> tuple:
     try:
         try:
             ds = tinyvit.TarShards(path, index=False)
-        except tinyvit.DatasetError as exc:
+        except tinyvit.errors.DatasetError as exc:
             msg = " ".join(str(exc).split())
             return (kind, "typed", None) if path in msg else (kind, "unnamed", msg[:300])
         verdict = _check_accepted(ds, path, data)

@@ -268,7 +268,7 @@ def test_hostile_headers_are_typed_and_named(tmp_path, case):
     blocks, match = HOSTILE[case]
     p = _write(tmp_path / f"{case}.tar", *blocks())
     t0 = time.perf_counter()
-    with pytest.raises(tinyvit.DatasetError, match=match) as ei:
+    with pytest.raises(tinyvit.errors.DatasetError, match=match) as ei:
         tinyvit.TarShards(p, index=False)
     assert p in str(ei.value) and "\n" not in str(ei.value)
     assert time.perf_counter() - t0 < 5  # bounded by the file: one header, no loop
@@ -295,7 +295,7 @@ def test_failing_opens_leak_no_descriptor(tmp_path):
     for _ in range(3):
         with pytest.raises(ValueError):
             _C._tar_members(p)
-        with pytest.raises(tinyvit.DatasetError):
+        with pytest.raises(tinyvit.errors.DatasetError):
             tinyvit.TarShards(p, index=False)
     assert len(os.listdir("/proc/self/fd")) == before
 
@@ -330,7 +330,7 @@ def _labelled(tmp_path, labels, ext="cls"):
 ])
 def test_bad_labels_are_refused_naming_shard_and_member(tmp_path, label, ext, match):
     p = _labelled(tmp_path, [0, label, 1], ext)
-    with pytest.raises(tinyvit.DatasetError, match=match) as ei:
+    with pytest.raises(tinyvit.errors.DatasetError, match=match) as ei:
         tinyvit.TarShards(p, index=False)
     msg = str(ei.value)
     assert p in msg and f"k1.{ext}" in msg and "\n" not in msg
@@ -347,10 +347,10 @@ def test_label_edge_cases_that_are_accepted(tmp_path):
 
 
 def test_all_negative_or_partial_labels_are_refused(tmp_path):
-    with pytest.raises(tinyvit.DatasetError, match="negative label -1"):
+    with pytest.raises(tinyvit.errors.DatasetError, match="negative label -1"):
         tinyvit.TarShards(_labelled(tmp_path / "a", [-1, -2, -3]), index=False)
     p = _labelled(tmp_path / "b", [0, None, 1])
-    with pytest.raises(tinyvit.DatasetError, match=r"sample 1 \('k1'\) has no .cls / .json label "
+    with pytest.raises(tinyvit.errors.DatasetError, match=r"sample 1 \('k1'\) has no .cls / .json label "
                                                    r"but 2 others do") as ei:
         tinyvit.TarShards(p, index=False)
     assert p in str(ei.value)
@@ -368,11 +368,11 @@ def test_non_image_payload_names_shard_and_key(tmp_path):
             _add(tf, f"key{k}.jpg", data)
     ds = tinyvit.TarShards(str(p), index=False)
     assert ds.source_name(2) == f"{p}: sample 2 (key 'key2')"
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\) "
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\) "
                                                        r"\(batch item 2\)"):
         tinyvit.replay_batch(ds.sources(range(3)), [0, 1, 2], CFG,
                              names=[ds.source_name(i) for i in range(3)])
-    with pytest.raises(tinyvit.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\)"):
+    with pytest.raises(tinyvit.errors.ImageDecodeError, match=r"s\.tar: sample 2 \(key 'key2'\)"):
         list(tinyvit.ReplayLoader(ds, CFG, batch_size=4))
     with pytest.raises(ValueError, match="3 sources but 2 names"):
         tinyvit.replay_batch(ds.sources(range(3)), [0, 1, 2], CFG, names=["a", "b"])
