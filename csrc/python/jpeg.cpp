@@ -31,7 +31,8 @@ py::bytes read_file(const std::string& path) {
   return py::bytes(reinterpret_cast<const char*>(data.data()), data.size());
 }
 
-py::tuple jpeg_info(py::handle data, const std::string& name) {
+// auto: the typed tuple make_tuple returns gives the signature its element types.
+auto jpeg_info(py::handle data, const std::string& name) {
   const Bytes b = bytes_of(data, "data");
   JpegInfo info;
   run_released(name.empty() ? bytes_name(b.size) : name,
@@ -47,8 +48,8 @@ U8Array decode_jpeg(py::handle data, int scale_denom, const std::string& name) {
   return to_array(img);
 }
 
-py::tuple decode_jpeg_region(py::handle data, std::vector<int> crop, std::vector<int> out_wh,
-                             const std::string& filter, int scale_denom) {
+auto decode_jpeg_region(py::handle data, std::vector<int> crop, std::vector<int> out_wh,
+                        const std::string& filter, int scale_denom) {
   const Bytes b = bytes_of(data, "data");
   if (crop.size() != 4 || out_wh.size() != 2)
     throw py::value_error("crop is (x, y, w, h), out_wh is (w, h)");
