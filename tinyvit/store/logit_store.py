@@ -56,7 +56,7 @@ from .._ext import _C
 from .errors import (EpochMissingError, FingerprintMismatchError, ManifestError, ReadOnlyError, StoreError,
                      ShapeMismatchError, StoreExistsError, StoreIOError)
 from .manifest import (ENCODINGS, EPOCH_FILE, FORMAT_NAME, FORMAT_VERSION, MANIFEST,
-                       _read_manifest, _write_manifest)
+                       _read_manifest, _write_manifest, index_dtype, limit_violation)
 
 __all__ = ['LogitStore', 'FORMAT_VERSION']
 
@@ -83,7 +83,7 @@ def _new_manifest(num_samples, num_classes, topk, value_encoding, epochs, aug_fi
         "num_samples": num_samples,
         "num_classes": num_classes,
         "topk": topk,
-        "index_dtype": "uint16" if num_classes <= 65535 else "int32",
+        "index_dtype": index_dtype(num_classes),
         "value_encoding": value_encoding,
         "record_size": layout["record_size"],
         "record_layout": {k: v for k, v in layout.items() if k != "record_size"},
@@ -155,14 +155,9 @@ class LogitStore:
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
         num_samples, num_classes, topk, epochs = map(int, (num_samples, num_classes, topk, epochs))
-        if not 1 <= num_samples <= 1 << 48:
-            raise ValueError(f"num_samples must be in [1, 2^48], got {num_samples}")
-        if not 1 <= num_classes <= 0x7FFFFFFF:
-            raise ValueError(f"num_classes must be in [1, 2^31 - 1], got {num_classes}")
-        if not 1 <= topk <= min(num_classes, 65535):
-            raise ValueError(f"topk must be in [1, min(num_classes, 65535)], got {topk}")
-        if not 0 <= epochs <= 1 << 20:
-            raise ValueError(f"epochs must be in [0, 2^20], got {epochs}")
+        bad = limit_violation(num_samples, num_classes, topk, epochs)
+        if bad is not None:
+            raise ValueError(f"{bad[0]} must be in {bad[2]}, got {bad[1]}")
         if value_encoding not in ENCODINGS:
             raise ValueError(f"value_encoding must be one of {ENCODINGS}, got {value_encoding!r}")
         if aug_fingerprint is not None and not isinstance(aug_fingerprint, str):

@@ -79,7 +79,29 @@ def _write_manifest(path: str, manifest: dict, exclusive: bool) -> bool:
     return True
 
 
-_MAX_MANIFEST_BYTES = 1 << 24
+# The store's size limits, defined once in csrc/core/store/store_format.h (the C++ layout and
+# epoch-file checks use the same constants); "text" holds how error messages print them.
+LIMITS = _C._store_limits()
+_MAX_MANIFEST_BYTES = LIMITS["max_manifest_bytes"]
+
+
+def limit_violation(num_samples: int, num_classes: int, topk: int, epochs: int):
+    """(field, value, allowed range as text) of the first count outside LIMITS, else None."""
+    lim, text = LIMITS, LIMITS["text"]
+    for field, v, lo, hi, hi_text in (
+            ("num_samples", num_samples, 1, lim["max_samples"], text["max_samples"]),
+            ("num_classes", num_classes, 1, lim["max_classes"], text["max_classes"]),
+            ("topk", topk, 1, min(num_classes, lim["max_topk"]),
+             f"min(num_classes, {text['max_topk']})"),
+            ("epochs", epochs, 0, lim["max_epochs"], text["max_epochs"])):
+        if not lo <= v <= hi:
+            return field, v, f"[{lo}, {hi_text}]"
+    return None
+
+
+def index_dtype(num_classes: int) -> str:
+    """The one index dtype of a store with num_classes classes (uint16 when they fit)."""
+    return "uint16" if num_classes <= LIMITS["max_u16_classes"] else "int32"
 
 
 def _read_bytes_regular(fpath: str, limit: int) -> bytes:
@@ -159,18 +181,13 @@ def _read_manifest(path: str) -> dict:
         raise ManifestError(f"{mpath}: field 'meta' missing or not a JSON object: "
                             f"{type(m.get('meta')).__name__}")
     n, c, k, e = m["num_samples"], m["num_classes"], m["topk"], m["epochs"]
-    if not 1 <= n <= 1 << 48:
-        raise ManifestError(f"{mpath}: field 'num_samples' = {n} outside [1, 2^48]")
-    if not 1 <= c <= 0x7FFFFFFF:
-        raise ManifestError(f"{mpath}: field 'num_classes' = {c} outside [1, 2^31 - 1]")
-    if not 1 <= k <= min(c, 65535):
-        raise ManifestError(f"{mpath}: field 'topk' = {k} outside [1, min(num_classes, 65535)]")
-    if not 0 <= e <= 1 << 20:
-        raise ManifestError(f"{mpath}: field 'epochs' = {e} outside [0, 2^20]")
+    bad = limit_violation(n, c, k, e)
+    if bad is not None:
+        raise ManifestError(f"{mpath}: field {bad[0]!r} = {bad[1]} outside {bad[2]}")
     if m["value_encoding"] not in ENCODINGS:
         raise ManifestError(f"{mpath}: field 'value_encoding' = {_show(m['value_encoding'])}, "
                             f"expected one of {ENCODINGS}")
-    want_dtype = "uint16" if c <= 65535 else "int32"
+    want_dtype = index_dtype(c)
     if m["index_dtype"] != want_dtype:
         raise ManifestError(f"{mpath}: field 'index_dtype' = {_show(m['index_dtype'])}, expected "
                             f"{want_dtype!r} for num_classes = {c}")

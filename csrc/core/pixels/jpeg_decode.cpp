@@ -223,6 +223,34 @@ void open_stream(State& s, const uint8_t* data, size_t size, JpegInfo& info) {
   }
 }
 
+// The scaled-pixel rows and columns [x0, x1) x [y0, y1) to decode for a request on an image
+// that decodes to sw x sh: all of it (req.full), else the crop box plus the resize filter's
+// margin. Pure arithmetic, no libjpeg call (so it needs no setjmp of its own).
+struct Region {
+  int x0, y0, x1, y1;
+};
+
+Region decoded_region(const DecodeRequest& req, int sw, int sh) {
+  Region r{0, 0, sw, sh};
+  if (req.full) return r;
+  // Crop box in scaled pixels: the IDCT maps source pixel x to x / d exactly (each
+  // 8x8 block becomes (8/d)x(8/d)).
+  const double d = req.scale_denom;
+  const double bx0 = req.src_box[0] / d, by0 = req.src_box[1] / d;
+  const double bx1 = req.src_box[2] / d, by1 = req.src_box[3] / d;
+  const double sx = std::max(1.0, (bx1 - bx0) / req.out_w);
+  const double sy = std::max(1.0, (by1 - by0) / req.out_h);
+  const int mx = static_cast<int>(std::ceil(req.margin_support * sx)) + 2;
+  const int my = static_cast<int>(std::ceil(req.margin_support * sy)) + 2;
+  r.x0 = std::max(0, static_cast<int>(std::floor(bx0)) - mx);
+  r.y0 = std::max(0, static_cast<int>(std::floor(by0)) - my);
+  r.x1 = std::min(sw, static_cast<int>(std::ceil(bx1)) + mx);
+  r.y1 = std::min(sh, static_cast<int>(std::ceil(by1)) + my);
+  if (r.x1 <= r.x0) r.x1 = std::min(sw, r.x0 + 1);
+  if (r.y1 <= r.y0) r.y1 = std::min(sh, r.y0 + 1);
+  return r;
+}
+
 // Decodes the opened image (open_stream succeeded) and always destroys the decompressor:
 // on success, on ImageDecodeError and on std::invalid_argument alike.
 void decode_stream(State& s, const JpegInfo& info, const DecodeRequest& req, DecodeResult& res) {
@@ -249,24 +277,8 @@ void decode_stream(State& s, const JpegInfo& info, const DecodeRequest& req, Dec
   const int comps = cinfo.output_components;
   res.scaled_w = sw;
   res.scaled_h = sh;
-  int x0 = 0, y0 = 0, x1 = sw, y1 = sh;
-  if (!req.full) {
-    // Crop box in scaled pixels: the IDCT maps source pixel x to x / d exactly (each
-    // 8x8 block becomes (8/d)x(8/d)).
-    const double d = req.scale_denom;
-    const double bx0 = req.src_box[0] / d, by0 = req.src_box[1] / d;
-    const double bx1 = req.src_box[2] / d, by1 = req.src_box[3] / d;
-    const double sx = std::max(1.0, (bx1 - bx0) / req.out_w);
-    const double sy = std::max(1.0, (by1 - by0) / req.out_h);
-    const int mx = static_cast<int>(std::ceil(req.margin_support * sx)) + 2;
-    const int my = static_cast<int>(std::ceil(req.margin_support * sy)) + 2;
-    x0 = std::max(0, static_cast<int>(std::floor(bx0)) - mx);
-    y0 = std::max(0, static_cast<int>(std::floor(by0)) - my);
-    x1 = std::min(sw, static_cast<int>(std::ceil(bx1)) + mx);
-    y1 = std::min(sh, static_cast<int>(std::ceil(by1)) + my);
-    if (x1 <= x0) x1 = std::min(sw, x0 + 1);
-    if (y1 <= y0) y1 = std::min(sh, y0 + 1);
-  }
+  const Region r = decoded_region(req, sw, sh);
+  const int x0 = r.x0, y0 = r.y0, x1 = r.x1, y1 = r.y1;
   int line_x0 = 0;  // first column present in each decoded scanline
   int line_w = sw;
 #if defined(LIBJPEG_TURBO_VERSION_NUMBER) && LIBJPEG_TURBO_VERSION_NUMBER >= 1005000

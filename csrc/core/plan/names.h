@@ -1,7 +1,7 @@
 // The plan's named settings: their enums and the one table of their names (timm's and
 // AugConfig's spelling). Every conversion between a name and an enum goes through here:
 // the bindings, and Python (tinyvit/augment/config.py reads _C.INTERPOLATIONS, _C.RA_OPS,
-// _C.RAND_TRANSFORMS, ... which csrc/python/plan.cpp builds from these tables).
+// _C.RAND_TRANSFORMS, ... which csrc/python/plan_config.cpp builds from these tables).
 #pragma once
 
 #include <cstddef>

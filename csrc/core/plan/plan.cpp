@@ -167,6 +167,156 @@ void validate_config(const AugConfig& c) {
   require(prob_ok(c.switch_prob), "switch_prob", "must be a probability in [0, 1]");
 }
 
+namespace {
+
+// Each step below is one numbered item of the draw list at the top of this file; make_plan
+// calls them in that order on the one generator, so the split changes no draw.
+
+// 1. RandomResizedCrop.
+void draw_crop(PCG32& g, const AugConfig& cfg, Plan& p) {
+  const int src_w = p.src_w, src_h = p.src_h;
+  const double area = static_cast<double>(src_w) * static_cast<double>(src_h);
+  const double log_lo = detmath::log(cfg.ratio_min), log_hi = detmath::log(cfg.ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target_area = area * g.uniform(cfg.scale_min, cfg.scale_max);
+    const double aspect = detmath::exp(g.uniform(log_lo, log_hi));
+    const int w = round_half_even(std::sqrt(target_area * aspect));
+    const int h = round_half_even(std::sqrt(target_area / aspect));
+    if (w > 0 && w <= src_w && h > 0 && h <= src_h) {
+      p.crop_y = static_cast<int>(g.bounded(static_cast<uint32_t>(src_h - h + 1)));
+      p.crop_x = static_cast<int>(g.bounded(static_cast<uint32_t>(src_w - w + 1)));
+      p.crop_w = w;
+      p.crop_h = h;
+      return;
+    }
+  }
+  // Fallback after 10 failures (no draws): centre crop clamped to [ratio_min, ratio_max].
+  const double in_ratio = static_cast<double>(src_w) / static_cast<double>(src_h);
+  int w = src_w, h = src_h;
+  if (in_ratio < cfg.ratio_min) {
+    h = round_half_even(w / cfg.ratio_min);
+  } else if (in_ratio > cfg.ratio_max) {
+    w = round_half_even(h * cfg.ratio_max);
+  }
+  w = std::max(1, std::min(w, src_w));
+  h = std::max(1, std::min(h, src_h));
+  p.crop_w = w;
+  p.crop_h = h;
+  p.crop_x = (src_w - w) / 2;
+  p.crop_y = (src_h - h) / 2;
+}
+
+// 4. RandAugment: the op indices first, then each chosen op's draws in order.
+void draw_randaugment(PCG32& g, const AugConfig& cfg, Plan& p) {
+  if (!cfg.ra_enabled || cfg.ra_num_ops <= 0) return;
+  const auto n_ops = static_cast<uint32_t>(cfg.ra_ops.size());
+  std::vector<RaOp> chosen(static_cast<size_t>(cfg.ra_num_ops));
+  for (auto& op : chosen) op = cfg.ra_ops[g.bounded(n_ops)];
+  for (RaOp op : chosen) {
+    if (cfg.ra_prob < 1.0 && !(g.uniform() < cfg.ra_prob)) continue;
+    double m = cfg.ra_magnitude;
+    if (cfg.ra_mstd > 0.0) {
+      m = std::isinf(cfg.ra_mstd) ? g.uniform(0.0, m) : g.normal(m, cfg.ra_mstd);
+    }
+    m = std::max(0.0, std::min(m, cfg.ra_mmax));
+    const bool neg = is_signed(op) ? g.uniform() > 0.5 : false;
+    RaStep step;
+    step.op = op;
+    step.arg = static_cast<float>(level_to_arg(op, m, neg, cfg));
+    step.resample = Interp::Nearest;
+    if (ra_op_is_geometric(op)) {
+      step.resample = cfg.ra_interpolation == Interp::Random ? random_bilinear_bicubic(g)
+                                                             : cfg.ra_interpolation;
+    }
+    p.ra.push_back(step);
+  }
+}
+
+// 5. Colour jitter: the order permutation, then the factors whose range is not empty.
+void draw_jitter(PCG32& g, const AugConfig& cfg, Plan& p) {
+  if (!(cfg.cj_brightness > 0 || cfg.cj_contrast > 0 || cfg.cj_saturation > 0 || cfg.cj_hue > 0))
+    return;
+  p.jitter = true;
+  for (int i = 3; i >= 1; --i) {
+    const int j = static_cast<int>(g.bounded(static_cast<uint32_t>(i + 1)));
+    std::swap(p.jitter_order[i], p.jitter_order[j]);
+  }
+  const double v[3] = {cfg.cj_brightness, cfg.cj_contrast, cfg.cj_saturation};
+  for (int k = 0; k < 3; ++k) {
+    if (v[k] > 0) p.jitter_factors[k] = static_cast<float>(g.uniform(std::max(0.0, 1.0 - v[k]),
+                                                                      1.0 + v[k]));
+  }
+  if (cfg.cj_hue > 0) p.jitter_factors[3] = static_cast<float>(g.uniform(-cfg.cj_hue, cfg.cj_hue));
+}
+
+// 6. RandomErasing: the erase draw, the box count, then up to 10 attempts per box.
+void draw_erase(PCG32& g, const AugConfig& cfg, Plan& p) {
+  if (!(cfg.re_prob > 0.0 && g.uniform() < cfg.re_prob)) return;
+  const int count = cfg.re_min_count == cfg.re_max_count
+                        ? cfg.re_min_count
+                        : cfg.re_min_count + static_cast<int>(g.bounded(
+                              static_cast<uint32_t>(cfg.re_max_count - cfg.re_min_count + 1)));
+  const double area = static_cast<double>(cfg.out_h) * static_cast<double>(cfg.out_w);
+  const double log_lo = detmath::log(cfg.re_min_aspect);
+  const double log_hi = detmath::log(1.0 / cfg.re_min_aspect);
+  for (int b = 0; b < count; ++b) {
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double target_area = g.uniform(cfg.re_min_area, cfg.re_max_area) * area / count;
+      const double aspect = detmath::exp(g.uniform(log_lo, log_hi));
+      const int h = round_half_even(std::sqrt(target_area * aspect));
+      const int w = round_half_even(std::sqrt(target_area / aspect));
+      if (w < cfg.out_w && h < cfg.out_h) {
+        EraseBox box;
+        box.y = static_cast<int>(g.bounded(static_cast<uint32_t>(cfg.out_h - h + 1)));
+        box.x = static_cast<int>(g.bounded(static_cast<uint32_t>(cfg.out_w - w + 1)));
+        box.w = w;
+        box.h = h;
+        box.noise_seed = g.next_u32();
+        p.erase.push_back(box);
+        break;
+      }
+    }
+  }
+}
+
+// 7b. CutMix box (timm's rand_bbox) for mix weight lam; returns timm's correct_lam.
+double draw_cut_box(PCG32& g, const AugConfig& cfg, double lam, Plan& p) {
+  const int H = cfg.out_h, W = cfg.out_w;
+  const double ratio = std::sqrt(std::max(0.0, 1.0 - lam));
+  const int cut_h = static_cast<int>(H * ratio), cut_w = static_cast<int>(W * ratio);
+  const int cy = static_cast<int>(g.bounded(static_cast<uint32_t>(H)));
+  const int cx = static_cast<int>(g.bounded(static_cast<uint32_t>(W)));
+  auto clip = [](int v, int hi) { return std::max(0, std::min(v, hi)); };
+  p.cut_y0 = clip(cy - cut_h / 2, H);
+  p.cut_y1 = clip(cy + (cut_h + 1) / 2, H);
+  p.cut_x0 = clip(cx - cut_w / 2, W);
+  p.cut_x1 = clip(cx + (cut_w + 1) / 2, W);
+  const double box = static_cast<double>(p.cut_y1 - p.cut_y0) * (p.cut_x1 - p.cut_x0);
+  return 1.0 - box / (static_cast<double>(H) * W);
+}
+
+// 7. Mixup / CutMix: whether to mix, which method, then lam (and the CutMix box).
+void draw_mix(PCG32& g, const AugConfig& cfg, Plan& p) {
+  if (!((cfg.mixup_alpha > 0.0 || cfg.cutmix_alpha > 0.0) && g.uniform() < cfg.mix_prob)) return;
+  bool cut;
+  if (cfg.mixup_alpha > 0.0 && cfg.cutmix_alpha > 0.0) {
+    cut = g.uniform() < cfg.switch_prob;
+  } else {
+    cut = cfg.cutmix_alpha > 0.0;
+  }
+  const double alpha = cut ? cfg.cutmix_alpha : cfg.mixup_alpha;
+  double lam = g.beta(alpha, alpha);
+  if (cut) {
+    lam = draw_cut_box(g, cfg, lam, p);
+    p.mix = MixMode::CutMix;
+  } else {
+    p.mix = MixMode::Mixup;
+  }
+  p.lam = static_cast<float>(lam);
+}
+
+}  // namespace
+
 Plan make_plan(uint32_t seed, int src_w, int src_h, const AugConfig& cfg) {
   if (src_w <= 0 || src_h <= 0)
     throw std::invalid_argument("make_plan: source size must be positive, got " +
@@ -176,146 +326,14 @@ Plan make_plan(uint32_t seed, int src_w, int src_h, const AugConfig& cfg) {
   Plan p;
   p.src_w = src_w;
   p.src_h = src_h;
-
-  // 1. RandomResizedCrop.
-  {
-    const double area = static_cast<double>(src_w) * static_cast<double>(src_h);
-    const double log_lo = detmath::log(cfg.ratio_min), log_hi = detmath::log(cfg.ratio_max);
-    bool found = false;
-    for (int attempt = 0; attempt < 10 && !found; ++attempt) {
-      const double target_area = area * g.uniform(cfg.scale_min, cfg.scale_max);
-      const double aspect = detmath::exp(g.uniform(log_lo, log_hi));
-      const int w = round_half_even(std::sqrt(target_area * aspect));
-      const int h = round_half_even(std::sqrt(target_area / aspect));
-      if (w > 0 && w <= src_w && h > 0 && h <= src_h) {
-        p.crop_y = static_cast<int>(g.bounded(static_cast<uint32_t>(src_h - h + 1)));
-        p.crop_x = static_cast<int>(g.bounded(static_cast<uint32_t>(src_w - w + 1)));
-        p.crop_w = w;
-        p.crop_h = h;
-        found = true;
-      }
-    }
-    if (!found) {
-      const double in_ratio = static_cast<double>(src_w) / static_cast<double>(src_h);
-      int w = src_w, h = src_h;
-      if (in_ratio < cfg.ratio_min) {
-        h = round_half_even(w / cfg.ratio_min);
-      } else if (in_ratio > cfg.ratio_max) {
-        w = round_half_even(h * cfg.ratio_max);
-      }
-      w = std::max(1, std::min(w, src_w));
-      h = std::max(1, std::min(h, src_h));
-      p.crop_w = w;
-      p.crop_h = h;
-      p.crop_x = (src_w - w) / 2;
-      p.crop_y = (src_h - h) / 2;
-    }
-  }
-
-  // 2. Resize filter.
-  p.resize = cfg.interpolation == Interp::Random ? random_bilinear_bicubic(g) : cfg.interpolation;
-
-  // 3. Horizontal flip.
-  if (cfg.hflip > 0.0) p.flip = g.uniform() < cfg.hflip;
-
-  // 4. RandAugment.
-  if (cfg.ra_enabled && cfg.ra_num_ops > 0) {
-    const auto n_ops = static_cast<uint32_t>(cfg.ra_ops.size());
-    std::vector<RaOp> chosen(static_cast<size_t>(cfg.ra_num_ops));
-    for (auto& op : chosen) op = cfg.ra_ops[g.bounded(n_ops)];
-    for (RaOp op : chosen) {
-      if (cfg.ra_prob < 1.0 && !(g.uniform() < cfg.ra_prob)) continue;
-      double m = cfg.ra_magnitude;
-      if (cfg.ra_mstd > 0.0) {
-        m = std::isinf(cfg.ra_mstd) ? g.uniform(0.0, m) : g.normal(m, cfg.ra_mstd);
-      }
-      m = std::max(0.0, std::min(m, cfg.ra_mmax));
-      const bool neg = is_signed(op) ? g.uniform() > 0.5 : false;
-      RaStep step;
-      step.op = op;
-      step.arg = static_cast<float>(level_to_arg(op, m, neg, cfg));
-      step.resample = Interp::Nearest;
-      if (ra_op_is_geometric(op)) {
-        step.resample = cfg.ra_interpolation == Interp::Random ? random_bilinear_bicubic(g)
-                                                               : cfg.ra_interpolation;
-      }
-      p.ra.push_back(step);
-    }
-  }
-
-  // 5. Colour jitter.
-  if (cfg.cj_brightness > 0 || cfg.cj_contrast > 0 || cfg.cj_saturation > 0 || cfg.cj_hue > 0) {
-    p.jitter = true;
-    for (int i = 3; i >= 1; --i) {
-      const int j = static_cast<int>(g.bounded(static_cast<uint32_t>(i + 1)));
-      std::swap(p.jitter_order[i], p.jitter_order[j]);
-    }
-    const double v[3] = {cfg.cj_brightness, cfg.cj_contrast, cfg.cj_saturation};
-    for (int k = 0; k < 3; ++k) {
-      if (v[k] > 0) p.jitter_factors[k] = static_cast<float>(g.uniform(std::max(0.0, 1.0 - v[k]),
-                                                                        1.0 + v[k]));
-    }
-    if (cfg.cj_hue > 0) p.jitter_factors[3] = static_cast<float>(g.uniform(-cfg.cj_hue, cfg.cj_hue));
-  }
-
-  // 6. RandomErasing.
-  if (cfg.re_prob > 0.0 && g.uniform() < cfg.re_prob) {
-    const int count = cfg.re_min_count == cfg.re_max_count
-                          ? cfg.re_min_count
-                          : cfg.re_min_count + static_cast<int>(g.bounded(
-                                static_cast<uint32_t>(cfg.re_max_count - cfg.re_min_count + 1)));
-    const double area = static_cast<double>(cfg.out_h) * static_cast<double>(cfg.out_w);
-    const double log_lo = detmath::log(cfg.re_min_aspect);
-    const double log_hi = detmath::log(1.0 / cfg.re_min_aspect);
-    for (int b = 0; b < count; ++b) {
-      for (int attempt = 0; attempt < 10; ++attempt) {
-        const double target_area = g.uniform(cfg.re_min_area, cfg.re_max_area) * area / count;
-        const double aspect = detmath::exp(g.uniform(log_lo, log_hi));
-        const int h = round_half_even(std::sqrt(target_area * aspect));
-        const int w = round_half_even(std::sqrt(target_area / aspect));
-        if (w < cfg.out_w && h < cfg.out_h) {
-          EraseBox box;
-          box.y = static_cast<int>(g.bounded(static_cast<uint32_t>(cfg.out_h - h + 1)));
-          box.x = static_cast<int>(g.bounded(static_cast<uint32_t>(cfg.out_w - w + 1)));
-          box.w = w;
-          box.h = h;
-          box.noise_seed = g.next_u32();
-          p.erase.push_back(box);
-          break;
-        }
-      }
-    }
-  }
-
-  // 7. Mixup / CutMix.
-  if ((cfg.mixup_alpha > 0.0 || cfg.cutmix_alpha > 0.0) && g.uniform() < cfg.mix_prob) {
-    bool cut;
-    if (cfg.mixup_alpha > 0.0 && cfg.cutmix_alpha > 0.0) {
-      cut = g.uniform() < cfg.switch_prob;
-    } else {
-      cut = cfg.cutmix_alpha > 0.0;
-    }
-    const double alpha = cut ? cfg.cutmix_alpha : cfg.mixup_alpha;
-    double lam = g.beta(alpha, alpha);
-    if (cut) {
-      const int H = cfg.out_h, W = cfg.out_w;
-      const double ratio = std::sqrt(std::max(0.0, 1.0 - lam));
-      const int cut_h = static_cast<int>(H * ratio), cut_w = static_cast<int>(W * ratio);
-      const int cy = static_cast<int>(g.bounded(static_cast<uint32_t>(H)));
-      const int cx = static_cast<int>(g.bounded(static_cast<uint32_t>(W)));
-      auto clip = [](int v, int hi) { return std::max(0, std::min(v, hi)); };
-      p.cut_y0 = clip(cy - cut_h / 2, H);
-      p.cut_y1 = clip(cy + (cut_h + 1) / 2, H);
-      p.cut_x0 = clip(cx - cut_w / 2, W);
-      p.cut_x1 = clip(cx + (cut_w + 1) / 2, W);
-      const double box = static_cast<double>(p.cut_y1 - p.cut_y0) * (p.cut_x1 - p.cut_x0);
-      lam = 1.0 - box / (static_cast<double>(H) * W);
-      p.mix = MixMode::CutMix;
-    } else {
-      p.mix = MixMode::Mixup;
-    }
-    p.lam = static_cast<float>(lam);
-  }
+  draw_crop(g, cfg, p);                                                     // 1.
+  p.resize = cfg.interpolation == Interp::Random ? random_bilinear_bicubic(g)  // 2.
+                                                 : cfg.interpolation;
+  if (cfg.hflip > 0.0) p.flip = g.uniform() < cfg.hflip;                    // 3.
+  draw_randaugment(g, cfg, p);                                              // 4.
+  draw_jitter(g, cfg, p);                                                   // 5.
+  draw_erase(g, cfg, p);                                                    // 6.
+  draw_mix(g, cfg, p);                                                      // 7.
   return p;
 }
 

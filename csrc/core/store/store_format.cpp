@@ -310,7 +310,7 @@ bool set_isa(const std::string& name) {
 
 // ---- layout ----------------------------------------------------------------------------
 size_t record_size(ValueEncoding encoding, uint32_t topk, uint32_t num_classes) {
-  const size_t w = num_classes <= 65535 ? 2 : 4;
+  const size_t w = num_classes <= kMaxU16Classes ? 2 : 4;
   if (encoding == ValueEncoding::kFp16) return 4 + size_t(topk) * (w + 2) + 4;
   return 8 + size_t(topk) * w + (size_t(topk) + kCompactLevels - 1 + 7) / 8 + 4;
 }
@@ -318,18 +318,18 @@ size_t record_size(ValueEncoding encoding, uint32_t topk, uint32_t num_classes) 
 Layout make_layout(ValueEncoding encoding, uint32_t topk, uint32_t num_classes, uint64_t store_id) {
   if (encoding != ValueEncoding::kFp16 && encoding != ValueEncoding::kCompact)
     throw std::invalid_argument("value_encoding must be fp16 or compact");
-  if (num_classes < 1 || num_classes > 0x7fffffffu)
-    throw std::invalid_argument("num_classes must be in [1, 2^31 - 1], got " +
-                                std::to_string(num_classes));
-  if (topk < 1 || topk > num_classes || topk > 65535)
-    throw std::invalid_argument("topk must be in [1, min(num_classes, 65535)], got " +
-                                std::to_string(topk));
+  if (num_classes < 1 || num_classes > kMaxClasses)
+    throw std::invalid_argument(std::string("num_classes must be in [1, ") + kMaxClassesText +
+                                "], got " + std::to_string(num_classes));
+  if (topk < 1 || topk > num_classes || topk > kMaxTopk)
+    throw std::invalid_argument(std::string("topk must be in [1, min(num_classes, ") +
+                                kMaxTopkText + ")], got " + std::to_string(topk));
   Layout L;
   L.encoding = encoding;
   L.topk = topk;
   L.num_classes = num_classes;
   L.store_id = store_id;
-  L.index_type = num_classes <= 65535 ? IndexType::kU16 : IndexType::kI32;
+  L.index_type = num_classes <= kMaxU16Classes ? IndexType::kU16 : IndexType::kI32;
   const size_t w = static_cast<size_t>(L.index_type);
   L.off_seed = 0;
   if (encoding == ValueEncoding::kFp16) {

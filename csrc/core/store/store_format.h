@@ -47,6 +47,21 @@ constexpr uint32_t kFormatVersion = 1;
 constexpr int kCompactLevels = 256;       // 8-bit levels; level 255 means 0
 constexpr int kCompactStepsPerOctave = 12;
 
+// ---- store limits ---------------------------------------------------------------------------
+// The one definition of a store's size limits. make_layout and the bindings check against
+// these; Python (tinyvit/store/manifest.py, logit_store.py) reads them through
+// _C._store_limits() and keeps no copy. The *Text forms are how error messages print them.
+constexpr uint64_t kMaxSamples = uint64_t{1} << 48;  // N: records per epoch file
+constexpr const char* kMaxSamplesText = "2^48";
+constexpr uint32_t kMaxClasses = 0x7fffffffu;        // C: int32 class indices
+constexpr const char* kMaxClassesText = "2^31 - 1";
+constexpr uint32_t kMaxTopk = 65535;                 // K (and K <= C)
+constexpr const char* kMaxTopkText = "65535";
+constexpr uint32_t kMaxU16Classes = 65535;           // C up to this: uint16 indices, else int32
+constexpr uint32_t kMaxEpochs = uint32_t{1} << 20;   // epoch files per store
+constexpr const char* kMaxEpochsText = "2^20";
+constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 24;  // manifest.json read at most this
+
 enum class ValueEncoding : uint8_t { kFp16 = 1, kCompact = 2 };
 enum class IndexType : uint8_t { kU16 = 2, kI32 = 4 };  // value = bytes per index
 
