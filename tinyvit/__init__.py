@@ -44,7 +44,7 @@ from .store import (
 from .loss import SparseSoftCrossEntropy, dense_soft_cross_entropy, sparse_soft_cross_entropy
 from .data.datasets import ArrayDataset, DatasetError, FashionMNIST, ImageFolder, open_dataset
 from .data.tarshards import TarShards
-from .store.attest import ReplayMismatchError
+from .store.errors import ReplayMismatchError
 from .data.loader import DistillLoader, EpochError, ReplayLoader, SparseTargets
 from .integrations.timm import eval_config, eval_transform
 from .jobs.models import ModelError, TeacherOutputError

@@ -15,7 +15,7 @@ import torch
 
 import tinyvit
 from tinyvit.jobs.save_logits import open_or_create_store, save_logits
-from tinyvit.store import attest
+from tinyvit.data import attest
 
 CFG = tinyvit.AugConfig(img_size=16, mean=(0.5,) * 3, std=(0.25,) * 3)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -256,13 +256,49 @@ def cmd_verify(args) -> int:
                            f"sample {first[0]} ({first[1]}) in {f.path}")
     report.close()
     if getattr(args, "data", None):  # replay attestation: this machine shows the teacher's pixels
-        from ..store.attest import verify_cli
-        total_bad += verify_cli(store, args.data, epochs)
+        total_bad += verify_replay(store, args.data, epochs, attest=getattr(args, "attest", False))
+    elif getattr(args, "attest", False):
+        print("replay: --attest needs --data SPEC (the dataset to replay): nothing attested")
+        total_bad += 1
     store.close()
     if total_bad:
         print(f"FAILED: {total_bad} findings")
         return 1
     print("all records verified")
+    return 0
+
+
+def verify_replay(store, data: str, epochs, attest: bool = False, log=print) -> int:
+    """``tinyvit verify --data SPEC [--attest]``: replay the attested samples of ``epochs``
+    with the store's own config (every one of them must be attested, docs/store.md);
+    ``attest``: first attest the complete epochs that have no entry, from this machine's
+    replay. Prints one line; returns the number of findings (0 or 1)."""
+    import warnings
+
+    from ..augment.config import AugConfig
+    from ..data.attest import attest_existing, check_replay, load_attestation
+    from ..data.datasets import open_dataset
+    from ..store import check_compatible
+
+    try:
+        dataset = open_dataset(data)
+        cfg = AugConfig.from_dict(store.manifest["meta"]["aug_config"])
+        check_compatible(store, dataset=dataset, aug_config=cfg)
+        if attest:
+            added = attest_existing(store, dataset, cfg, epochs)
+            log(f"replay: attested epochs {added or 'none (all were attested)'} from this "
+                "machine's replay (an attestation vouches only for what this machine replays)")
+        elif load_attestation(store) is None:
+            log("replay: NOT CHECKED: the store has no attest.json (saved by an older tinyvit, "
+                "or removed); attest it with --attest on the machine that saved it")
+            return 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # said above, as a finding
+            n = check_replay(store, dataset, cfg, epochs=epochs)
+    except (StoreError, ValueError, KeyError, TypeError) as ex:
+        log(f"replay: {type(ex).__name__}: {' '.join(str(ex).split())}")
+        return 1
+    log(f"replay: OK ({n} attested epochs replay the teacher's pixels on this machine)")
     return 0
 
 
@@ -296,7 +332,12 @@ def add_store_parsers(subparsers) -> None:
     v.add_argument("store", help="store directory (holding manifest.json)")
     v.add_argument("--epoch", type=int, action="append", help="only this epoch (repeatable)")
     v.add_argument("--data", help="also replay the attested samples from this dataset (spec as "
-                   "for save-logits) and check they match the teacher's pixels")
+                   "for save-logits) and check they match the teacher's pixels; every epoch "
+                   "checked must be attested")
+    v.add_argument("--attest", action="store_true",
+                   help="with --data: first attest the complete epochs that have no attestation "
+                   "(a store saved before attestation existed, or an entry lost) from this "
+                   "machine's replay; only vouches for what this machine replays")
     v.add_argument("--chunk", type=int, default=1 << 16, help=argparse.SUPPRESS)
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)

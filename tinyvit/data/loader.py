@@ -27,7 +27,7 @@ from ..augment.seeds import PairedSampler, mix_partners, sample_seeds
 from ..augment.replay import replay_batch
 from ..store import EpochMissingError, LogitStore, RecordMissingError, check_compatible
 from ..store.compat import stored_base_seed
-from ..store.attest import check_replay
+from .attest import check_replay
 
 __all__ = ["SparseTargets", "DistillLoader", "ReplayLoader", "TeacherBatches", "teacher_order",
            "EpochError", "LoaderBatchSampler"]

@@ -146,8 +146,10 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
             stats[key] += ep[key]
         stats["epochs"][epoch] = ep
         if dist.main:  # the epoch is complete: attest the pixels the teacher saw
-            from ..store.attest import record_epoch
-            record_epoch(store, dataset, cfg, epoch)
+            from ..data.attest import record_epoch
+            # new: only an epoch this run wrote records of may get a new attestation; a
+            # complete epoch from an earlier run without one is refused (docs/store.md)
+            record_epoch(store, dataset, cfg, epoch, new=ep["todo"] > 0)
         if dist.main and progress:
             acc = ep["correct"] / ep["seen"] if ep["seen"] else float("nan")
             log(f"epoch {epoch}: wrote {ep['written']} of {store.num_samples} records "

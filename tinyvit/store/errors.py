@@ -8,7 +8,7 @@ __all__ = ['StoreError', 'ManifestError', 'FormatVersionError', 'StoreExistsErro
            'FileSizeError', 'TruncatedFileError', 'CorruptRecordError', 'ChecksumError',
            'RecordMissingError', 'SampleIndexError', 'EpochMissingError', 'ShapeMismatchError',
            'InvalidRecordError', 'FingerprintMismatchError', 'ReadOnlyError',
-           'StoreMismatchError', 'DatasetMismatchError']
+           'StoreMismatchError', 'DatasetMismatchError', 'ReplayMismatchError']
 
 
 class StoreError(Exception):
@@ -104,3 +104,11 @@ class StoreMismatchError(StoreError, ValueError):
 class DatasetMismatchError(StoreMismatchError):
     """The store was saved from a dataset with another fingerprint (other files, order or
     content)."""
+
+
+class ReplayMismatchError(StoreMismatchError):
+    """This machine would show the student other pixels than the teacher saw: the replayed
+    pixels of an attested sample differ, the pixel pipeline differs (plan format,
+    libjpeg-turbo version, backend), an epoch in use has no attestation, or attest.json is
+    malformed. The message names the epoch, sample and component. Defined here (store level)
+    so the store's error hierarchy is complete; raised by tinyvit/data/attest.py."""
