@@ -2,8 +2,10 @@
 
 One error path for every subcommand (``main``): an expected failure -- any tinyvit typed
 error, a config ``ValueError``, a missing or unreadable file -- prints one line
-``tinyvit <command>: error: <what>`` to stderr and exits 2; ``--traceback`` (or
-``TINYVIT_TRACEBACK=1``) re-raises it with the full trace instead. Ctrl-C exits 130 with one
+``tinyvit <command>: error: <what>`` to stderr and exits 2; anything else is a bug: one line
+``tinyvit <command>: internal error: ... please report`` and exit 70 (EX_SOFTWARE), never 1
+(findings). ``--traceback`` (or ``TINYVIT_TRACEBACK=1``) re-raises either with the full trace
+instead. Ctrl-C exits 130 with one
 line (records and checkpoints already written stay valid: both are written atomically).
 Exit codes: docs/cli.md.
 """
@@ -15,6 +17,9 @@ import os
 import sys
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# An error no input should cause (a bug): BSD sysexits' EX_SOFTWARE, distinct from 1 (findings)
+# and 2 (bad input), so scripts never read a crash as "the store has findings".
+EXIT_INTERNAL = 70
 
 
 class CLIError(Exception):
@@ -130,6 +135,13 @@ def main(argv=None) -> int:
             raise
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct code, the trace on request
+        if show_trace:
+            raise
+        msg = " ".join(str(exc).split())[:500] or "(no message)"
+        print(f"{prog}: internal error: {type(exc).__name__}: {msg} -- this is a bug in tinyvit, "
+              f"please report it with the output of the same command with --traceback", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _one_line(exc: BaseException) -> str:
