@@ -45,6 +45,7 @@ for _p in (HERE, ROOT):
 OUTCOMES = ("refused", "caught")
 FAILURES = ("silent", "bad_message", "crash", "hang", "over_time", "over_memory", "untyped")
 _W = {}  # the worker's pristine store, datasets and document (set by setup)
+_CAP = 4096 + 8192 * 2  # attest.max_bytes of the 2-epoch store (checked in setup)
 
 
 # ---- worker side ------------------------------------------------------------------------------
@@ -85,6 +86,9 @@ def setup():
     _W.update(store=store, ds=ds, changed=tinyvit.ImageFolder(changed, index=False), cfg=cfg,
               att=att, doc=json.load(open(att)))
     assert ds.fingerprint() == _W["changed"].fingerprint()
+    from tinyvit.data.attest import max_bytes
+
+    assert max_bytes(store) == _CAP, (max_bytes(store), _CAP)
 
 
 def _nodes(doc, path=()):
@@ -186,10 +190,13 @@ def _mutate(rng, doc):
         for _ in range(rng.choice([1, 2, 8])):
             b[rng.randrange(len(b))] = rng.randrange(256)
         return kind, bytes(b)
-    if kind == "huge":
-        return kind, text.encode() + b" " * rng.choice([(4 << 20) + 1, 16 << 20])
-    if kind == "huge_quotes":  # the depth pre-check on an adversarial 4 MiB: linear, bounded
-        return kind, b'["' + b'\\"' * ((4 << 20) // 2 - 4) + b'"]'
+    if kind == "huge":  # over this store's cap, or over the 4 MiB of any store
+        return kind, text.encode() + b" " * rng.choice([_CAP + 1 - len(text), (4 << 20) + 1])
+    if kind == "huge_quotes":  # the depth pre-check on an adversarial file of the largest size
+        n = rng.choice([_CAP, 4 << 20])  # allowed (this store / a 500-epoch one): linear, bounded
+        return kind, b'["' + b'\\"' * (n // 2 - 4) + b'"]'
+    if kind == "huge_brackets":
+        return kind, b"[" * rng.choice([_CAP, 4 << 20])
     if kind in ("fifo", "directory", "empty_file"):
         return kind, kind
     return kind, text.encode()
@@ -197,7 +204,8 @@ def _mutate(rng, doc):
 
 KINDS = ("empty_epochs", "drop_epoch", "retype_node", "delete_key", "add_key", "samples", "digest",
          "identity", "identity_str", "epoch_key", "version", "not_object", "deep", "deep_inside",
-         "dup_key", "constant", "bad_utf8", "truncate", "byte_flip", "huge", "huge_quotes", "fifo",
+         "dup_key", "constant", "bad_utf8", "truncate", "byte_flip", "huge", "huge_quotes",
+         "huge_brackets", "fifo",
          "directory", "empty_file", "benign")
 
 

@@ -254,6 +254,7 @@ def _malformed(doc):
         ("NaN", json.dumps(doc).replace('"version": 1', '"version": NaN').encode()),
         ("invalid UTF-8", b"\xff" + json.dumps(doc).encode()),
         ("over the size cap", json.dumps(doc).encode() + b" " * (attest.MAX_BYTES + 1)),
+        ("over this 2-epoch store's cap", json.dumps(doc).encode().ljust(4096 + 2 * attest.PER_EPOCH_BYTES + 1)),
         ("a list", b"[]"),
     ]
 

@@ -13,7 +13,8 @@ Rules (docs/store.md, "Replay attestation"):
 
 * a store with an ``attest.json`` must attest every epoch that is used: an epoch without an
   entry is refused (it may have been saved elsewhere, or its entry removed), never skipped;
-* ``attest.json`` is untrusted input: read with a size cap and a nesting-depth pre-check,
+* ``attest.json`` is untrusted input: read with a size cap (``max_bytes``: by the store's
+  epochs) and a nesting-depth pre-check,
   then validated field by field (types, ranges, the fixed sample set, 64-hex digests); any
   defect is a one-line ``ReplayMismatchError`` naming the file and the field;
 * stores saved before attestation existed have no ``attest.json``: they open with a
@@ -44,9 +45,17 @@ __all__ = ["ReplayMismatchError", "ATTEST_FILE", "pipeline_identity", "attest_sa
 ATTEST_FILE = "attest.json"
 ATTEST_VERSION = 1
 NUM_SAMPLES = 4
-# Bounds on the untrusted file: an entry is ~600 bytes, so 4 MiB is > 6,000 epochs; the
-# document is 5 levels deep (doc / epochs / entry / samples / sample).
+# Bounds on the untrusted file: an entry is ~600 bytes (at most ~6 KB with 16 identity
+# components of 256 characters), so a store of E epochs gets 4 KiB + 8 KiB per epoch, never
+# more than 4 MiB (> 500 epochs at the worst case, > 6,000 typical); the document is 5 levels
+# deep (doc / epochs / entry / samples / sample).
 MAX_BYTES = 4 << 20
+PER_EPOCH_BYTES = 8 << 10
+
+
+def max_bytes(store) -> int:
+    """The size attest.json of ``store`` may have: what its epochs can need, capped."""
+    return min(MAX_BYTES, 4096 + PER_EPOCH_BYTES * max(0, int(store.epochs)))
 MAX_DEPTH = 5
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _EPOCH_KEY = re.compile(r"(0|[1-9][0-9]{0,8})\Z")
@@ -84,8 +93,8 @@ def _path(store) -> str:
 
 
 # ---- reading: bounded, then validated ------------------------------------------------------
-def _read_bytes(path: str) -> Optional[bytes]:
-    """The file's bytes, at most MAX_BYTES; None when absent. O_NONBLOCK + a regular-file
+def _read_bytes(path: str, cap: int) -> Optional[bytes]:
+    """The file's bytes, at most ``cap``; None when absent. O_NONBLOCK + a regular-file
     check: a FIFO or device named attest.json must not block the open."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -95,9 +104,10 @@ def _read_bytes(path: str) -> Optional[bytes]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("not a regular file")
-        if st.st_size > MAX_BYTES:
-            raise ValueError(f"{st.st_size} bytes > the {MAX_BYTES} bytes an attestation can have")
-        chunks, left = [], MAX_BYTES + 1
+        if st.st_size > cap:
+            raise ValueError(f"{st.st_size} bytes > the {cap} bytes an attestation of this store "
+                             "can have")
+        chunks, left = [], cap + 1
         while left > 0:
             b = os.read(fd, min(left, 1 << 20))
             if not b:
@@ -105,8 +115,8 @@ def _read_bytes(path: str) -> Optional[bytes]:
             chunks.append(b)
             left -= len(b)
         data = b"".join(chunks)
-        if len(data) > MAX_BYTES:
-            raise ValueError(f"more than {MAX_BYTES} bytes (the file grows while read?)")
+        if len(data) > cap:
+            raise ValueError(f"more than {cap} bytes (the file grows while read?)")
         return data
     finally:
         os.close(fd)
@@ -211,7 +221,7 @@ def load_attestation(store) -> Optional[dict]:
     attestation existed). Any defect: ReplayMismatchError, one line, naming the file."""
     where = f"store {store.path!r}: {ATTEST_FILE}"
     try:
-        data = _read_bytes(_path(store))
+        data = _read_bytes(_path(store), max_bytes(store))
         if data is None:
             return None
         doc = _parse(data)
