@@ -11,6 +11,8 @@ DistillLoader and a save-logits rerun run: ``load_attestation``, ``check_replay`
 and on the changed dataset, ``record_epoch(new=False)``. Outcome per case:
 
   refused       ReplayMismatchError, one line, naming the store's attest.json
+  parsed        (kind big_store: up to 4 MiB read as the attest.json of a 512-epoch store) a
+                valid document loaded -- the parser's time / memory bounds are what is tested
   caught        the document is valid; the real data replays (check_replay == 2) and the
                 changed sample is refused (ReplayMismatchError)
   silent        FAILURE: the changed sample accepted (a real mismatch went through), or a valid
@@ -42,7 +44,7 @@ for _p in (HERE, ROOT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-OUTCOMES = ("refused", "caught")
+OUTCOMES = ("refused", "caught", "parsed")
 FAILURES = ("silent", "bad_message", "crash", "hang", "over_time", "over_memory", "untyped")
 _W = {}  # the worker's pristine store, datasets and document (set by setup)
 _CAP = 4096 + 8192 * 2  # attest.max_bytes of the 2-epoch store (checked in setup)
@@ -112,6 +114,19 @@ _NASTY = [None, True, False, 0, -1, 1, 2 ** 32, 2 ** 63, 10 ** 30, 1.0, 0.5, -0.
 def _deep(rng, depth):
     op, cl = rng.choice([("[", "]"), ('{"a":', "}")])
     return (op * depth + "0" + cl * depth).encode()
+
+
+def _big_valid(doc, epochs: int) -> bytes:
+    """A valid document of ``epochs`` epochs (for the 512-epoch stand-in store)."""
+    entry = doc["epochs"]["0"]
+    return json.dumps({"version": 1, "epochs": {str(e): entry for e in range(epochs)}}, indent=1).encode()
+
+
+class _BigStore:
+    """The worker's store seen as one of 512 epochs: attest.json may have 4 MiB."""
+
+    def __init__(self, store):
+        self.path, self.num_samples, self.epochs = store.path, store.num_samples, 512
 
 
 def _mutate(rng, doc):
@@ -197,6 +212,11 @@ def _mutate(rng, doc):
         return kind, b'["' + b'\\"' * (n // 2 - 4) + b'"]'
     if kind == "huge_brackets":
         return kind, b"[" * rng.choice([_CAP, 4 << 20])
+    if kind == "big_store":  # read as the attest.json of a 512-epoch store (cap 4 MiB)
+        return kind, rng.choice([
+            b'["' + b'\\"' * ((4 << 20) // 2 - 4) + b'"]', b"[" * (4 << 20), b'{"a":' * ((4 << 20) // 5),
+            b'["' + b"[" * ((4 << 20) - 8) + b'"]', b"[" + b"0," * ((4 << 20) // 2 - 2) + b"0]",
+            _big_valid(d, rng.randrange(1, 513))])
     if kind in ("fifo", "directory", "empty_file"):
         return kind, kind
     return kind, text.encode()
@@ -205,7 +225,7 @@ def _mutate(rng, doc):
 KINDS = ("empty_epochs", "drop_epoch", "retype_node", "delete_key", "add_key", "samples", "digest",
          "identity", "identity_str", "epoch_key", "version", "not_object", "deep", "deep_inside",
          "dup_key", "constant", "bad_utf8", "truncate", "byte_flip", "huge", "huge_quotes",
-         "huge_brackets", "fifo",
+         "huge_brackets", "big_store", "fifo",
          "directory", "empty_file", "benign")
 
 
@@ -269,6 +289,12 @@ def run_case(case):
     att = _W["att"]
     _place(att, payload)
     try:
+        if kind == "big_store":  # the parser's bounds at the largest size any store allows
+            try:
+                attest.load_attestation(_BigStore(_W["store"]))
+                return kind, "parsed"
+            except Exception as ex:  # noqa: BLE001 - classified by _refusal
+                return kind, _refusal(ex, att)
         try:
             doc = attest.load_attestation(_W["store"])
         except Exception as ex:  # noqa: BLE001 - classified by _refusal
@@ -288,6 +314,7 @@ def fuzz(cases=500, seconds=300.0, seed=0, wall_s=2.0, mem_mb=256, log=print) ->
     per_kind, examples = {}, []
     t0 = time.time()
     done = 0
+    worst = {"case_s": 0.0, "peak_mb": 0.0}  # the slowest case and the largest peak-RSS growth
     try:
         with BoundedWorker("fuzz_attest:run_case", setup="fuzz_attest:setup", wall_s=wall_s,
                            mem_mb=mem_mb) as w:
@@ -297,6 +324,9 @@ def fuzz(cases=500, seconds=300.0, seed=0, wall_s=2.0, mem_mb=256, log=print) ->
                 case = seed * 1_000_003 + i
                 kind = _mutate(random.Random(case), _W_DOC)[0]
                 o = w.run(case)
+                worst["case_s"] = max(worst["case_s"], round(o.seconds, 3))
+                if o.peak_mb == o.peak_mb:  # not nan
+                    worst["peak_mb"] = max(worst["peak_mb"], round(o.peak_mb, 1))
                 outcome = o.verdict[1] if o.status == "ok" else o.status
                 counts[outcome] += 1
                 per_kind.setdefault(kind, dict.fromkeys(OUTCOMES + FAILURES, 0))[outcome] += 1
@@ -308,7 +338,7 @@ def fuzz(cases=500, seconds=300.0, seed=0, wall_s=2.0, mem_mb=256, log=print) ->
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return {"cases": done, "seed": seed, "seconds": round(time.time() - t0, 1),
-            "bounds": {"wall_s": wall_s, "mem_mb": mem_mb}, "counts": counts,
+            "worst": worst, "bounds": {"wall_s": wall_s, "mem_mb": mem_mb}, "counts": counts,
             "failures": sum(counts[f] for f in FAILURES),
             "per_kind": {k: {o: n for o, n in v.items() if n} for k, v in sorted(per_kind.items())},
             "examples": examples}

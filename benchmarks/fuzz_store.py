@@ -432,11 +432,15 @@ def run(cases=10000, seed=0, timeout=None, base=None, batch=None, log=print, wal
     mutations, failed_cases = {}, 0
     t0 = time.time()
     done = 0
+    worst = {"case_s": 0.0, "peak_mb": 0.0}  # the slowest case and the largest peak-RSS growth
     try:
         with BoundedWorker("fuzz_store:bounded_case", setup="fuzz_store:setup", wall_s=wall_s,
                            mem_mb=mem_mb, kill_s=timeout) as w:
             for i in range(cases):
                 o = w.run((i, seed))
+                worst["case_s"] = max(worst["case_s"], round(o.seconds, 3))
+                if o.peak_mb == o.peak_mb:  # not nan
+                    worst["peak_mb"] = max(worst["peak_mb"], round(o.peak_mb, 1))
                 done += 1
                 if o.status == "ok":
                     names, problems = o.verdict
@@ -458,7 +462,7 @@ def run(cases=10000, seed=0, timeout=None, base=None, batch=None, log=print, wal
         if own:
             shutil.rmtree(base, ignore_errors=True)
     return {"cases": done, "seed": seed, "seconds": round(time.time() - t0, 1),
-            "bounds": {"wall_s": wall_s, "mem_mb": mem_mb, "worker_restarts": restarts},
+            "worst": worst, "bounds": {"wall_s": wall_s, "mem_mb": mem_mb, "worker_restarts": restarts},
             "counts": counts, "failed_cases": failed_cases, "examples": examples,
             "mutations": dict(sorted(mutations.items()))}
 
