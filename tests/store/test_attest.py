@@ -372,3 +372,23 @@ def test_fuzz_attest_short():
         sys.path.remove(bench)
     assert r["cases"] == 80 and r["failures"] == 0, r["examples"]
     assert r["counts"]["refused"] > 0 and r["counts"]["caught"] > 0, r["counts"]
+
+
+def test_save_logits_attests_before_writing_so_another_pipeline_writes_nothing(tmp_path, monkeypatch):
+    root = make_folder(str(tmp_path / "data"))
+    ds = tinyvit.ImageFolder(root)
+    store = open_or_create_store(str(tmp_path / "store"), dataset=ds, cfg=CFG, num_classes=3,
+                                 topk=2, epochs=1, base_seed=4, teacher_desc={"m": "t"})
+    st = save_logits(teacher(), ds, store, CFG, epochs=[0], batch_size=4, progress=False, max_batches=1)
+    assert st["stopped_early"] and 0 < store.missing(0).size < 12
+    assert sorted(_doc(store.path)["epochs"]) == ["0"]  # attested before its first record: no crash window
+    missing = store.missing(0).tolist()
+    real = attest.pipeline_identity()
+    monkeypatch.setattr(attest, "pipeline_identity", lambda: dict(real, jpeg="libjpeg 80"))
+    with pytest.raises(tinyvit.ReplayMismatchError, match="'jpeg'"):
+        save_logits(teacher(), ds, store, CFG, epochs=[0], batch_size=4, progress=False)
+    assert store.missing(0).tolist() == missing  # refused before writing a record
+    monkeypatch.undo()
+    save_logits(teacher(), ds, store, CFG, epochs=[0], batch_size=4, progress=False)
+    assert store.missing(0).size == 0
+    tinyvit.DistillLoader(ds, store, CFG, batch_size=4, epoch=0)

@@ -3,8 +3,8 @@
 A store's records are only valid for the exact uint8 images the teacher was shown. Those
 are a function of (source bytes, seed, config, pixel pipeline); the config and dataset
 fingerprints cover the first three, not the pipeline (libjpeg-turbo version, plan format)
-nor file contents that kept their size. So when save-logits completes an epoch it
-records, in ``<store>/attest.json``, the SHA-256 of the replayed uint8 pixels of a few
+nor file contents that kept their size. So when save-logits starts writing an epoch's
+records it records, in ``<store>/attest.json``, the SHA-256 of the replayed uint8 pixels of a few
 fixed samples (with their seeds) and the pipeline identity of the machine that did it.
 Opening the store for training replays the same samples (milliseconds) and raises
 ``ReplayMismatchError`` naming the epoch, the sample and the differing component.
@@ -259,7 +259,8 @@ def _write(store, doc: dict) -> None:
 
 
 def record_epoch(store, dataset, cfg, epoch: int, *, new: bool = True) -> dict:
-    """Attest ``epoch`` (call once its records are all written; rank 0 only). Seeds are
+    """Attest ``epoch`` (save-logits calls it before writing the epoch's records; rank 0 only:
+    the pixels are a function of (source, seed, config, pipeline), not of the teacher). Seeds are
     the ones save-logits used (sample_seeds(base_seed, epoch, i)). An epoch attested
     before (a resumed or re-run job) is checked instead: this machine must replay the
     same pixels, else ReplayMismatchError -- its records would mix two pipelines.
@@ -355,7 +356,7 @@ def check_replay(store, dataset, cfg, epochs: Optional[Iterable[int]] = None) ->
             raise ReplayMismatchError(
                 f"store {store.path!r}: epoch {e} has no replay attestation in {ATTEST_FILE} "
                 f"(attested epochs: {have[:10]}{' ...' if len(have) > 10 else ''}); an epoch "
-                "is attested when save-logits completes it: it is incomplete, or its entry was "
+                "is attested when save-logits writes it: it was not saved here, or its entry was "
                 "removed (attest it explicitly: tinyvit verify STORE --data SPEC --attest)")
     base_seed = stored_base_seed(store)
     ident = pipeline_identity()
