@@ -350,8 +350,9 @@ def test_store_without_attestation_is_not_reported_ok_and_can_be_attested(saved,
     os.unlink(os.path.join(path, attest.ATTEST_FILE))
     code, out, _ = run_cli("verify", path, "--data", ds.root, "--no-progress")
     assert code == 1 and "replay: NOT CHECKED" in out, out
-    code, out, _ = run_cli("verify", path, "--attest", "--no-progress")
-    assert code == 1 and "--attest needs --data" in out
+    code, out, err = run_cli("verify", path, "--attest", "--no-progress")
+    assert code == 2 and err.strip() == "tinyvit verify: error: --attest needs --data SPEC (the dataset whose " \
+        "replay it attests)", err
     code, out, _ = run_cli("verify", path, "--data", ds.root, "--attest", "--no-progress")
     assert code == 0 and "attested epochs [0, 1]" in out, out
     assert sorted(_doc(path)["epochs"]) == ["0", "1"]

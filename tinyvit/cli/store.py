@@ -20,8 +20,8 @@ from ..store import EpochMissingError, LogitStore, StoreError
 from ..store.manifest import EPOCH_FILE
 
 MAX_PROBLEM_LINES = 20
-_EPOCH_NAME = re.compile(r"epoch_(\d{5,9})\.bin")
 MAX_OK_LINES = 100
+_EPOCH_NAME = re.compile(r"epoch_(\d{5,9})\.bin")  # EPOCH_FILE's names
 
 _EXIT_HELP = (
     "exit status: 0 = every epoch complete and valid; 1 = findings (missing/torn/corrupt "
@@ -85,15 +85,6 @@ class _Report:
         self.problems += 1
         if self.problems <= MAX_PROBLEM_LINES:
             print(line)
-
-    def problems_bulk(self, items, line) -> int:
-        """A run of findings of one kind (absent epoch files): ``line(item)`` printed for the
-        first ones still shown, the rest only counted. Returns how many."""
-        n = len(items)
-        for item in items[:max(0, MAX_PROBLEM_LINES - self.problems)]:
-            print(line(item))
-        self.problems += n
-        return n
 
     def problems_bulk(self, items, line) -> int:
         """A run of findings of one kind (absent epoch files): ``line(item)`` printed for the
@@ -275,6 +266,10 @@ def _show_records(store: LogitStore, e: int, count: int) -> int:
 
 
 def cmd_verify(args) -> int:
+    if getattr(args, "attest", False) and not getattr(args, "data", None):
+        from . import CLIError
+
+        raise CLIError("--attest needs --data SPEC (the dataset whose replay it attests)")
     store = _open(args.store, "verify")
     if store is None:
         return 2
@@ -324,9 +319,6 @@ def cmd_verify(args) -> int:
     report.close()
     if getattr(args, "data", None):  # replay attestation: this machine shows the teacher's pixels
         total_bad += verify_replay(store, args.data, epochs, attest=getattr(args, "attest", False))
-    elif getattr(args, "attest", False):
-        print("replay: --attest needs --data SPEC (the dataset to replay): nothing attested")
-        total_bad += 1
     store.close()
     if total_bad:
         print(f"FAILED: {total_bad} findings")
