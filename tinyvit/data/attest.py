@@ -14,7 +14,8 @@ Rules (docs/store.md, "Replay attestation"):
 * a store with an ``attest.json`` must attest every epoch that is used: an epoch without an
   entry is refused (it may have been saved elsewhere, or its entry removed), never skipped;
 * ``attest.json`` is untrusted input: read with a size cap (``max_bytes``: by the store's
-  epochs) and a nesting-depth pre-check,
+  epochs) and a linear pre-check of nesting depth and separator count (so ``json`` never
+  builds more than an attestation of this store can hold),
   then validated field by field (types, ranges, the fixed sample set, 64-hex digests); any
   defect is a one-line ``ReplayMismatchError`` naming the file and the field;
 * stores saved before attestation existed have no ``attest.json``: they open with a
@@ -51,6 +52,7 @@ NUM_SAMPLES = 4
 # deep (doc / epochs / entry / samples / sample).
 MAX_BYTES = 4 << 20
 PER_EPOCH_BYTES = 8 << 10
+SEPS_PER_EPOCH = 64  # ',' and ':' of an entry: ~20 (~50 with 16 identity components)
 
 
 def max_bytes(store) -> int:
@@ -122,13 +124,13 @@ def _read_bytes(path: str, cap: int) -> Optional[bytes]:
         os.close(fd)
 
 
-def _max_depth(data: bytes) -> int:
-    """Nesting depth of a JSON text, brackets inside strings ignored. Vectorised and linear
-    in time and memory (no regex, no recursion): a quote opens or closes a string unless an
-    odd run of backslashes precedes it."""
+def _structure(data: bytes) -> tuple:
+    """(nesting depth, separators) of a JSON text, brackets / commas / colons inside strings
+    ignored. Vectorised and linear in time and memory (no regex, no recursion): a quote opens
+    or closes a string unless an odd run of backslashes precedes it."""
     a = np.frombuffer(data, np.uint8)
     if a.size == 0:
-        return 0
+        return 0, 0
     pos = np.arange(a.size, dtype=np.int32)
     last_plain = np.maximum.accumulate(np.where(a != 0x5C, pos, -1))  # last non-backslash <= i
     q = np.flatnonzero(a == 0x22)
@@ -140,7 +142,8 @@ def _max_depth(data: bytes) -> int:
     del pos, last_plain, quote
     step = (((a == 0x5B) | (a == 0x7B)) & outside).astype(np.int8) - \
         (((a == 0x5D) | (a == 0x7D)) & outside).astype(np.int8)
-    return int(np.cumsum(step, dtype=np.int32).max(initial=0))
+    seps = int(np.count_nonzero(((a == 0x2C) | (a == 0x3A)) & outside))
+    return int(np.cumsum(step, dtype=np.int32).max(initial=0)), seps
 
 
 def _no_duplicates(pairs):
@@ -156,10 +159,13 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse(data: bytes):
-    depth = _max_depth(data)
+def _parse(data: bytes, max_seps: int):
+    depth, seps = _structure(data)
     if depth > MAX_DEPTH:
         raise ValueError(f"nested {depth} levels deep (an attestation has {MAX_DEPTH})")
+    if seps > max_seps:  # e.g. a list of 2 million zeros: refused before json builds it
+        raise ValueError(f"{seps} ',' / ':' separators, more than the {max_seps} an attestation "
+                         "of this store can have")
     return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
                       parse_constant=_reject_constant)
 
@@ -224,7 +230,7 @@ def load_attestation(store) -> Optional[dict]:
         data = _read_bytes(_path(store), max_bytes(store))
         if data is None:
             return None
-        doc = _parse(data)
+        doc = _parse(data, SEPS_PER_EPOCH * (1 + max(0, int(store.epochs))))
     except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         msg = " ".join(str(exc).split())[:200]
         raise ReplayMismatchError(f"{where} unreadable: {type(exc).__name__}: {msg}") from None
