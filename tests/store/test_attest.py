@@ -393,3 +393,14 @@ def test_save_logits_attests_before_writing_so_another_pipeline_writes_nothing(t
     save_logits(teacher(), ds, store, CFG, epochs=[0], batch_size=4, progress=False)
     assert store.missing(0).size == 0
     tinyvit.DistillLoader(ds, store, CFG, batch_size=4, epoch=0)
+
+
+def test_an_epoch_without_records_is_the_loaders_error_not_an_attestation_one(saved):
+    ds, path = saved
+    store = tinyvit.LogitStore.open(path, mode="r+")
+    store.add_epochs(1)  # epoch 2: no record, no entry: nothing to vouch for
+    with pytest.raises(tinyvit.RecordMissingError, match="12 of 12 records missing"):
+        tinyvit.DistillLoader(ds, store, CFG, batch_size=4, epoch=2)
+    with pytest.raises(tinyvit.EpochMissingError, match="epoch 5 not in the store"):
+        tinyvit.DistillLoader(ds, store, CFG, batch_size=4, epoch=5)
+    assert attest.check_replay(store, ds, CFG, epochs=[0, 1, 2]) == 2
