@@ -203,7 +203,7 @@ def attest_cost(d, reps=5):
     import shutil
 
     import tinyvit
-    from tinyvit.store.attest import check_replay, record_epoch
+    from tinyvit.data.attest import check_replay, record_epoch
 
     folder = tinyvit.ImageFolder(os.path.join(d, "replay", "folder"))
     cfg = tinyvit.AugConfig(img_size=224)

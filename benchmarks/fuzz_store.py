@@ -9,9 +9,12 @@ inf, negative, > 1, sum > 1, duplicate or out-of-range classes, bad compact scal
 then runs open / read (each sample and batched) / missing / audit / disk_usage / inspect /
 verify. Every call must end in success or a typed StoreError. Counted per case:
 
-  crash        the worker process died from a signal (cases run in a worker subprocess that
-               is restarted after a death)
-  hang         a case did not finish within --timeout seconds (worker killed)
+  crash        the worker process died (every case runs through benchmarks/_bounded.py: one
+               spawned worker, restarted after a death)
+  hang         a case did not answer within --timeout seconds (worker killed)
+  over_time    a case took more than --wall-s seconds (2 s)
+  over_memory  a case grew peak RSS by more than --mem-mb MiB (256; RLIMIT_AS set relative
+               to the worker's address space), or raised MemoryError
   untyped      an exception that is not a StoreError
   wrong        a silently wrong result: a read returned something other than the pristine
                record, read/missing/audit disagree on a record, inspect and verify exit
@@ -27,16 +30,16 @@ import io
 import json
 import os
 import random
-import selectors
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CATEGORIES = ("crash", "hang", "untyped", "wrong")
+# wrong / untyped: the campaign's own findings; crash / hang / over_time / over_memory (and
+# untyped for an exception escaping a case): benchmarks/_bounded.py's
+CATEGORIES = ("crash", "hang", "over_time", "over_memory", "untyped", "wrong")
 
 
 # ---- worker side ------------------------------------------------------------------------------
@@ -396,83 +399,73 @@ def run_case(i, seed, base, templates):
     return names, problems
 
 
-def worker(seed, start, count, base):
-    sys.path.insert(0, ROOT)
-    templates = _templates(os.path.join(base, f"tpl_{os.getpid()}"))
-    for i in range(start, start + count):
-        print(json.dumps({"start": i}), flush=True)
-        names, problems = run_case(i, seed, base, templates)
-        print(json.dumps({"done": i, "mutations": names, "problems": problems}), flush=True)
+# The worker: benchmarks/_bounded.py runs every case in one spawned process, bounded to
+# wall_s seconds and mem_mb MiB of peak-RSS growth (RLIMIT_AS), restarted after a death.
+_W = {}
+
+
+def setup():
+    """In the worker, once: the pristine templates, built in the campaign's base directory."""
+    base = os.environ["FUZZ_STORE_DIR"]
+    _W.update(base=base, templates=_templates(os.path.join(base, f"tpl_{os.getpid()}")))
+
+
+def bounded_case(case):
+    """(i, seed) -> (mutation names, problems); exceptions escaping are the harness's untyped."""
+    i, seed = case
+    return run_case(i, seed, _W["base"], _W["templates"])
 
 
 # ---- driver -----------------------------------------------------------------------------------
-def run(cases=10000, seed=0, timeout=30.0, base=None, batch=500, log=print):
+def run(cases=10000, seed=0, timeout=None, base=None, batch=None, log=print, wall_s=2.0, mem_mb=256):
+    """``timeout``: seconds before a case is killed as a hang (default: the harness's
+    max(10, 5 * wall_s)); ``batch`` is accepted for old callers and unused (one worker,
+    restarted only after a death)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _bounded import BoundedWorker
+
     own = base is None
     base = base or tempfile.mkdtemp(prefix="tv_fuzz_", dir="/dev/shm" if os.path.isdir(
         "/dev/shm") else None)
+    os.environ["FUZZ_STORE_DIR"] = base
     counts = dict.fromkeys(CATEGORIES, 0)
     examples = {c: [] for c in CATEGORIES}
-    mutations = {}
-    done_cases = 0
+    mutations, failed_cases = {}, 0
     t0 = time.time()
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nxt = 0
-    while nxt < cases:
-        n = min(batch, cases - nxt)
-        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", str(seed),
-                              str(nxt), str(n), base], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env, text=True)
-        sel = selectors.DefaultSelector()
-        sel.register(p.stdout, selectors.EVENT_READ)
-        current, last, hung = None, time.time(), False
-        while True:
-            ev = sel.select(timeout=1.0)
-            if ev:
-                line = p.stdout.readline()
-                if not line:
-                    break
-                msg = json.loads(line)
-                last = time.time()
-                if "start" in msg:
-                    current = msg["start"]
-                else:
-                    current = None
-                    done_cases += 1
-                    nxt = msg["done"] + 1
-                    for name in msg["mutations"]:
+    done = 0
+    worst = {"case_s": 0.0, "peak_mb": 0.0}  # the slowest case and the largest peak-RSS growth
+    try:
+        with BoundedWorker("fuzz_store:bounded_case", setup="fuzz_store:setup", wall_s=wall_s,
+                           mem_mb=mem_mb, kill_s=timeout) as w:
+            for i in range(cases):
+                o = w.run((i, seed))
+                worst["case_s"] = max(worst["case_s"], round(o.seconds, 3))
+                if o.peak_mb == o.peak_mb:  # not nan
+                    worst["peak_mb"] = max(worst["peak_mb"], round(o.peak_mb, 1))
+                done += 1
+                if o.status == "ok":
+                    names, problems = o.verdict
+                    for name in names:
                         key = name.split("+")[0]
                         mutations[key] = mutations.get(key, 0) + 1
-                    for cat, text in msg["problems"]:
-                        counts[cat] += 1
-                        if len(examples[cat]) < 10:
-                            examples[cat].append(f"case {msg['done']}: {text}")
-            elif current is not None and time.time() - last > timeout:
-                p.kill()
-                hung = True
-                counts["hang"] += 1
-                examples["hang"].append(f"case {current}: no result after {timeout} s")
-                break
-        p.wait()
-        err = p.stderr.read()
-        if current is not None:  # died (or was killed) inside a case
-            if hung:
-                pass
-            elif p.returncode is not None and p.returncode < 0:
-                counts["crash"] += 1
-                examples["crash"].append(f"case {current}: signal {-p.returncode}")
-            elif p.returncode and p.returncode > 0:
-                counts["untyped"] += 1
-                examples["untyped"].append(f"case {current}: worker exit {p.returncode}: "
-                                           f"{err[-500:]}")
-            done_cases += 1
-            nxt = current + 1
-        elif p.returncode != 0:
-            raise RuntimeError(f"fuzz worker failed outside a case: {err[-2000:]}")
-        log(f"  {done_cases}/{cases} cases, {time.time() - t0:.0f} s, {counts}")
-    if own:
-        shutil.rmtree(base, ignore_errors=True)
-    return {"cases": done_cases, "seed": seed, "seconds": round(time.time() - t0, 1),
-            "counts": counts, "examples": examples, "mutations": dict(sorted(mutations.items()))}
+                else:  # the harness's verdict: crash / hang / over_time / over_memory / untyped
+                    problems = [(o.status, (o.detail or "")[-500:])]
+                    shutil.rmtree(os.path.join(base, f"case_{i}"), ignore_errors=True)
+                failed_cases += bool(problems)
+                for cat, text in problems:
+                    counts[cat] += 1
+                    if len(examples[cat]) < 10:
+                        examples[cat].append(f"case {i}: {text}")
+                if done % 500 == 0:
+                    log(f"  {done}/{cases} cases, {time.time() - t0:.0f} s, {counts}")
+            restarts = w.restarts
+    finally:
+        if own:
+            shutil.rmtree(base, ignore_errors=True)
+    return {"cases": done, "seed": seed, "seconds": round(time.time() - t0, 1),
+            "worst": worst, "bounds": {"wall_s": wall_s, "mem_mb": mem_mb, "worker_restarts": restarts},
+            "counts": counts, "failed_cases": failed_cases, "examples": examples,
+            "mutations": dict(sorted(mutations.items()))}
 
 
 def main(argv=None):
@@ -480,26 +473,23 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per case before 'hang'")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds before a case is killed as a hang (default: 5 x --wall-s, >= 10)")
+    ap.add_argument("--wall-s", type=float, default=2.0, help="per-case wall-time bound (over: a failure)")
+    ap.add_argument("--mem-mb", type=int, default=256, help="per-case peak-RSS growth bound (over: a failure)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                   "fuzz_store.json"))
-    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker:
-        s, a, n, base = args.worker
-        worker(int(s), int(a), int(n), base)
-        return 0
-    sys.path.insert(0, ROOT)
-    from _common import cpu_model, load_average  # noqa: E402
-    res = run(args.cases, args.seed, args.timeout)
-    res["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": load_average()}
-    print(f"{'category':10s} {'count':>7s}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import finish_facts, machine_facts, write_json  # noqa: E402
+    facts = machine_facts()
+    res = run(args.cases, args.seed, args.timeout, wall_s=args.wall_s, mem_mb=args.mem_mb)
+    res["machine"] = finish_facts(facts)
+    print(f"{'category':12s} {'count':>7s}")
     for c in CATEGORIES:
-        print(f"{c:10s} {res['counts'][c]:7d}")
+        print(f"{c:12s} {res['counts'][c]:7d}")
     print(f"cases {res['cases']} in {res['seconds']} s; mutation kinds {len(res['mutations'])}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+    write_json(args.out, res)
     print(f"wrote {args.out}")
     return 0 if not any(res["counts"].values()) else 1
 

@@ -109,8 +109,9 @@ class DatasetMismatchError(StoreMismatchError):
 
 class ReplayMismatchError(StoreMismatchError):
     """This machine would show the student other pixels than the teacher saw: the replayed
-    pixels of an attested sample differ, or the pixel pipeline differs (plan format,
-    libjpeg-turbo version, backend). The message names epoch, sample and component."""
+    pixels of an attested sample differ, the pixel pipeline differs (plan format,
+    libjpeg-turbo version, backend), an epoch in use has no attestation, or attest.json is
+    malformed. The message names the epoch, sample and component (tinyvit/data/attest.py)."""
 
 
 # StoreException kinds of csrc/core/store -> their classes, registered in the one C++ -> Python

@@ -146,3 +146,29 @@ def test_help_has_one_default_per_option_and_python_m_works(run_cli):
     r = subprocess.run([sys.executable, "-m", "tinyvit", "--help"], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     assert r.returncode == 0 and "save-logits" in r.stdout and "show" in r.stdout
+
+
+def test_an_internal_error_exits_70_with_one_line_never_1(run_cli, monkeypatch, tmp_path):
+    """A bug (an exception no input should cause) is not 'findings' (1) nor 'bad input' (2):
+    one line naming it, 'please report', exit 70; --traceback / TINYVIT_TRACEBACK=1 show it."""
+    import tinyvit.cli.store as cli_store
+
+    def boom(args):
+        raise KeyError("internal_field")
+
+    monkeypatch.setattr(cli_store, "cmd_verify", boom)
+    code, out, err = run_cli("verify", str(tmp_path))
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code == tinyvit.cli.EXIT_INTERNAL == 70, (code, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("tinyvit verify: internal error: KeyError: 'internal_field'") and \
+        "please report" in lines[0], lines[0]
+    with pytest.raises(KeyError):
+        tinyvit.cli.main(["verify", str(tmp_path), "--traceback"])
+    monkeypatch.setenv("TINYVIT_TRACEBACK", "1")
+    with pytest.raises(KeyError):
+        tinyvit.cli.main(["verify", str(tmp_path)])
+    monkeypatch.delenv("TINYVIT_TRACEBACK")
+    # expected failures keep exit 2, findings keep 1: only the unexpected moved
+    monkeypatch.undo()
+    one_line_error(run_cli, "verify", str(tmp_path / "none"), match="none")

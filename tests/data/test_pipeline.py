@@ -125,7 +125,7 @@ def test_teacher_batches_and_replay_loader_give_the_same_images(ds, store):
 def test_replay_pixels_is_the_loaders_uint8_stage_and_the_attested_digest(ds, store):
     """The uint8 entry (for the attestation) gives the CPU stage's bytes and the digests the
     attestation records today."""
-    from tinyvit.store.attest import replay_digests
+    from tinyvit.data.attest import replay_digests
 
     idx = np.array([0, 7, 23, 11])
     pipe = ReplayPipeline(ds, CFG, BASE_SEED, store=store)

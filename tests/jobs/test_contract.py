@@ -242,7 +242,7 @@ def _one_hot_store(path, ds, cfg, epochs, base_seed):
     with the seeds save-logits would use and attested like a save-logits epoch."""
     from tinyvit.augment.seeds import sample_seeds
     from tinyvit.jobs.save_logits import open_or_create_store
-    from tinyvit.store.attest import record_epoch
+    from tinyvit.data.attest import record_epoch
 
     n = len(ds)
     store = open_or_create_store(path, dataset=ds, cfg=cfg, num_classes=10, topk=1, epochs=epochs,

@@ -159,3 +159,112 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 0
     r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "resuming from" in r.stdout
+
+
+# ---- issue #22: resume on other data, malformed checkpoints, foreign log rows -----------------
+def _ppm_folder(root, n=12, classes=3, start=0):
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        d = os.path.join(root, f"c{i % classes}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"{i:03d}.ppm"), "wb") as f:
+            f.write(f"P6\n{18 + i % 4} {15 + i % 3}\n255\n".encode() + rng.integers(0, 256, (15 + i % 3, 18 + i % 4, 3),
+                                                                                      np.uint8).tobytes())
+    return root
+
+
+def _train_cmd(data, out, *mode):
+    return ["train", *mode, "--data", data, "--model", "test_resnet", "--epochs", "2", "--batch-size", "4",
+            "--img-size", "16", "--device", "cpu", "--no-progress", "--out", out]
+
+
+def _refused(run_cli, cmd, match):
+    code, out, err = run_cli(*cmd)
+    lines = [l for l in err.splitlines() if ": error: " in l]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, out[-500:], err[-2000:])
+    assert lines[0].startswith("tinyvit train: error: ") and "last.pt" in lines[0] and match in lines[0], lines[0]
+    assert "resuming" not in out, out
+    return lines[0]
+
+
+def test_resume_refuses_other_files_or_classes(run_cli, tmp_path):
+    data, out = _ppm_folder(str(tmp_path / "data")), str(tmp_path / "out")
+    cmd = _train_cmd(data, out, "--hard-labels")
+    assert run_cli(*cmd)[0] == 0
+    code, o, _ = run_cli(*cmd)  # same data: resumes (nothing left to do)
+    assert code == 0 and "resuming" in o
+    _ppm_folder(data, n=10, start=100)  # 10 files added to the same classes
+    _refused(run_cli, cmd, "train_fingerprint")
+    _ppm_folder(data, n=2, classes=1, start=200)  # + a class: was a load_state_dict traceback
+    os.rename(os.path.join(data, "c0"), os.path.join(data, "c9"))  # (name it apart from c0)
+    _ppm_folder(data, n=3, start=300)
+    _refused(run_cli, cmd, "num_classes = 3 there, 4 now")
+    assert run_cli(*cmd, "--restart")[0] == 0  # the way out the message names
+
+
+def test_resume_refuses_another_teachers_store_at_the_same_path(run_cli, tmp_path):
+    import shutil
+
+    data, out, store = _ppm_folder(str(tmp_path / "data")), str(tmp_path / "out"), str(tmp_path / "store")
+    save = ["save-logits", store, "--data", data, "--model", "test_resnet", "--random-teacher", "--epochs", "2",
+            "--topk", "2", "--img-size", "16", "--batch-size", "4", "--no-progress", "--device", "cpu"]
+    assert run_cli(*save)[0] == 0
+    cmd = _train_cmd(data, out, "--distill", store)
+    assert run_cli(*cmd)[0] == 0
+    shutil.rmtree(store)
+    assert run_cli(*save, "--seed", "1")[0] == 0  # another teacher: a new store_id, same path
+    _refused(run_cli, cmd, "store_id")
+
+
+def test_malformed_checkpoint_is_one_resume_error_line(run_cli, tmp_path):
+    data, out = _ppm_folder(str(tmp_path / "data")), str(tmp_path / "out")
+    cmd = _train_cmd(data, out, "--hard-labels")
+    assert run_cli(*cmd)[0] == 0
+    path = os.path.join(out, "last.pt")
+    good = torch.load(path, weights_only=True)
+    foreign = torch.nn.Linear(3, 2).state_dict()
+    wrong_shape = dict(good["model"], **{k: torch.zeros(1) for k in list(good["model"])[:1]})
+
+    def edit(**kw):
+        ck = dict(good)
+        for k, v in kw.items():
+            if v is KeyError:
+                del ck[k]
+            else:
+                ck[k] = v
+        return ck
+
+    rng_bad_np = dict(good["rng"], numpy=[torch.zeros(3, dtype=torch.int64)] + good["rng"]["numpy"][1:])
+    cases = [(edit(model=KeyError), "'model'"), (edit(rng=KeyError), "'rng'"), (edit(epoch="x"), "'epoch'"),
+             (edit(epoch=True), "'epoch'"), (edit(step=-1), "'step'"), (edit(optimizer={}), "'optimizer'"),
+             (edit(scaler=KeyError), "'scaler'"), (edit(rng={"torch": "x"}), "'rng'"),
+             (edit(model=foreign), "does not fit this model"), (edit(model=wrong_shape), "does not fit"),
+             (edit(rng=rng_bad_np), "'rng' cannot be restored"), (edit(run_config=None), "run_config"),
+             (edit(run_config={k: v for k, v in good["run_config"].items() if k != "data"}),
+              "records no data identity"),
+             ([1, 2], "not a resumable"), (b"garbage", "not a resumable")]
+    for ck, match in cases:
+        torch.save(ck, path)
+        _refused(run_cli, cmd, match)
+    with open(path, "wb") as f:
+        f.write(b"\x80\x02not a zip")
+    _refused(run_cli, cmd, "cannot load the checkpoint")
+
+
+def test_cut_log_keeps_one_row_per_epoch_of_this_run(tmp_path):
+    from tinyvit.jobs.train import _cut_log
+
+    path = str(tmp_path / "log.jsonl")
+    rows = [{"epoch": -3, "mode": "hard"}, {"epoch": 0, "mode": "hard", "v": "a"}, {"epoch": True, "mode": "hard"},
+            {"epoch": 1, "mode": "hard", "v": "old"}, {"epoch": 0, "mode": "distill"}, {"epoch": 1, "mode": "hard",
+            "v": "new"}, {"epoch": 2, "mode": "hard"}, [1], {"epoch": "1", "mode": "hard"}]
+    with open(path, "wb") as f:
+        for r in rows[:3]:
+            f.write(json.dumps(r).encode() + b"\n")
+        f.write(b'{"epoch": 1, "mode": "hard", "x": "\xff\xfe"}\n')  # not UTF-8: was fatal
+        for r in rows[3:]:
+            f.write(json.dumps(r).encode() + b"\n")
+        f.write(b'{"epoch": 1, "mo')  # torn by a kill
+    kept = _cut_log(path, 1, "hard")
+    assert kept == [{"epoch": 0, "mode": "hard", "v": "a"}, {"epoch": 1, "mode": "hard", "v": "new"}]
+    assert [json.loads(l) for l in open(path, encoding="utf-8")] == kept

@@ -2,8 +2,10 @@
 
 One error path for every subcommand (``main``): an expected failure -- any tinyvit typed
 error, a config ``ValueError``, a missing or unreadable file -- prints one line
-``tinyvit <command>: error: <what>`` to stderr and exits 2; ``--traceback`` (or
-``TINYVIT_TRACEBACK=1``) re-raises it with the full trace instead. Ctrl-C exits 130 with one
+``tinyvit <command>: error: <what>`` to stderr and exits 2; anything else is a bug: one line
+``tinyvit <command>: internal error: ... please report`` and exit 70 (EX_SOFTWARE), never 1
+(findings). ``--traceback`` (or ``TINYVIT_TRACEBACK=1``) re-raises either with the full trace
+instead. Ctrl-C exits 130 with one
 line (records and checkpoints already written stay valid: both are written atomically).
 Exit codes: docs/cli.md.
 """
@@ -15,6 +17,9 @@ import os
 import sys
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# An error no input should cause (a bug): BSD sysexits' EX_SOFTWARE, distinct from 1 (findings)
+# and 2 (bad input), so scripts never read a crash as "the store has findings".
+EXIT_INTERNAL = 70
 
 
 from ..errors import CLIError  # noqa: E402  (defined with every error in tinyvit.errors)
@@ -59,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "without the teacher.",
         epilog="exit status: 0 ok; 1 findings (inspect/verify) or an incomplete store "
         "(save-logits); 2 error (one line; --traceback for the trace); 3 contract target not "
-        "met; 130 interrupted. Reference: docs/cli.md",
+        "met; 70 internal error (a bug: please report); 130 interrupted. Reference: docs/cli.md",
     )
     parser.add_argument("--traceback", action="store_true", default=False,
                         help="show the full Python trace of an error (also: TINYVIT_TRACEBACK=1)")
@@ -129,6 +134,13 @@ def main(argv=None) -> int:
             raise
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct code, the trace on request
+        if show_trace:
+            raise
+        msg = " ".join(str(exc).split())[:500] or "(no message)"
+        print(f"{prog}: internal error: {type(exc).__name__}: {msg} -- this is a bug in tinyvit, "
+              f"please report it with the output of the same command with --traceback", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,6 +16,18 @@ _RUN_FIELDS = ("model", "model_kwargs", "data", "subset", "val_subset", "num_cla
                "auto_augment", "color_jitter", "reprob", "mixup", "cutmix", "mean", "std")
 
 
+def _data_identity(store, dataset, val, num_classes: int) -> dict:
+    """What the run trains on, recorded in last.pt (run_config['data']): a resume on another
+    store (store_id: another teacher's, even at the same path), on other files (dataset
+    fingerprints: files added, removed or resized) or with another number of classes is
+    refused, naming the field (jobs/train.py load_checkpoint)."""
+    from ..data.datasets import dataset_fingerprint
+
+    return {"store_id": store.manifest.get("store_id") if store is not None else None,
+            "train_fingerprint": dataset_fingerprint(dataset), "train_samples": len(dataset),
+            "val_fingerprint": dataset_fingerprint(val), "num_classes": int(num_classes)}
+
+
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a timm student: from a logit store, hard labels, or an online teacher",
@@ -128,6 +140,7 @@ def run_train(args) -> int:
         os.makedirs(args.out, exist_ok=True)
     run_config = {k: getattr(args, k) for k in _RUN_FIELDS}
     run_config["aug_fingerprint"] = cfg.fingerprint()
+    run_config["data"] = _data_identity(store, dataset, val, num_classes)  # resume refuses other data
     res = train(student, loader, mode=mode, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                 warmup_epochs=args.warmup_epochs, smoothing=args.smoothing, teacher=teacher,
                 num_classes=num_classes, device=dist.device, amp=not args.no_amp, dist=dist,

@@ -28,7 +28,7 @@ import torch
 from ..augment.config import AugConfig
 from ..store import EpochMissingError, LogitStore, RecordMissingError, check_compatible
 from ..store.compat import stored_base_seed
-from ..store.attest import check_replay
+from .attest import check_replay
 from .pipeline import ReplayPipeline
 from .sampler import (EpochClock, EpochError, LoaderBatchSampler, PairedSampler, num_batches,
                       pass_batches, teacher_bounds, teacher_order)

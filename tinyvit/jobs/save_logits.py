@@ -100,6 +100,12 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
     t_all = time.perf_counter()
     for epoch in epochs:
         todo = store.missing(epoch)
+        if dist.main:  # attest (or check) the pixels the teacher sees BEFORE writing records:
+            # a machine with another pipeline is refused before it adds any, and no crash can
+            # leave records without an attestation. new: only an epoch with records to write
+            # here may get a new entry; a complete one without is refused (docs/store.md)
+            from ..data.attest import record_epoch
+            record_epoch(store, dataset, cfg, epoch, new=todo.size > 0)
         order, mask = teacher_order(todo, epoch, store.num_samples, base_seed, cfg.mixing,
                                     dist.rank, dist.world_size)
         tb = TeacherBatches(dataset, cfg, order, mask, epoch=epoch, base_seed=base_seed,
@@ -145,9 +151,6 @@ def save_logits(teacher, dataset, store: LogitStore, cfg: AugConfig, *, epochs, 
         for key in ("written", "seen", "correct"):
             stats[key] += ep[key]
         stats["epochs"][epoch] = ep
-        if dist.main:  # the epoch is complete: attest the pixels the teacher saw
-            from ..store.attest import record_epoch
-            record_epoch(store, dataset, cfg, epoch)
         if dist.main and progress:
             acc = ep["correct"] / ep["seen"] if ep["seen"] else float("nan")
             log(f"epoch {epoch}: wrote {ep['written']} of {store.num_samples} records "

@@ -43,26 +43,97 @@ from ..errors import ResumeError  # noqa: E402  (defined with every error in tin
 
 def load_checkpoint(out_dir: str, run_config: Optional[dict] = None) -> Optional[dict]:
     """The checkpoint in ``out_dir/last.pt`` (None when there is none), checked against
-    ``run_config``."""
+    ``run_config``: every field it needs present and of the right type, the run's options
+    and its data (``run_config['data']``: store id, dataset fingerprints, classes) equal.
+    Anything else is a one-line ResumeError naming the file and the field."""
     path = os.path.join(out_dir, "last.pt")
     if not os.path.exists(path):
         return None
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn or foreign file: say which, never continue from it
+        msg = " ".join(str(exc).split())[:300]
         raise ResumeError(f"{path}: cannot load the checkpoint to resume from ({type(exc).__name__}: "
-                          f"{exc}); delete it or pass --restart") from None
+                          f"{msg}); delete it or pass --restart") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ResumeError(f"{path}: not a resumable tinyvit checkpoint (format "
                           f"{ck.get('format') if isinstance(ck, dict) else type(ck).__name__!r}); "
                           f"delete it or pass --restart")
+    _check_fields(ck, path)
     if run_config is not None:
-        old = ck.get("run_config") or {}
+        old = ck.get("run_config")
+        if not isinstance(old, dict):
+            raise ResumeError(f"{path}: run_config is {type(old).__name__}, not the options of a run; "
+                              "delete it or pass --restart")
+        _check_same_data(path, old.get("data"), run_config.get("data"))
         for key in sorted(set(old) | set(run_config)):
             if old.get(key) != run_config.get(key):
                 raise ResumeError(f"{path} is from another run: {key} = {old.get(key)!r} there, "
                                   f"{run_config.get(key)!r} now; use another --out or pass --restart")
     return ck
+
+
+def _check_fields(ck: dict, path: str) -> None:
+    """What ``_restore`` reads, by type, before anything is loaded."""
+    def bad(field, what):
+        raise ResumeError(f"{path}: field {field!r} {what}; not a checkpoint this tinyvit wrote "
+                          "(delete it or pass --restart)")
+
+    for field in ("epoch", "step"):
+        v = ck.get(field)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            bad(field, f"is {v!r}, not an integer >= 0")
+    model = ck.get("model")
+    if not isinstance(model, dict) or not model or \
+            not all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in model.items()):
+        bad("model", "is not a state dict (names -> tensors)")
+    opt = ck.get("optimizer")
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or \
+            not isinstance(opt.get("param_groups"), list):
+        bad("optimizer", "is not an optimizer state dict")
+    if not isinstance(ck.get("scaler"), dict):
+        bad("scaler", "is not a GradScaler state dict")
+    rng = ck.get("rng")
+    ok = isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor) and \
+        isinstance(rng.get("numpy"), list) and len(rng["numpy"]) == 4 and \
+        isinstance(rng["numpy"][0], torch.Tensor) and isinstance(rng.get("python"), list) and \
+        len(rng["python"]) == 3 and isinstance(rng["python"][1], torch.Tensor)
+    if not ok:
+        bad("rng", "is not the RNG states (torch, numpy, python)")
+
+
+def _check_same_data(path: str, old, new) -> None:
+    """The data a run trains on is part of its identity: another store (store_id), other
+    files (dataset fingerprints) or another number of classes refuse the resume."""
+    if new is None:
+        return
+    if not isinstance(old, dict):
+        raise ResumeError(f"{path} records no data identity (written by an older tinyvit): cannot "
+                          "tell whether the store / dataset changed; pass --restart (or another --out)")
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise ResumeError(f"{path}: the data changed since the checkpoint: {key} = {old.get(key)!r} "
+                              f"there, {new.get(key)!r} now (another store or other files); resuming "
+                              "would continue on different data: use another --out or pass --restart")
+
+
+def _restore(ck: dict, path: str, model, opt, scaler) -> None:
+    """Load a checked checkpoint into the run's objects; a state dict of another model /
+    optimizer (names, shapes, groups) is a ResumeError, not a traceback."""
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise ResumeError(f"{path}: the checkpoint's model does not fit this model ({msg}); "
+                          "another --model / --num-classes? use another --out or pass --restart") from None
+    for field, fn in (("optimizer", opt.load_state_dict), ("scaler", scaler.load_state_dict),
+                      ("rng", _set_rng_state)):
+        try:
+            fn(ck[field])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise ResumeError(f"{path}: field {field!r} cannot be restored ({type(exc).__name__}: "
+                              f"{msg}); delete it or pass --restart") from None
 
 
 def _rng_state() -> dict:
@@ -91,25 +162,32 @@ def _set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def _cut_log(path: str, last_epoch: int) -> list:
-    """Keep the rows of epochs <= last_epoch (a kill between the log row and the checkpoint
-    leaves one row too many); rewritten atomically. Returns the kept rows."""
+def _cut_log(path: str, last_epoch: int, mode: Optional[str] = None) -> list:
+    """Keep one row per epoch 0..last_epoch (a kill between the log row and the checkpoint
+    leaves one row too many), of this run's ``mode``; rows of another shape (a foreign or
+    negative epoch), torn or not UTF-8 are dropped, never fatal. Rewritten atomically.
+    Returns the kept rows, in epoch order."""
     if not os.path.exists(path):
         return []
-    rows = []
-    with open(path) as f:
+    rows = {}
+    with open(path, "rb") as f:
         for line in f:
             try:
-                r = json.loads(line)
-            except json.JSONDecodeError:  # a torn last line from a kill
+                r = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):  # torn by a kill, or foreign
                 continue
-            if isinstance(r, dict) and isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch:
-                rows.append(r)
+            e = r.get("epoch") if isinstance(r, dict) else None
+            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= last_epoch:
+                continue
+            if mode is not None and r.get("mode") != mode:
+                continue
+            rows[e] = r  # the last row written for an epoch is the one its checkpoint followed
+    kept = [rows[e] for e in sorted(rows)]
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
     os.replace(tmp, path)
-    return rows
+    return kept
 
 
 MODES = ("distill", "hard", "online")
@@ -249,13 +327,10 @@ def train(model, loader, *, mode: str, epochs: int, lr: float = 1e-3, weight_dec
     ck = load_checkpoint(out_dir, run_config) if (resume and out_dir) else None
     if ck is not None:
         # every rank loads the same file (rank 0 wrote it), so DDP replicas stay identical
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        scaler.load_state_dict(ck["scaler"])
-        _set_rng_state(ck["rng"])
+        _restore(ck, os.path.join(out_dir, "last.pt"), model, opt, scaler)  # ResumeError if it does not fit
         start_epoch, step, resumed_from = ck["epoch"] + 1, ck["step"], ck["epoch"]
         if dist.main:
-            history = _cut_log(log_path, ck["epoch"])
+            history = _cut_log(log_path, ck["epoch"], ck.get("mode"))
             log(f"resuming from {os.path.join(out_dir, 'last.pt')}: epoch {ck['epoch']} done, "
                 f"continuing at epoch {start_epoch} of {epochs}")
     elif log_path and dist.main and os.path.exists(log_path):

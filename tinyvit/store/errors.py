@@ -6,11 +6,12 @@ from __future__ import annotations
 from ..errors import (ChecksumError, CorruptRecordError, DatasetMismatchError,  # noqa: F401
                       EpochMissingError, FileSizeError, FingerprintMismatchError,
                       FormatVersionError, InvalidRecordError, ManifestError, ReadOnlyError,
-                      RecordMissingError, SampleIndexError, ShapeMismatchError, StoreError,
-                      StoreExistsError, StoreIOError, StoreMismatchError, TruncatedFileError)
+                      RecordMissingError, ReplayMismatchError, SampleIndexError, ShapeMismatchError,
+                      StoreError, StoreExistsError, StoreIOError, StoreMismatchError,
+                      TruncatedFileError)
 
 __all__ = ['StoreError', 'ManifestError', 'FormatVersionError', 'StoreExistsError', 'StoreIOError',
            'FileSizeError', 'TruncatedFileError', 'CorruptRecordError', 'ChecksumError',
            'RecordMissingError', 'SampleIndexError', 'EpochMissingError', 'ShapeMismatchError',
            'InvalidRecordError', 'FingerprintMismatchError', 'ReadOnlyError',
-           'StoreMismatchError', 'DatasetMismatchError']
+           'StoreMismatchError', 'DatasetMismatchError', 'ReplayMismatchError']
