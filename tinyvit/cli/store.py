@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-<<<<<<< HEAD
-=======
-import os
-import re
->>>>>>> h-attest
 import sys
 
 from ..store import EpochMissingError, LogitStore, StoreError
 
 MAX_PROBLEM_LINES = 20
 MAX_OK_LINES = 100
-_EPOCH_NAME = re.compile(r"epoch_(\d{5,9})\.bin")  # EPOCH_FILE's names
 
 _EXIT_HELP = (
     "exit status: 0 = every epoch complete and valid; 1 = findings (missing/torn/corrupt "
@@ -104,57 +98,40 @@ def _absent_epochs(store: LogitStore):
         return None
 
 
-<<<<<<< HEAD
 def _check_present(store: LogitStore, e: int, absent) -> None:
     if absent is not None and e in absent:
-        raise EpochMissingError(f"{store.epoch_path(e)} (epoch {e}): data file does not exist")
-=======
-def _present_ids(present):
-    """The epochs whose data file is in the directory listing ``present`` (None: unknown)."""
-    if present is None:
-        return None
-    have = set()
-    for name in present:
-        m = _EPOCH_NAME.fullmatch(name)
-        if m and EPOCH_FILE.format(int(m.group(1))) == name:
-            have.add(int(m.group(1)))
-    return have
+        raise EpochMissingError(_absent_error(store, e))
 
 
-def _runs(store: LogitStore, epochs, present):
-    """``epochs`` in order as (absent, item): runs of epochs whose data file is not in the
-    directory as ranges (reported in bulk), the others one by one. For 0..E-1 this is linear
-    in the files present, not in E: a manifest declaring 2^20 epochs (a 1 KB input) must not
-    cost 2^20 failed opens and error messages (seconds; benchmarks/fuzz_store.py found it
-    over its 2 s per-case bound)."""
-    have, n = _present_ids(present), store.epochs
-    if have is None:
-        yield from ((False, e) for e in epochs)
-    elif isinstance(epochs, range) and epochs == range(n):
-        prev = 0
-        for e in sorted(h for h in have if h < n):
-            if e > prev:
-                yield True, range(prev, e)
-            yield False, e
-            prev = e + 1
-        if prev < n:
-            yield True, range(prev, n)
-    else:
-        for e in epochs:
-            yield (True, range(e, e + 1)) if 0 <= e < n and e not in have else (False, e)
+def _absent_error(store: LogitStore, e: int) -> str:
+    return f"{store.epoch_path(e)} (epoch {e}): data file does not exist"
 
 
 def _absent_line(store: LogitStore, e: int) -> str:
-    return (f"EpochMissingError: {os.path.join(store.path, EPOCH_FILE.format(e))} (epoch {e}): "
-            "data file does not exist")
+    return f"EpochMissingError: {_absent_error(store, e)}"
 
 
-def _open_epoch(store: LogitStore, e: int, present):
-    if present is not None and 0 <= e < store.epochs and EPOCH_FILE.format(e) not in present:
-        raise EpochMissingError(f"{os.path.join(store.path, EPOCH_FILE.format(e))} (epoch {e}): "
-                                f"data file does not exist")
-    return store._epoch(e)
->>>>>>> h-attest
+def _runs(epochs, absent):
+    """``epochs`` in order as (is_absent, item): runs of consecutive epochs whose data file is
+    absent as ranges (reported in bulk), the others one by one. A manifest declaring 2^20
+    epochs (a 1 KB input) must not cost 2^20 failed opens and error lines (seconds;
+    benchmarks/fuzz_store.py found it over its 2 s per-case bound)."""
+    start = prev = None
+    for e in epochs:
+        if absent is not None and e in absent:
+            if start is not None and e == prev + 1:
+                prev = e
+                continue
+            if start is not None:
+                yield True, range(start, prev + 1)
+            start = prev = e
+            continue
+        if start is not None:
+            yield True, range(start, prev + 1)
+            start = None
+        yield False, e
+    if start is not None:
+        yield True, range(start, prev + 1)
 
 
 def _scan_missing(store: LogitStore, epoch: int, chunk: int, progress: bool, absent=None):
@@ -206,7 +183,7 @@ def cmd_inspect(args) -> int:
     epochs = args.epoch if args.epoch else range(store.epochs)
     absent = _absent_epochs(store)
     report = _Report(len(epochs))
-    for is_absent, e in _runs(store, epochs, present):
+    for is_absent, e in _runs(epochs, absent):
         if is_absent:  # a run of absent files, one finding each, in bulk (2^20 may be declared)
             findings += report.problems_bulk(
                 e, lambda e: f"{e:5d}  {'-':>8}  {'-':>13}  {_absent_line(store, e)}")
@@ -277,15 +254,9 @@ def cmd_verify(args) -> int:
     report = _Report(len(epochs))
     keys = ("missing", "bad_checksum", "bad_index", "duplicate_index", "prob_range", "prob_sum",
             "bad_encoding")
-    for is_absent, e in _runs(store, epochs, present):
+    for is_absent, e in _runs(epochs, absent):
         if is_absent:  # a run of absent files, one finding each, in bulk (2^20 may be declared)
             total_bad += report.problems_bulk(e, lambda e: f"epoch {e}: {_absent_line(store, e)}")
-            continue
-        try:
-            _check_present(store, e, absent)
-        except StoreError as ex:
-            report.problem(f"epoch {e}: {type(ex).__name__}: {ex}")
-            total_bad += 1
             continue
         counts = dict.fromkeys(keys, 0)
         counts["ok"] = 0
