@@ -224,6 +224,27 @@ def test_empty_or_missing_epoch_entries_are_refused_not_skipped(saved, tmp_path,
         tinyvit.DistillLoader(changed, path, CFG, batch_size=4, epoch=0)
 
 
+def test_an_epoch_without_attestation_is_refused_when_set_epoch_reaches_it(saved, tmp_path):
+    # Built at epoch 0 (attested), the loader must still refuse epoch 1 once its entry is gone
+    # -- through every route that moves the epoch -- and its batches must never be produced.
+    ds, path = saved
+    full = _doc(path)
+    _write(path, {"version": 1, "epochs": {"0": full["epochs"]["0"]}})
+    for route in ("loader", "sampler", "batch_sampler"):
+        dl = tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=0)
+        assert len(list(dl)) == 3  # epoch 0 is attested: served
+        target = {"loader": dl, "sampler": dl.sampler, "batch_sampler": dl.batch_sampler}[route]
+        with pytest.raises(tinyvit.errors.ReplayMismatchError, match="epoch 1 has no replay attestation"):
+            target.set_epoch(1)
+        assert dl.epoch == 0
+    auto = tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=0)
+    list(auto)
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match="epoch 1 has no replay attestation"):
+        list(auto)  # the auto-advanced second pass reads epoch 1
+    with pytest.raises(tinyvit.errors.ReplayMismatchError, match="epoch 1 has no replay attestation"):
+        tinyvit.DistillLoader(ds, path, CFG, batch_size=4, epoch=0, epochs=2)  # up-front check
+
+
 def _malformed(doc):
     """The defects of issue #22 (each gave a TypeError / ValueError / AttributeError /
     RecursionError traceback) and their neighbours: (name, bytes)."""

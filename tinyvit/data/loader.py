@@ -230,10 +230,14 @@ class StoreEpochs:
     trainer epoch reads (``data_epoch``) and the up-front ``check_epochs``."""
 
     def __init__(self, store: LogitStore, *, check_complete: bool = True,
-                 reuse_epochs: bool = False):
+                 reuse_epochs: bool = False, check_replay=None):
         self.store, self.check_complete, self.reuse_epochs = store, check_complete, bool(reuse_epochs)
         self.epochs: Optional[int] = None
         self._complete = set()
+        # check_replay(epoch): the replay attestation of a store epoch, run once per epoch the
+        # loader is about to serve (so an epoch without its attestation is refused when
+        # set_epoch reaches it, not only the epoch the loader was built at)
+        self._check_replay, self._replayed = check_replay, set()
         self._where = f"store {store.path!r}"
 
     def data_epoch(self, epoch: int) -> int:
@@ -267,15 +271,17 @@ class StoreEpochs:
     def _check_store_epoch(self, epoch: int) -> None:
         if epoch >= self.store.epochs:
             raise EpochMissingError(f"{self._where}: epoch {epoch} not in the store")
-        if not self.check_complete or epoch in self._complete:
-            return
-        missing = self.store.missing(epoch)
-        if missing.size:
-            raise RecordMissingError(
-                f"{self._where}: epoch {epoch} is incomplete: {missing.size} of "
-                f"{self.store.num_samples} records missing (first: sample {int(missing[0])}); "
-                "rerun tinyvit save-logits for this epoch")
-        self._complete.add(epoch)
+        if self.check_complete and epoch not in self._complete:
+            missing = self.store.missing(epoch)
+            if missing.size:
+                raise RecordMissingError(
+                    f"{self._where}: epoch {epoch} is incomplete: {missing.size} of "
+                    f"{self.store.num_samples} records missing (first: sample {int(missing[0])}); "
+                    "rerun tinyvit save-logits for this epoch")
+            self._complete.add(epoch)
+        if self._check_replay is not None and epoch not in self._replayed:
+            self._check_replay(epoch)  # ReplayMismatchError
+            self._replayed.add(epoch)
 
 
 def _open_store(store) -> LogitStore:
@@ -328,12 +334,12 @@ class DistillLoader:
                  auto_advance: bool = True):
         self.store = _open_store(store)
         self.return_labels = return_labels
-        self._epochs = StoreEpochs(self.store, check_complete=check_complete,
-                                   reuse_epochs=reuse_epochs)
         if not isinstance(aug_config, AugConfig):
             raise TypeError(f"aug_config must be a tinyvit.AugConfig, got {type(aug_config).__name__}")
         check_compatible(self.store, dataset=dataset, aug_config=aug_config, num_classes=num_classes)
-        check_replay(self.store, dataset, aug_config, epochs=[epoch])  # ReplayMismatchError
+        self._epochs = StoreEpochs(
+            self.store, check_complete=check_complete, reuse_epochs=reuse_epochs,
+            check_replay=lambda e: check_replay(self.store, dataset, aug_config, epochs=[e]))
         if epochs is not None:
             self._epochs.check_epochs(epochs)
             self._epochs.epochs = int(epochs)
