@@ -10,7 +10,7 @@ import tinyvit
 import tinyvit.augment.rng
 import tinyvit.augment.plan
 from tinyvit import AugConfig, DeviceAugment
-from tinyvit.augment.seeds import PairedSampler
+from tinyvit.data.sampler import PairedSampler
 from tinyvit.augment.device import batch_partners, mix, mix_targets, normalize, random_erase
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

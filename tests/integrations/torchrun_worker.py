@@ -45,7 +45,7 @@ def main():
         helpers.CFG, batch_size=4, epochs=3)
     run(after, model, opt, crit, use_sampler_hook=True)
     # explicit sharding that disagrees with the process group is refused, not silently wrong
-    bad = tinyvit.augment.seeds.PairedSampler(32, 7, batch_size=4, num_replicas=1, rank=0)
+    bad = tinyvit.data.sampler.PairedSampler(32, 7, batch_size=4, num_replicas=1, rank=0)
     try:
         list(tinyvit.DistillLoader(ds, store_path, helpers.CFG, batch_size=4, sampler=bad))
     except ValueError as e:

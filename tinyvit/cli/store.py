@@ -302,14 +302,14 @@ def verify_replay(store, data: str, epochs, attest: bool = False, log=print) -> 
     replay. Prints one line; returns the number of findings (0 or 1)."""
     import warnings
 
-    from ..augment.config import AugConfig
     from ..data.attest import attest_existing, check_replay, load_attestation
     from ..data.datasets import open_dataset
+    from ..data.store_config import store_aug_config
     from ..store import check_compatible
 
     try:
         dataset = open_dataset(data)
-        cfg = AugConfig.from_dict(store.manifest["meta"]["aug_config"])
+        cfg = store_aug_config(store)  # ManifestError: missing or garbled
         check_compatible(store, dataset=dataset, aug_config=cfg)
         if attest:
             added = attest_existing(store, dataset, cfg, epochs)
