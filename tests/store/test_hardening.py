@@ -297,8 +297,15 @@ def test_declared_epochs_cost_nothing_per_absent_file(tmp_path, run_cli, monkeyp
     import tinyvit.cli.store as cli_store
 
     opened = []
-    real = cli_store._open_epoch  # before: called (and failing) once per declared epoch
-    monkeypatch.setattr(cli_store, "_open_epoch", lambda st, e, p: opened.append(e) or real(st, e, p))
+    real = cli_store._runs  # the epochs handed out one by one are the ones opened and scanned
+
+    def spy(epochs, absent):
+        for is_absent, item in real(epochs, absent):
+            if not is_absent:
+                opened.append(item)
+            yield is_absent, item
+
+    monkeypatch.setattr(cli_store, "_runs", spy)
     for cmd in ("verify", "inspect"):
         opened.clear()
         code, out = cli(run_cli, cmd, tmp_path / "s", "--no-progress")

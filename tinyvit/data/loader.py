@@ -19,6 +19,7 @@ target is the record as stored: no target mixing.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple, Optional
 
@@ -284,6 +285,10 @@ class StoreEpochs:
             self._replayed.add(epoch)
 
 
+def _check_replay_epoch(store, dataset, cfg, epoch: int) -> None:
+    check_replay(store, dataset, cfg, epochs=[epoch])  # ReplayMismatchError
+
+
 def _open_store(store) -> LogitStore:
     if isinstance(store, (str, os.PathLike)):
         store = LogitStore.open(os.fspath(store))
@@ -339,7 +344,9 @@ class DistillLoader:
         check_compatible(self.store, dataset=dataset, aug_config=aug_config, num_classes=num_classes)
         self._epochs = StoreEpochs(
             self.store, check_complete=check_complete, reuse_epochs=reuse_epochs,
-            check_replay=lambda e: check_replay(self.store, dataset, aug_config, epochs=[e]))
+            # a partial of the store, dataset and config, never of the loader: the sampler's
+            # epoch hook reaches this policy and must not reach the loader
+            check_replay=functools.partial(_check_replay_epoch, self.store, dataset, aug_config))
         if epochs is not None:
             self._epochs.check_epochs(epochs)
             self._epochs.epochs = int(epochs)
