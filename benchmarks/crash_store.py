@@ -164,9 +164,9 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                   "crash_store.json"))
     args = ap.parse_args(argv)
-    from _common import cpu_model, load_average  # noqa: E402
+    from _common import cpu_model, load_average, provenance  # noqa: E402
     res = run(args.kills, num_samples=args.samples)
-    res["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": load_average()}
+    res["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": load_average(), **provenance()}
     for k, v in res["counts"].items():
         print(f"{k:22s} {v:8d}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

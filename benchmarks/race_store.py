@@ -140,11 +140,11 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                   "race_store.json"))
     args = ap.parse_args(argv)
-    from _common import cpu_model, load_average  # noqa: E402
+    from _common import cpu_model, load_average, provenance  # noqa: E402
     runs = [run(args.reads, args.seconds, value_encoding=enc) for enc in ("fp16", "compact")]
     res = {"runs": runs, "reads_accepted": sum(r["reads_accepted"] for r in runs),
            "mixed_records_accepted": sum(r["mixed_records_accepted"] for r in runs),
-           "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": load_average()}}
+           "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg": load_average(), **provenance()}}
     print(f"{'encoding':9s} {'accepted':>10s} {'refused':>8s} {'mixed':>6s} {'seconds':>8s}")
     for r in runs:
         print(f"{r['value_encoding']:9s} {r['reads_accepted']:10d} "

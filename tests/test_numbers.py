@@ -10,7 +10,7 @@ Real-repository checks (these run in `make test`; after a `csrc/` change they fa
 - every JSON in benchmarks/results/ is cited somewhere (adversarial-campaign verdict records
   excepted), and no page names a results file that does not exist;
 - no paragraph that names a results JSON outside the markers quotes a measured figure
-  (PENDING below lists the pages still to convert);
+  (PENDING would list pages still to convert: none are);
 - the timm `train.py` patch in docs/trainers.md binds every name before a `+` line uses it.
 The same checks are tested against synthetic pages and JSONs in tmp folders, so each can fail.
 """
@@ -34,8 +34,7 @@ import render_numbers as rn  # noqa: E402
 # Paragraphs outside README.md / docs/benchmarks.md that still quote figures next to a JSON
 # they cite (pages other helpers own): to be turned into rendered blocks. The test fails when
 # one of them is fixed (remove it here) or when any other such paragraph appears.
-PENDING = {("docs/data.md", "scale.json"), ("docs/demo.md", "experiment_fmnist.json"),
-           ("docs/loss.md", "loss_cpu.json")}
+PENDING = set()
 
 
 # ------------------------------------------------------------------------------ the real repo
@@ -52,10 +51,18 @@ def test_readme_and_benchmarks_page_render_the_headline_blocks():
 
 def test_cited_json_measured_on_the_csrc_of_this_commit():
     tree = rn.current_csrc_tree(ROOT)
-    files = rn.cited() & set(rn.result_files())
+    files = {f for f in rn.cited() & set(rn.result_files()) if not rn.is_record(f)}
     problems = rn.provenance_problems(files, tree)
     assert not problems, ("rerun `make bench AB_BASE=<previous main>` on the final code and commit "
                           f"benchmarks/results + the re-rendered docs: {problems}")
+
+
+def test_every_record_names_the_commit_it_was_run_at():
+    records = [f for f in rn.result_files() if rn.is_record(f)]
+    assert records
+    unnamed = [f for f in records
+               if not rn.record_commit(json.load(open(os.path.join(rn.RESULTS, f))))]
+    assert not unnamed, f"campaign/design records without a commit: {unnamed}"
 
 
 def test_every_result_json_is_cited_and_every_citation_exists():
