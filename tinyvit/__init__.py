@@ -3,11 +3,13 @@
 The data path, one subpackage per stage (docs/README.md has the picture):
 
     record (tinyvit.store) -> plan (tinyvit.augment.plan, C++) -> pixels (tinyvit.augment.replay)
-    -> uint8 batch (tinyvit.data.loader) -> device ops (tinyvit.augment.device)
-    -> sparse soft cross-entropy (tinyvit.loss)
+    -> uint8 batch (tinyvit.data.pipeline, the one replay pipeline) -> device ops
+    (tinyvit.augment.device) -> sparse soft cross-entropy (tinyvit.loss)
 
-Jobs (save-logits, train, evaluate, demo) live in tinyvit.jobs, their command line in
-tinyvit.cli, the TinyViT model family in tinyvit.models, every exception in tinyvit.errors.
+The loaders (tinyvit.data.loader) compose a sampler (tinyvit.data.sampler), that pipeline and
+an optional store. Jobs (save-logits, train, evaluate, demo, contraction search) live in
+tinyvit.jobs, their command line in tinyvit.cli, the TinyViT model family in tinyvit.models,
+every exception in tinyvit.errors.
 
 The top level holds what a training script needs (``__all__``); the plumbing (seeds, plans,
 RNG, single device ops, the dense reference loss) is imported from its submodule. Names that
