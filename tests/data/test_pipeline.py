@@ -148,8 +148,11 @@ def test_pipeline_and_its_epoch_batches_pickle(ds, store):
 
 # ----------------------------------------------------------------- traversal, no back-pointer
 def _reaches_a_loader(root, limit=200_000):
-    """Whether a loader instance is reachable from ``root`` through instance references
-    (types and modules are not followed: they are shared by everything)."""
+    """Whether a loader instance is reachable from ``root`` through instance references.
+    Types, modules and a function's module globals are not followed: they are shared by
+    everything (following ``__globals__`` walks the whole interpreter once many libraries are
+    imported, as in a full test run); a function's closure cells and defaults are followed, so
+    a back-pointer hidden in a callback (a lambda over the loader) is still found."""
     import types
 
     seen, todo = set(), [root]
@@ -160,6 +163,11 @@ def _reaches_a_loader(root, limit=200_000):
         seen.add(id(obj))
         if isinstance(obj, (DistillLoader, ReplayLoader)):
             return True
+        if isinstance(obj, types.FunctionType):
+            todo.extend(c.cell_contents for c in obj.__closure__ or () if c.cell_contents is not None)
+            todo.extend(obj.__defaults__ or ())
+            todo.extend((obj.__kwdefaults__ or {}).values())
+            continue
         todo.extend(gc.get_referents(obj))
     assert len(seen) < limit, "reference walk did not finish"
     return False
@@ -172,8 +180,11 @@ def test_sampler_holds_no_reference_to_its_loader(ds, store):
         assert not hasattr(dl.sampler, "_owner")
         assert not _reaches_a_loader(dl.sampler)
         assert not _reaches_a_loader(dl.batch_sampler)
-        # the walk finds a back-pointer when there is one (what `sampler._owner` was)
+        # the walk finds a back-pointer when there is one (what `sampler._owner` was), also
+        # one hidden in a callback's closure
         dl.sampler.back_pointer = dl
+        assert _reaches_a_loader(dl.sampler)
+        dl.sampler.back_pointer = lambda: dl.epoch
         assert _reaches_a_loader(dl.sampler)
         del dl.sampler.back_pointer
 
