@@ -14,6 +14,7 @@ import pytest
 
 import tinyvit
 from tinyvit._ext import _C
+from tinyvit.data import folder_index as fx
 from tinyvit.data import index as ix
 from tinyvit.data.datasets import IMG_EXTENSIONS
 
@@ -130,13 +131,13 @@ def test_old_store_still_matches_and_other_tree_is_refused(tmp_path):
 
 def _builds(monkeypatch):
     calls = []
-    real = ix.build_folder_index
+    real = fx.build_folder_index
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(ix, "build_folder_index", counting)
+    monkeypatch.setattr(fx, "build_folder_index", counting)
     return calls
 
 
@@ -192,12 +193,12 @@ def test_concurrent_starts_build_once(tmp_path):
     pinned_tree(tmp_path / "t")
     log = tmp_path / "builds.log"
     code = (
-        "import sys, tinyvit.data.index as ix, tinyvit\n"
-        "real = ix.build_folder_index\n"
+        "import sys, tinyvit.data.folder_index as fx, tinyvit\n"
+        "real = fx.build_folder_index\n"
         "def b(*a, **k):\n"
         f"    open({str(log)!r}, 'a').write('x')\n"
         "    import time; time.sleep(0.5); return real(*a, **k)\n"
-        "ix.build_folder_index = b\n"
+        "fx.build_folder_index = b\n"
         f"print(tinyvit.ImageFolder({str(tmp_path / 't')!r}).fingerprint())\n")
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,

@@ -74,7 +74,7 @@ class ImageFolder(IndexedDataset):
     def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS, *,
                  index=None, validate: str = "dirs", num_threads: Optional[int] = None,
                  progress: Optional[bool] = None):
-        from . import index as _ix
+        from . import folder_index as _fx
 
         root = os.fspath(root)
         if not os.path.isdir(root):
@@ -85,10 +85,10 @@ class ImageFolder(IndexedDataset):
         exts = tuple(e.lower() for e in extensions)
 
         def build():
-            return _ix.build_folder_index(self.root, exts, num_threads=num_threads,
+            return _fx.build_folder_index(self.root, exts, num_threads=num_threads,
                                           progress=progress)
 
-        self._open_index(index, lambda i: _ix.folder_index_stale(i, self.root, exts, validate),
+        self._open_index(index, lambda i: _fx.folder_index_stale(i, self.root, exts, validate),
                          build, identity=self.root + "\0" + "\0".join(exts))
 
     def _attach_arrays(self, ix, rows, pick) -> None:
@@ -111,7 +111,7 @@ class ImageFolder(IndexedDataset):
         return self[i]
 
     def _compute_fingerprint(self) -> str:
-        from .index import folder_fingerprint
+        from .folder_index import folder_fingerprint
 
         return folder_fingerprint(self.relpaths, self.sizes.tolist())
 

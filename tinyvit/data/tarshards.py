@@ -224,11 +224,11 @@ def _refuse_partial_labels(lab, keys, shards, shard_of) -> None:
 def _build(shards: List[str], classes, num_threads, progress):
     from concurrent.futures import ThreadPoolExecutor
 
-    from .index import _default_threads, _pillow_fallback, _progress, pack_strings
+    from .index import _default_threads, _pillow_fallback, pack_strings, progress_bar
 
     h = hashlib.sha256(b"tinyvit-tarshards-v1\0")
     keys, shard, offs, lens, labels, whs = [], [], [], [], [], []
-    bar = _progress(len(shards), "index: tar shards", progress if progress is not None
+    bar = progress_bar(len(shards), "index: tar shards", progress if progress is not None
                     else len(shards) >= 16)
     bar.unit = "shard"
     with ThreadPoolExecutor(num_threads or _default_threads()) as ex:
